@@ -1,0 +1,17 @@
+"""rnncore: Keras-exact recurrent networks in JAX, with the backward pass opened up.
+
+>>> import rnncore as rc
+>>> sorted(n for n in ("SimpleRNN", "LSTM", "GRU", "LayerNormLSTM") if hasattr(rc.cells, n))
+['GRU', 'LSTM', 'LayerNormLSTM', 'SimpleRNN']
+"""
+
+from . import activations, bptt, cells, initializers, layers, models
+from .keras import from_keras, keras_weights, to_keras
+from .models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "activations", "bptt", "cells", "initializers", "layers", "models",
+    "Sequential", "from_keras", "to_keras", "keras_weights",
+]

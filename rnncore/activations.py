@@ -1,0 +1,243 @@
+"""Keras 3 activations by name, with Keras's exact definitions.
+
+Every function here is elementwise, which is what the closed-form Jacobians of the cells rely on:
+the derivative of an elementwise :math:`\\varphi` is the diagonal matrix
+:math:`\\operatorname{diag}(\\varphi'(a))`. Non-elementwise Keras activations (``softmax``,
+``log_softmax``, ``glu``, ``sparsemax``) are refused by :func:`get` for that reason.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from rnncore import activations
+    >>> float(activations.get("hard_sigmoid")(jnp.array(0.0)))
+    0.5
+    >>> activations.get(None) is activations.linear
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Activation = Callable[[jax.Array], jax.Array]
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def linear(x):
+    r""":math:`\varphi(x) = x` (Keras ``linear``, also ``None``)."""
+    return x
+
+
+def tanh(x):
+    r""":math:`\tanh x`."""
+    return jnp.tanh(x)
+
+
+def sigmoid(x):
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})`."""
+    return jax.nn.sigmoid(x)
+
+
+def hard_sigmoid(x):
+    r"""Keras 3: :math:`\operatorname{relu6}(x + 3) / 6 = \operatorname{clip}(x/6 + 1/2, 0, 1)`.
+
+    Keras 2 used slope 0.2; Keras 3 uses 1/6.
+    """
+    return jnp.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def relu(x):
+    r""":math:`\max(x, 0)`."""
+    return jnp.maximum(x, 0.0).astype(x.dtype)
+
+
+def relu6(x):
+    r""":math:`\min(\max(x, 0), 6)`."""
+    return jnp.clip(x, 0.0, 6.0)
+
+
+def leaky_relu(x):
+    r""":math:`x` for :math:`x \ge 0`, else :math:`0.2x` (Keras default ``negative_slope``)."""
+    return jnp.where(x >= 0, x, 0.2 * x)
+
+
+def elu(x):
+    r""":math:`x` for :math:`x > 0`, else :math:`e^x - 1` (``alpha=1``)."""
+    return jnp.where(x > 0, x, jnp.expm1(jnp.where(x > 0, 0.0, x)))
+
+
+def celu(x):
+    r""":math:`\max(x, 0) + e^{\min(x, 0)} - 1` (``alpha=1``)."""
+    return jnp.maximum(x, 0.0) + jnp.expm1(jnp.minimum(x, 0.0))
+
+
+def selu(x):
+    r""":math:`\lambda x` for :math:`x > 0`, else :math:`\lambda\alpha(e^x - 1)`,
+    :math:`\alpha \approx 1.6733`, :math:`\lambda \approx 1.0507` (Klambauer et al. 2017)."""
+    return _SELU_SCALE * jnp.where(x > 0, x, _SELU_ALPHA * jnp.expm1(jnp.where(x > 0, 0.0, x)))
+
+
+def softplus(x):
+    r""":math:`\log(1 + e^x)`."""
+    return jnp.logaddexp(x, 0.0)
+
+
+def softsign(x):
+    r""":math:`x / (1 + |x|)`."""
+    return x / (1.0 + jnp.abs(x))
+
+
+def squareplus(x):
+    r""":math:`(x + \sqrt{x^2 + b}) / 2` with ``b=4``."""
+    return (x + jnp.sqrt(x * x + 4.0)) / 2.0
+
+
+def silu(x):
+    r""":math:`x\,\sigma(x)` (also ``swish``)."""
+    return x * jax.nn.sigmoid(x)
+
+
+def hard_silu(x):
+    r""":math:`x\,\operatorname{hard\_sigmoid}(x)` (also ``hard_swish``)."""
+    return x * hard_sigmoid(x)
+
+
+def gelu(x):
+    r"""Exact GELU, Keras's default ``approximate=False``:
+    :math:`x\,\Phi(x) = \tfrac{x}{2}\,(1 + \operatorname{erf}(x/\sqrt2))` (Hendrycks & Gimpel 2016)."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+
+
+def exponential(x):
+    r""":math:`e^x`."""
+    return jnp.exp(x)
+
+
+def mish(x):
+    r""":math:`x \tanh(\operatorname{softplus}(x))` (Misra 2019)."""
+    return x * jnp.tanh(softplus(x))
+
+
+def log_sigmoid(x):
+    r""":math:`\log \sigma(x) = -\operatorname{softplus}(-x)`."""
+    return -softplus(-x)
+
+
+def hard_tanh(x):
+    r""":math:`\operatorname{clip}(x, -1, 1)`."""
+    return jnp.clip(x, -1.0, 1.0)
+
+
+def tanh_shrink(x):
+    r""":math:`x - \tanh x`."""
+    return x - jnp.tanh(x)
+
+
+def soft_shrink(x):
+    r""":math:`x - 0.5` above 0.5, :math:`x + 0.5` below -0.5, else 0."""
+    return jnp.where(x > 0.5, x - 0.5, jnp.where(x < -0.5, x + 0.5, 0.0)).astype(x.dtype)
+
+
+def hard_shrink(x):
+    r""":math:`x` where :math:`|x| > 0.5`, else 0."""
+    return jnp.where(jnp.abs(x) > 0.5, x, 0.0).astype(x.dtype)
+
+
+def sparse_plus(x):
+    r"""0 below -1, :math:`(x+1)^2/4` on [-1, 1], :math:`x` above 1."""
+    return jnp.where(x <= -1.0, 0.0, jnp.where(x >= 1.0, x, (x + 1.0) ** 2 / 4.0)).astype(x.dtype)
+
+
+def sparse_sigmoid(x):
+    r"""0 below -1, :math:`(x+1)/2` on [-1, 1], 1 above 1."""
+    return jnp.where(x <= -1.0, 0.0, jnp.where(x >= 1.0, 1.0, 0.5 * (x + 1.0))).astype(x.dtype)
+
+
+def softmax(x):
+    r""":math:`e^{x_i} / \sum_j e^{x_j}` over the last axis (not elementwise: ``Dense`` only)."""
+    return jax.nn.softmax(x, axis=-1)
+
+
+def log_softmax(x):
+    r""":math:`x_i - \log \sum_j e^{x_j}` over the last axis (not elementwise: ``Dense`` only)."""
+    return jax.nn.log_softmax(x, axis=-1)
+
+
+_BY_NAME: dict[str, Activation] = {
+    "linear": linear,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+    "relu": relu,
+    "relu6": relu6,
+    "leaky_relu": leaky_relu,
+    "elu": elu,
+    "celu": celu,
+    "selu": selu,
+    "softplus": softplus,
+    "softsign": softsign,
+    "squareplus": squareplus,
+    "silu": silu,
+    "swish": silu,
+    "hard_silu": hard_silu,
+    "hard_swish": hard_silu,
+    "gelu": gelu,
+    "exponential": exponential,
+    "mish": mish,
+    "log_sigmoid": log_sigmoid,
+    "hard_tanh": hard_tanh,
+    "tanh_shrink": tanh_shrink,
+    "soft_shrink": soft_shrink,
+    "hard_shrink": hard_shrink,
+    "sparse_plus": sparse_plus,
+    "sparse_sigmoid": sparse_sigmoid,
+}
+
+NAMES: tuple[str, ...] = tuple(sorted(_BY_NAME))
+"""Every activation name :func:`get` accepts."""
+
+_LAST_AXIS: dict[str, Activation] = {"softmax": softmax, "log_softmax": log_softmax}
+_NOT_ELEMENTWISE = ("softmax", "log_softmax", "glu", "sparsemax", "threshold")
+
+
+def get(identifier: str | Activation | None, elementwise: bool = True) -> Activation:
+    """The activation function for a Keras name, ``None`` (linear) or a callable.
+
+    A callable is returned as it is; in a cell it must be elementwise (the closed-form Jacobians
+    assume a diagonal derivative). With ``elementwise=False`` (``Dense``), ``softmax`` and
+    ``log_softmax`` over the last axis are accepted too.
+
+    Raises:
+        ValueError: for an unknown name, or a non-elementwise Keras activation.
+    """
+    if identifier is None:
+        return linear
+    if callable(identifier):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier in _BY_NAME:
+            return _BY_NAME[identifier]
+        if not elementwise and identifier in _LAST_AXIS:
+            return _LAST_AXIS[identifier]
+        if identifier in _NOT_ELEMENTWISE:
+            raise ValueError(
+                f"activation={identifier!r} is not elementwise; a recurrent cell needs an "
+                f"elementwise activation (one of {', '.join(NAMES)})."
+            )
+    raise ValueError(
+        f"activation={identifier!r} is not a known activation; expected None, a callable or one "
+        f"of {', '.join(NAMES)}."
+    )
+
+
+def name_of(fn: Activation) -> str | None:
+    """The Keras name of one of this module's functions, or ``None`` for a user's callable."""
+    for name, f in {**_BY_NAME, **_LAST_AXIS}.items():
+        if f is fn:
+            return name
+    return None

@@ -1,0 +1,189 @@
+"""What every cell shares: argument checks, Keras's variational dropout masks, gate projections.
+
+A cell is a frozen dataclass of Keras constructor arguments. Subclasses define ``gates`` (how many
+``units``-wide blocks the kernels hold), the params/state NamedTuples, ``init``, ``step`` and
+``jacobian``; this base gives them the state vector ``s_t`` and the dropout masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from .. import activations, initializers
+
+
+class DropoutMasks(NamedTuple):
+    """Keras's variational dropout masks for one sequence batch, reused at every step.
+
+    ``inputs``: ``(n, B, F)`` or ``None``; ``recurrent``: ``(n, B, units)`` or ``None``. ``n`` is 1
+    when one mask serves every gate (Keras ``implementation=2``), or the number of gates when each
+    gate has its own (Keras ``implementation=1``, forced by ``recurrent_dropout > 0``). Entries are
+    0 or :math:`1/(1-\\text{rate})` (inverted dropout).
+    """
+
+    inputs: Optional[jax.Array] = None
+    recurrent: Optional[jax.Array] = None
+
+
+def _check_rate(name: str, rate: float) -> None:
+    if not (isinstance(rate, (int, float)) and 0.0 <= float(rate) < 1.0):
+        raise ValueError(f"{name}={rate!r}; expected a float in [0, 1).")
+
+
+def draw_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax.Array:
+    """Inverted-dropout mask: each entry :math:`1/(1-\\text{rate})` with probability
+    :math:`1-\\text{rate}`, else 0 (Keras ``backend.random.dropout`` applied to ones)."""
+    keep = 1.0 - rate
+    return jnp.where(jax.random.bernoulli(key, keep, shape), jnp.asarray(1.0 / keep, dtype), 0).astype(dtype)
+
+
+def project(x: jax.Array, kernel: jax.Array, masks: Optional[jax.Array], gates: int) -> jax.Array:
+    """``x @ kernel`` for the fused gate kernel ``(F, gates*u)``, with dropout masks applied.
+
+    One mask (``masks.shape[0] == 1``) multiplies ``x`` before the fused matmul; one mask per gate
+    multiplies each gate's copy of ``x`` (one batched matmul over gates).
+    """
+    if masks is None:
+        return x @ kernel
+    if masks.shape[0] == 1:
+        return (x * masks[0]) @ kernel
+    b, f = x.shape
+    u = kernel.shape[1] // gates
+    per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
+    return per_gate.reshape(b, gates * u)
+
+
+def masked_recurrent_kernel_t(recurrent_kernel: jax.Array, gate: slice, mask: Optional[jax.Array]):
+    """:math:`R_g^\\top \\operatorname{diag}(m_g)`, batched: ``(B, u, u)`` or ``(1, u, u)``.
+
+    ``mask`` is ``(B, u)`` or ``None``. This is the derivative of ``(h ⊙ m_g) @ R_g`` w.r.t. ``h``
+    in column convention.
+    """
+    rt = recurrent_kernel[:, gate].T[None]
+    return rt if mask is None else rt * mask[:, None, :]
+
+
+def gate_mask(masks: Optional[jax.Array], g: int) -> Optional[jax.Array]:
+    """The ``(B, ·)`` mask gate ``g`` uses, or ``None``."""
+    if masks is None:
+        return None
+    return masks[0] if masks.shape[0] == 1 else masks[g]
+
+
+def derivative(fn: Callable, a: jax.Array) -> jax.Array:
+    """:math:`\\varphi'(a)` of an elementwise function, by a forward-mode product with ones."""
+    return jax.jvp(fn, (a,), (jnp.ones_like(a),))[1]
+
+
+def diag_times(d: jax.Array, m: jax.Array) -> jax.Array:
+    """:math:`\\operatorname{diag}(d)\\,M` batched: ``d (B, n)``, ``m (B|1, n, k)``."""
+    return d[:, :, None] * m
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Base of every cell: the Keras arguments shared by all, their checks, and dropout masks."""
+
+    units: int
+    gates = 1
+
+    def _check(self) -> None:
+        if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
+            raise ValueError(f"units={self.units!r}; expected a positive integer.")
+        _check_rate("dropout", self.dropout)
+        _check_rate("recurrent_dropout", self.recurrent_dropout)
+        for name in ("activation", "recurrent_activation"):
+            if hasattr(self, name):
+                activations.get(getattr(self, name))
+        for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+            initializers.get(getattr(self, name))
+
+    # --- the state vector s_t -------------------------------------------------------------
+    @property
+    def state_size(self) -> int:
+        """Size S of the state vector ``s_t``."""
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def state_to_vector(self, state) -> jax.Array:
+        """``s_t`` as one ``(B, S)`` array (LSTM: ``concat(h, c)``)."""
+        return jnp.concatenate(tuple(state), axis=-1) if len(state) > 1 else state[0]
+
+    def vector_to_state(self, vector: jax.Array):
+        """Inverse of :meth:`state_to_vector`."""
+        n = len(self.state_type._fields)
+        return self.state_type(*jnp.split(vector, n, axis=-1))
+
+    def output(self, state) -> jax.Array:
+        """The output a state carries (``h``): what Keras repeats at a masked step."""
+        return state[0]
+
+    def initial_state(self, batch_size: int, dtype=jnp.float32):
+        """Zeros, as Keras's ``get_initial_state``."""
+        zeros = jnp.zeros((batch_size, self.units), dtype)
+        return self.state_type(*([zeros] * len(self.state_type._fields)))
+
+    # --- dropout ---------------------------------------------------------------------------
+    def dropout_mask_counts(self) -> tuple[int, int]:
+        """``(n_input_masks, n_recurrent_masks)`` Keras uses; 0 where that dropout is off.
+
+        Gated cells use one input mask with the fused matmul, and one mask per gate on both sides
+        once ``recurrent_dropout > 0`` (Keras switches to ``implementation=1``).
+        """
+        per_gate = self.gates if self.recurrent_dropout > 0 else 1
+        return (per_gate if self.dropout > 0 else 0, per_gate if self.recurrent_dropout > 0 else 0)
+
+    def dropout_masks(self, key: jax.Array, batch_size: int, input_dim: int, dtype=jnp.float32):
+        """Draw this cell's :class:`DropoutMasks` (``None`` when no dropout is configured).
+
+        The input masks come from ``fold_in(key, 0)``, the recurrent ones from ``fold_in(key, 1)``.
+        """
+        n_in, n_rec = self.dropout_mask_counts()
+        if n_in == 0 and n_rec == 0:
+            return None
+        inputs = recurrent = None
+        if n_in:
+            inputs = draw_mask(jax.random.fold_in(key, 0), self.dropout, (n_in, batch_size, input_dim), dtype)
+        if n_rec:
+            recurrent = draw_mask(
+                jax.random.fold_in(key, 1), self.recurrent_dropout, (n_rec, batch_size, self.units), dtype
+            )
+        return DropoutMasks(inputs, recurrent)
+
+    # --- helpers for subclasses -------------------------------------------------------------
+    def _act(self):
+        return activations.get(self.activation)
+
+    def _rec_act(self):
+        return activations.get(self.recurrent_activation)
+
+    def _init_weights(self, key, input_dim, dtype):
+        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim < 1:
+            raise ValueError(f"input_dim={input_dim!r}; expected a positive integer.")
+        k1, k2, k3 = jax.random.split(key, 3)
+        g, u = self.gates, self.units
+        kernel = initializers.get(self.kernel_initializer)(k1, (input_dim, g * u), dtype)
+        recurrent = initializers.get(self.recurrent_initializer)(k2, (u, g * u), dtype)
+        return kernel, recurrent, k3
+
+    def jacobian_fallback(self, params, state, x, dropout_masks=None) -> jax.Array:
+        """``∂s_t/∂s_{t-1}`` by ``jax.jacfwd`` of :meth:`step`, ``(B, S, S)``; the oracle for the
+        closed forms and the fallback for a user's own cell."""
+
+        def one(s_vec, x_row, masks_row):
+            st = self.vector_to_state(s_vec[None])
+            new, _ = self.step(params, st, x_row[None], masks_row)
+            return self.state_to_vector(new)[0]
+
+        s = self.state_to_vector(state)
+        if dropout_masks is None:
+            return jax.vmap(lambda sv, xr: jax.jacfwd(one)(sv, xr, None))(s, x)
+        rows = jax.tree_util.tree_map(lambda m: jnp.swapaxes(m, 0, 1)[:, :, None], dropout_masks)
+        return jax.vmap(lambda sv, xr, mr: jax.jacfwd(one)(sv, xr, mr))(s, x, rows)

@@ -1,0 +1,90 @@
+"""The Elman cell, as Keras's ``SimpleRNNCell`` computes it.
+
+.. math::
+    a_t = (x_t \\odot m_x) K + b + (h_{t-1} \\odot m_h) R, \\qquad h_t = \\varphi(a_t)
+
+with row vectors, ``K (F, u)``, ``R (u, u)``, one bias ``b (u,)`` on the input side, and
+dropout masks :math:`m_x, m_h` only while training. The state is :math:`s_t = h_t` and the
+per-step Jacobian (column convention, :math:`J_{ij} = \\partial s_{t,i} / \\partial s_{t-1,j}`) is
+
+.. math::
+    J_t = \\operatorname{diag}(\\varphi'(a_t))\\, R^\\top \\operatorname{diag}(m_h).
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from rnncore.cells import SimpleRNN
+    >>> cell = SimpleRNN(units=4)
+    >>> p = cell.init(jax.random.PRNGKey(0), input_dim=3)
+    >>> s, y = cell.step(p, cell.initial_state(2), jnp.ones((2, 3)))
+    >>> y.shape, cell.jacobian(p, s, jnp.ones((2, 3))).shape
+    ((2, 4), (2, 4, 4))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from .. import initializers
+from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, project
+
+
+class SimpleRNNParams(NamedTuple):
+    """Keras weight order: ``kernel (F, u)``, ``recurrent_kernel (u, u)``, ``bias (u,)`` or None."""
+
+    kernel: jax.Array
+    recurrent_kernel: jax.Array
+    bias: Optional[jax.Array] = None
+
+
+class SimpleRNNState(NamedTuple):
+    h: jax.Array
+
+
+@dataclass(frozen=True)
+class SimpleRNN(Cell):
+    """Keras ``SimpleRNNCell(units, activation="tanh", use_bias=True, ...)``."""
+
+    activation: Any = "tanh"
+    use_bias: bool = True
+    kernel_initializer: Any = "glorot_uniform"
+    recurrent_initializer: Any = "orthogonal"
+    bias_initializer: Any = "zeros"
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+
+    gates = 1
+    params_type = SimpleRNNParams
+    state_type = SimpleRNNState
+
+    def __post_init__(self):
+        self._check()
+
+    def init(self, key: jax.Array, input_dim: int, dtype=jnp.float32) -> SimpleRNNParams:
+        """Keras's initialization: Glorot-uniform kernel, orthogonal recurrent kernel, zero bias."""
+        kernel, recurrent, kb = self._init_weights(key, input_dim, dtype)
+        bias = initializers.get(self.bias_initializer)(kb, (self.units,), dtype) if self.use_bias else None
+        return SimpleRNNParams(kernel, recurrent, bias)
+
+    def _preactivation(self, params, state, x, masks):
+        masks = masks or DropoutMasks()
+        a = project(x, params.kernel, masks.inputs, 1)
+        if params.bias is not None:
+            a = a + params.bias
+        return a + project(state.h, params.recurrent_kernel, masks.recurrent, 1)
+
+    def step(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
+             dropout_masks: Optional[DropoutMasks] = None):
+        """One batched step: ``x (B, F)`` -> ``(SimpleRNNState(h), h)``."""
+        h = self._act()(self._preactivation(params, state, x, dropout_masks))
+        return SimpleRNNState(h), h
+
+    def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
+                 dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+        """Closed-form :math:`\\partial s_t/\\partial s_{t-1}`, ``(B, u, u)``."""
+        a = self._preactivation(params, state, x, dropout_masks)
+        m = gate_mask(dropout_masks.recurrent if dropout_masks else None, 0)
+        return diag_times(derivative(self._act(), a), masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m))

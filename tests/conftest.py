@@ -1,0 +1,36 @@
+"""Shared test set-up: Keras on the JAX backend, float64 contexts, random asymmetric weights."""
+
+import os
+
+os.environ["KERAS_BACKEND"] = "jax"  # must precede any keras import
+
+import jax
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def x64():
+    """Run the test body with float64 enabled (``jax.enable_x64``), restored afterwards."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def keras():
+    """Keras 3 on the JAX backend (skips only where keras is not installed at all)."""
+    keras = pytest.importorskip("keras")
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    return keras
+
+
+def random_like(rng: np.random.Generator, arrays, scale: float = 0.5, dtype="float32"):
+    """Random, asymmetric replacements for ``arrays`` (every gate block different, biases non-zero),
+    so that a swapped gate or a transposed kernel cannot pass unnoticed."""
+    return [(rng.normal(size=np.shape(a)) * scale).astype(dtype) for a in arrays]
+
+
+def max_rel_err(a, b) -> float:
+    """max |a - b| / max(1, max |b|): absolute near zero, relative at scale."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b))) if b.size else 1.0))
