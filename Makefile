@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then test).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	KERAS_BACKEND=jax $(BIN)/python -m rnncore
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu"
+
+test-all: setup
+	$(BIN)/python -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
