@@ -71,19 +71,28 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
     xs_t = time_major(xs, go_backwards)
     mask_t = None if mask is None else time_major(jnp.asarray(mask, bool), go_backwards)
     zero_prev = zero_output_for_mask and not unroll
-    y0 = jnp.zeros_like(cell.output(s0)) if (unroll or zero_prev) else cell.output(s0)
 
     def body(carry, inp):
-        state, prev_y = carry
+        state, seen = carry
         x, m = inp
         new, y = cell.step(params, state, x, dropout_masks)
         if m is not None:
             keep = m[:, None]
-            y = jnp.where(keep, y, jnp.zeros_like(y) if zero_prev else prev_y)
+            # Keras: a masked step repeats the previous output, i.e. h of the carried state (so its
+            # gradient flows into that state); zeros with zero_output_for_mask. Keras's unrolled
+            # loop repeats zeros until the first real step.
+            prev = cell.output(state)
+            if zero_prev:
+                prev = jnp.zeros_like(y)
+            elif unroll:
+                prev = jnp.where(seen[:, None], prev, 0)
+            y = jnp.where(keep, y, prev)
             new = jax.tree_util.tree_map(lambda n, o: jnp.where(keep, n, o), new, state)
-        return (new, y), (y, new)
+            seen = seen | m
+        return (new, seen), (y, new)
 
-    (final, _), (ys, ss) = jax.lax.scan(body, (s0, y0), (xs_t, mask_t))
+    seen0 = jnp.zeros((batch,), bool)
+    (final, _), (ys, ss) = jax.lax.scan(body, (s0, seen0), (xs_t, mask_t))
     states = jax.tree_util.tree_map(
         lambda first, rest: jnp.concatenate([first[:, None], jnp.swapaxes(rest, 0, 1)], axis=1), s0, ss)
     return Trajectory(jnp.swapaxes(ys, 0, 1), states, final)
