@@ -109,8 +109,10 @@ def hard_silu(x):
 
 def gelu(x):
     r"""Exact GELU, Keras's default ``approximate=False``:
-    :math:`x\,\Phi(x) = \tfrac{x}{2}\,(1 + \operatorname{erf}(x/\sqrt2))` (Hendrycks & Gimpel 2016)."""
-    return 0.5 * x * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+    :math:`x\,\Phi(x) = \tfrac{x}{2}\,(1 + \operatorname{erf}(x/\sqrt2))` (Hendrycks & Gimpel 2016),
+    evaluated as :math:`\tfrac{x}{2}\operatorname{erfc}(-x/\sqrt2)`, as Keras does, which stays
+    accurate in the negative tail where :math:`1 + \operatorname{erf}` cancels."""
+    return 0.5 * x * jax.lax.erfc(-x * math.sqrt(0.5))
 
 
 def exponential(x):
@@ -205,12 +207,13 @@ _LAST_AXIS: dict[str, Activation] = {"softmax": softmax, "log_softmax": log_soft
 _NOT_ELEMENTWISE = ("softmax", "log_softmax", "glu", "sparsemax", "threshold")
 
 
-def get(identifier: str | Activation | None, elementwise: bool = True) -> Activation:
+def get(identifier: str | Activation | None, elementwise: bool = True, name: str = "activation") -> Activation:
     """The activation function for a Keras name, ``None`` (linear) or a callable.
 
     A callable is returned as it is; in a cell it must be elementwise (the closed-form Jacobians
     assume a diagonal derivative). With ``elementwise=False`` (``Dense``), ``softmax`` and
-    ``log_softmax`` over the last axis are accepted too.
+    ``log_softmax`` over the last axis are accepted too. ``name`` is the argument named in error
+    messages (e.g. ``"recurrent_activation"``).
 
     Raises:
         ValueError: for an unknown name, or a non-elementwise Keras activation.
@@ -226,11 +229,11 @@ def get(identifier: str | Activation | None, elementwise: bool = True) -> Activa
             return _LAST_AXIS[identifier]
         if identifier in _NOT_ELEMENTWISE:
             raise ValueError(
-                f"activation={identifier!r} is not elementwise; a recurrent cell needs an "
+                f"{name}={identifier!r} is not elementwise; a recurrent cell needs an "
                 f"elementwise activation (one of {', '.join(NAMES)})."
             )
     raise ValueError(
-        f"activation={identifier!r} is not a known activation; expected None, a callable or one "
+        f"{name}={identifier!r} is not a known activation; expected None, a callable or one "
         f"of {', '.join(NAMES)}."
     )
 

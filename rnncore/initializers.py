@@ -173,7 +173,9 @@ def LecunNormal():
 
 def _orthogonal(key, rows, cols, dtype):
     # Keras: QR of a (max, min) normal matrix, columns sign-fixed by diag(R), transposed if wide.
-    a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+    # Drawn and factorized in the requested precision (at least float32), so float64 is orthogonal
+    # to float64 accuracy.
+    a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.promote_types(dtype, jnp.float32))
     q, r = jnp.linalg.qr(a)
     q = q * jnp.sign(jnp.diag(r))
     if rows < cols:
@@ -248,14 +250,15 @@ NAMES: tuple[str, ...] = tuple(sorted(_BY_NAME))
 """Every initializer name :func:`get` accepts."""
 
 
-def get(identifier: str | Initializer) -> Initializer:
+def get(identifier: str | Initializer, name: str = "initializer") -> Initializer:
     """An initializer for a Keras name (``"glorot_uniform"``, ``"orthogonal"``, ...) or a callable
-    ``(key, shape, dtype) -> array``, which is returned as it is."""
+    ``(key, shape, dtype) -> array``, which is returned as it is. ``name`` is the argument named in
+    error messages (e.g. ``"kernel_initializer"``)."""
     if callable(identifier) and not isinstance(identifier, str):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
     raise ValueError(
-        f"initializer={identifier!r} is not a known initializer; expected a callable "
+        f"{name}={identifier!r} is not a known initializer; expected a callable "
         f"(key, shape, dtype) or one of {', '.join(NAMES)}."
     )

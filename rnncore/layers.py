@@ -23,6 +23,13 @@ Semantics pinned here (Keras 3, JAX backend, scan path):
 * ``return_state``: ``(output, *state)``, e.g. ``(y, h, c)`` for LSTM.
 * ``stateful``: the caller carries the state: ``return_state=True`` returns the final state, which
   is fed back as ``initial_state`` for the next chunk.
+* NaN inputs give NaN results, not an error (values cannot be checked under ``jit``): a NaN in
+  ``x[b, t]`` makes row ``b``'s state and outputs NaN from the step that consumes it on (in
+  processing order), while earlier steps and every other row are unchanged. A NaN at a masked step
+  never reaches the outputs or states (the state is carried), but its gradient is NaN all the same;
+  zero the padding (as ``Masking`` does) before differentiating.
+* Bad shapes, dtypes, params or arguments raise a ``ValueError`` naming the argument, what was
+  given and what was expected, at trace time under ``jit``.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -36,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Optional
 
@@ -96,6 +104,45 @@ def _check_rng(rng, who: str):
     return rng
 
 
+@functools.lru_cache(maxsize=256)
+def _param_shapes(cell, input_dim: int) -> tuple:
+    """The shape of each params field ``cell.init`` makes for ``input_dim`` (None: no such array)."""
+    tree = jax.eval_shape(lambda k: cell.init(k, input_dim), jax.ShapeDtypeStruct((2,), jnp.uint32))
+    return tuple(None if a is None else tuple(a.shape) for a in tree)
+
+
+def check_cell_params(cell, params):
+    """``params`` as the cell's params NamedTuple (a plain tuple or list in Keras's
+    ``get_weights()`` order is converted), every array shaped as ``cell.init`` makes it, or a
+    clear ValueError."""
+    ptype = getattr(cell, "params_type", None)
+    if ptype is None:
+        return params
+    fields, name = ptype._fields, type(cell).__name__
+    expected_desc = f"{ptype.__name__}({', '.join(fields)})"
+    if not isinstance(params, (tuple, list)) or not 1 <= len(params) <= len(fields):
+        got = f"{len(params)} arrays" if isinstance(params, (tuple, list)) else type(params).__name__
+        raise ValueError(f"params for {name} must be {expected_desc}; got {got}.")
+    if not isinstance(params, ptype):
+        try:
+            params = ptype(*params)
+        except TypeError as e:
+            raise ValueError(f"params for {name} must be {expected_desc}; got {len(params)} arrays.") from e
+    if len(np.shape(params[0])) != 2:
+        raise ValueError(
+            f"params.{fields[0]} for {name} must be 2-D (input_dim, ...); got shape {_shape_str(params[0])}."
+        )
+
+    def desc(shape):
+        return "None" if shape is None else f"shape {shape}"
+
+    for field, want, a in zip(fields, _param_shapes(cell, int(np.shape(params[0])[0])), params):
+        got = None if a is None else tuple(np.shape(a))
+        if got != want:
+            raise ValueError(f"params.{field} for {name}(units={cell.units}) must be {desc(want)}; got {desc(got)}.")
+    return params
+
+
 # --- recurrent layers ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -145,6 +192,7 @@ class RNN:
 
     def trajectory(self, params, x, mask=None, training=False, rng=None, initial_state=None) -> bptt.Trajectory:
         """The checked forward scan behind :meth:`apply`, with every state kept."""
+        params = check_cell_params(self.cell, params)
         x = check_sequences(x, features=params.kernel.shape[0])
         mask = check_mask(mask, x)
         s0 = self._initial_state(initial_state, x.shape[0], x.dtype)
@@ -348,6 +396,8 @@ class Dense:
         if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
             raise ValueError(f"Dense units={self.units!r}; expected a positive integer.")
         activations.get(self.activation, elementwise=False)
+        initializers.get(self.kernel_initializer, name="kernel_initializer")
+        initializers.get(self.bias_initializer, name="bias_initializer")
 
     def init(self, key, input_shape, dtype=jnp.float32) -> DenseParams:
         k1, k2 = jax.random.split(key)

@@ -98,9 +98,9 @@ class Cell:
         _check_rate("recurrent_dropout", self.recurrent_dropout)
         for name in ("activation", "recurrent_activation"):
             if hasattr(self, name):
-                activations.get(getattr(self, name))
+                activations.get(getattr(self, name), name=name)
         for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
-            initializers.get(getattr(self, name))
+            initializers.get(getattr(self, name), name=name)
 
     # --- the state vector s_t -------------------------------------------------------------
     @property

@@ -105,8 +105,8 @@ class LayerNormLSTM(Cell):
 
     def __post_init__(self):
         self._check()
-        initializers.get(self.norm_gamma_initializer)
-        initializers.get(self.norm_beta_initializer)
+        initializers.get(self.norm_gamma_initializer, name="norm_gamma_initializer")
+        initializers.get(self.norm_beta_initializer, name="norm_beta_initializer")
         if not (isinstance(self.norm_epsilon, (int, float)) and self.norm_epsilon > 0):
             raise ValueError(f"norm_epsilon={self.norm_epsilon!r}; expected a positive float.")
 
