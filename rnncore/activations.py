@@ -5,6 +5,9 @@ the derivative of an elementwise :math:`\\varphi` is the diagonal matrix
 :math:`\\operatorname{diag}(\\varphi'(a))`. Non-elementwise Keras activations (``softmax``,
 ``log_softmax``, ``glu``, ``sparsemax``) are refused by :func:`get` for that reason.
 
+Where a function has a kink (relu, relu6, hard_sigmoid, ...), its derivative at the kink is the
+one JAX's ``jax.nn`` assigns, which is what Keras on the JAX backend differentiates.
+
 Example:
     >>> import jax.numpy as jnp
     >>> from rnncore import activations
@@ -23,9 +26,6 @@ import jax
 import jax.numpy as jnp
 
 Activation = Callable[[jax.Array], jax.Array]
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def linear(x):
@@ -48,38 +48,38 @@ def hard_sigmoid(x):
 
     Keras 2 used slope 0.2; Keras 3 uses 1/6.
     """
-    return jnp.clip(x + 3.0, 0.0, 6.0) / 6.0
+    return jax.nn.hard_sigmoid(x)
 
 
 def relu(x):
     r""":math:`\max(x, 0)`."""
-    return jnp.maximum(x, 0.0).astype(x.dtype)
+    return jax.nn.relu(x)
 
 
 def relu6(x):
     r""":math:`\min(\max(x, 0), 6)`."""
-    return jnp.clip(x, 0.0, 6.0)
+    return jax.nn.relu6(x)
 
 
 def leaky_relu(x):
     r""":math:`x` for :math:`x \ge 0`, else :math:`0.2x` (Keras default ``negative_slope``)."""
-    return jnp.where(x >= 0, x, 0.2 * x)
+    return jax.nn.leaky_relu(x, negative_slope=0.2)
 
 
 def elu(x):
     r""":math:`x` for :math:`x > 0`, else :math:`e^x - 1` (``alpha=1``)."""
-    return jnp.where(x > 0, x, jnp.expm1(jnp.where(x > 0, 0.0, x)))
+    return jax.nn.elu(x)
 
 
 def celu(x):
     r""":math:`\max(x, 0) + e^{\min(x, 0)} - 1` (``alpha=1``)."""
-    return jnp.maximum(x, 0.0) + jnp.expm1(jnp.minimum(x, 0.0))
+    return jax.nn.celu(x)
 
 
 def selu(x):
     r""":math:`\lambda x` for :math:`x > 0`, else :math:`\lambda\alpha(e^x - 1)`,
     :math:`\alpha \approx 1.6733`, :math:`\lambda \approx 1.0507` (Klambauer et al. 2017)."""
-    return _SELU_SCALE * jnp.where(x > 0, x, _SELU_ALPHA * jnp.expm1(jnp.where(x > 0, 0.0, x)))
+    return jax.nn.selu(x)
 
 
 def softplus(x):
@@ -94,7 +94,7 @@ def softsign(x):
 
 def squareplus(x):
     r""":math:`(x + \sqrt{x^2 + b}) / 2` with ``b=4``."""
-    return (x + jnp.sqrt(x * x + 4.0)) / 2.0
+    return jax.nn.squareplus(x, b=4)
 
 
 def silu(x):
@@ -104,7 +104,7 @@ def silu(x):
 
 def hard_silu(x):
     r""":math:`x\,\operatorname{hard\_sigmoid}(x)` (also ``hard_swish``)."""
-    return x * hard_sigmoid(x)
+    return jax.nn.hard_silu(x)
 
 
 def gelu(x):
@@ -132,7 +132,7 @@ def log_sigmoid(x):
 
 def hard_tanh(x):
     r""":math:`\operatorname{clip}(x, -1, 1)`."""
-    return jnp.clip(x, -1.0, 1.0)
+    return jax.nn.hard_tanh(x)
 
 
 def tanh_shrink(x):
@@ -152,12 +152,12 @@ def hard_shrink(x):
 
 def sparse_plus(x):
     r"""0 below -1, :math:`(x+1)^2/4` on [-1, 1], :math:`x` above 1."""
-    return jnp.where(x <= -1.0, 0.0, jnp.where(x >= 1.0, x, (x + 1.0) ** 2 / 4.0)).astype(x.dtype)
+    return jax.nn.sparse_plus(x)
 
 
 def sparse_sigmoid(x):
     r"""0 below -1, :math:`(x+1)/2` on [-1, 1], 1 above 1."""
-    return jnp.where(x <= -1.0, 0.0, jnp.where(x >= 1.0, 1.0, 0.5 * (x + 1.0))).astype(x.dtype)
+    return jax.nn.sparse_sigmoid(x)
 
 
 def softmax(x):

@@ -244,6 +244,11 @@ _BY_NAME: dict[str, Callable[[], Initializer]] = {
     "orthogonal": Orthogonal,
     "orthogonal_per_gate": OrthogonalPerGate,
     "identity": Identity,
+    # Keras's aliases
+    "normal": RandomNormal,
+    "uniform": RandomUniform,
+    "one": Ones,
+    "zero": Zeros,
 }
 
 NAMES: tuple[str, ...] = tuple(sorted(_BY_NAME))

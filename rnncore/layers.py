@@ -393,8 +393,7 @@ class Dense:
     supports_masking = True
 
     def __post_init__(self):
-        if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
-            raise ValueError(f"Dense units={self.units!r}; expected a positive integer.")
+        object.__setattr__(self, "units", cells._base.positive_int("Dense units", self.units))
         activations.get(self.activation, elementwise=False)
         initializers.get(self.kernel_initializer, name="kernel_initializer")
         initializers.get(self.bias_initializer, name="bias_initializer")

@@ -89,6 +89,17 @@ def test_float64(keras, x64, name):
     _scale_close(activations.get(name)(x.astype(jnp.float32)), ours, 1e-6, x)
 
 
+@pytest.mark.parametrize("name", activations.NAMES)
+def test_derivative_equals_keras_including_kinks(keras, name):
+    """Gradients (what BPTT and the closed-form Jacobians use) equal Keras's, also at the kinks,
+    where a derivative is a convention (relu'(0) = 0 in Keras on JAX)."""
+    x = jnp.asarray(_inputs(np.float32)[-24:-10])  # the kinks
+    x = jnp.concatenate([x, jnp.asarray(_inputs(np.float32)[:50])])
+    ours = jax.vmap(jax.grad(activations.get(name)))(x)
+    theirs = jax.vmap(jax.grad(keras.activations.get(name)))(x)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-6, atol=1e-7)
+
+
 def test_float64_keeps_precision(x64):
     # A float32 computation could not resolve these; float64 must.
     x = jnp.asarray([1e-9, -30.0, 0.3], jnp.float64)

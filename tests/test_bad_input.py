@@ -214,8 +214,8 @@ def test_unknown_initializer_names_argument_and_value(make, arg):
 
 @pytest.mark.parametrize("arg", ["norm_gamma_initializer", "norm_beta_initializer"])
 def test_layernorm_initializers(arg):
-    with pytest.raises(ValueError, match=rf"{arg}='one' is not a known initializer"):
-        rc.cells.LayerNormLSTM(U, **{arg: "one"})
+    with pytest.raises(ValueError, match=rf"{arg}='unit' is not a known initializer"):
+        rc.cells.LayerNormLSTM(U, **{arg: "unit"})
     with pytest.raises(ValueError, match=r"norm_epsilon=0; expected a positive float"):
         rc.cells.LayerNormLSTM(U, norm_epsilon=0)
 
@@ -371,3 +371,10 @@ def test_nan_at_a_masked_step_does_not_leak(layer_type):
 def test_nan_behaviour_is_documented():
     doc = L.__doc__
     assert "NaN" in doc and "masked step" in doc
+
+
+def test_numpy_integer_units_are_accepted_as_int():
+    """Keras accepts NumPy integers for units; the cell stores a Python int (hashable, static)."""
+    cell = rc.cells.LSTM(np.int64(3))
+    assert type(cell.units) is int and cell == rc.cells.LSTM(3)
+    assert rc.layers.Dense(np.int32(2)).units == 2

@@ -366,3 +366,11 @@ def test_gru_bias_shapes_equal_keras(keras, reset_after, use_bias):
     assert [tuple(w.shape) for w in p if w is not None] == [w.shape for w in layer.get_weights()]
     expected = {(True, True): (2, 3 * u), (False, True): (3 * u,), (True, False): None}[(reset_after, use_bias)]
     assert (None if p.bias is None else p.bias.shape) == expected
+
+
+@pytest.mark.parametrize("alias, canonical", [("normal", "random_normal"), ("uniform", "random_uniform"),
+                                              ("one", "ones"), ("zero", "zeros")])
+def test_keras_aliases(keras, alias, canonical):
+    """Keras's short aliases name the same initializers, with the same defaults."""
+    assert type(keras.initializers.get(alias)) is type(keras.initializers.get(canonical))
+    assert I.get(alias) == I.get(canonical)

@@ -7,6 +7,7 @@ A cell is a frozen dataclass of Keras constructor arguments. Subclasses define `
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
@@ -27,6 +28,13 @@ class DropoutMasks(NamedTuple):
 
     inputs: Optional[jax.Array] = None
     recurrent: Optional[jax.Array] = None
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as a Python int if it is a positive integer (NumPy integers too), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r}; expected a positive integer.")
+    return int(value)
 
 
 def _check_rate(name: str, rate: float) -> None:
@@ -92,8 +100,7 @@ class Cell:
     gates = 1
 
     def _check(self) -> None:
-        if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
-            raise ValueError(f"units={self.units!r}; expected a positive integer.")
+        object.__setattr__(self, "units", positive_int("units", self.units))
         _check_rate("dropout", self.dropout)
         _check_rate("recurrent_dropout", self.recurrent_dropout)
         for name in ("activation", "recurrent_activation"):
@@ -165,8 +172,7 @@ class Cell:
         return activations.get(self.recurrent_activation)
 
     def _init_weights(self, key, input_dim, dtype):
-        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim < 1:
-            raise ValueError(f"input_dim={input_dim!r}; expected a positive integer.")
+        input_dim = positive_int("input_dim", input_dim)
         k1, k2, k3 = jax.random.split(key, 3)
         g, u = self.gates, self.units
         kernel = initializers.get(self.kernel_initializer)(k1, (input_dim, g * u), dtype)
