@@ -164,6 +164,26 @@ class Cell:
             )
         return DropoutMasks(inputs, recurrent)
 
+    # --- the step, split where the explicit backward pass needs it -------------------------------
+    # step = core(input_projection(x), recurrent_projection(h), state). Both projections are linear
+    # in their argument, so BPTT does only d_hr @ R^T per step and takes the weight and input
+    # gradients as a few large matmuls over all steps at once.
+
+    def input_projection(self, params, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+        """:math:`(x \odot m_x) K` for the fused gates, ``(N, gates·u)``; linear in ``x``."""
+        return project(x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates)
+
+    def recurrent_projection(self, params, h: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+        """:math:`(h \odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
+        return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
+                       self.gates)
+
+    def step(self, params, state, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None):
+        """One batched step: ``x (B, F)`` -> ``(new_state, output)``."""
+        xk = self.input_projection(params, x, dropout_masks)
+        hr = self.recurrent_projection(params, self.output(state), dropout_masks)
+        return self.core(params, xk, hr, state, dropout_masks)
+
     # --- helpers for subclasses -------------------------------------------------------------
     def _act(self):
         return activations.get(self.activation)

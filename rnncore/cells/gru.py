@@ -99,40 +99,48 @@ class GRU(Cell):
             bias = initializers.get(self.bias_initializer)(kb, shape, dtype)
         return GRUParams(kernel, recurrent, bias)
 
+    def recurrent_projection(self, params: GRUParams, h: jax.Array,
+                             dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+        """:math:`hR` over all three gates with ``reset_after``, over ``z, r`` only without (there the
+        candidate's :math:`(r \odot h) R_h` needs ``r`` first, so it belongs to :meth:`core`)."""
+        rec = None if dropout_masks is None else dropout_masks.recurrent
+        if self.reset_after:
+            return project(h, params.recurrent_kernel, rec, 3)
+        zr_masks = rec if rec is None or rec.shape[0] == 1 else rec[:2]
+        return project(h, params.recurrent_kernel[:, : 2 * self.units], zr_masks, 2)
+
     def gate_values(self, params: GRUParams, state: GRUState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> GRUGates:
         """Every gate of one step."""
-        masks = dropout_masks or DropoutMasks()
+        return self._gates(params, self.input_projection(params, x, dropout_masks),
+                           self.recurrent_projection(params, state.h, dropout_masks), state, dropout_masks)
+
+    def _gates(self, params, xk, hr, state, dropout_masks) -> GRUGates:
         u, h = self.units, state.h
         rho, phi = self._rec_act(), self._act()
-        xk = project(x, params.kernel, masks.inputs, 3)
         if params.bias is not None:
             xk = xk + (params.bias[0] if self.reset_after else params.bias)
         x_z, x_r, x_h = jnp.split(xk, 3, axis=-1)
-        rec = masks.recurrent
         if self.reset_after:
-            hr = project(h, params.recurrent_kernel, rec, 3)
             if params.bias is not None:
                 hr = hr + params.bias[1]
             h_z, h_r, uu = jnp.split(hr, 3, axis=-1)
         else:
-            zr_masks = rec if rec is None or rec.shape[0] == 1 else rec[:2]
-            hr = project(h, params.recurrent_kernel[:, : 2 * u], zr_masks, 2)
             h_z, h_r = jnp.split(hr, 2, axis=-1)
         a_z, a_r = x_z + h_z, x_r + h_r
         z, r = rho(a_z), rho(a_r)
         if self.reset_after:
             a_h = x_h + r * uu
         else:
-            h_h = h if rec is None else h * gate_mask(rec, 2)
-            uu = h_h
-            a_h = x_h + (r * h_h) @ params.recurrent_kernel[:, 2 * u:]
+            rec = None if dropout_masks is None else dropout_masks.recurrent
+            uu = h if rec is None else h * gate_mask(rec, 2)
+            a_h = x_h + (r * uu) @ params.recurrent_kernel[:, 2 * u:]
         return GRUGates(a_z, a_r, a_h, z, r, phi(a_h), uu)
 
-    def step(self, params: GRUParams, state: GRUState, x: jax.Array,
+    def core(self, params: GRUParams, xk: jax.Array, hr: jax.Array, state: GRUState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """One batched step: ``x (B, F)`` -> ``(GRUState(h), h)``."""
-        gv = self.gate_values(params, state, x, dropout_masks)
+        """Gates, candidate, then Keras's mix :math:`h_t = z\,h_{t-1} + (1-z)\,\tilde h`."""
+        gv = self._gates(params, xk, hr, state, dropout_masks)
         h = gv.z * state.h + (1.0 - gv.z) * gv.hh
         return GRUState(h), h
 

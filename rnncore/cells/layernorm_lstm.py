@@ -140,11 +140,11 @@ class LayerNormLSTM(Cell):
         )
 
     def _parts(self, params, state, x, dropout_masks):
-        masks = dropout_masks or DropoutMasks()
+        return self._parts_from(params, self.input_projection(params, x, dropout_masks),
+                                self.recurrent_projection(params, state.h, dropout_masks), state)
+
+    def _parts_from(self, params, xk, hr, state):
         eps = self.norm_epsilon
-        mx, mh = gate_mask(masks.inputs, 0), gate_mask(masks.recurrent, 0)
-        xk = (x if mx is None else x * mx) @ params.kernel
-        hr = (state.h if mh is None else state.h * mh) @ params.recurrent_kernel
         z = (layer_norm(xk, params.kernel_norm_gamma, params.kernel_norm_beta, eps)
              + layer_norm(hr, params.recurrent_norm_gamma, params.recurrent_norm_beta, eps))
         if params.bias is not None:
@@ -156,10 +156,10 @@ class LayerNormLSTM(Cell):
         c = layer_norm(c_raw, params.state_norm_gamma, params.state_norm_beta, eps)
         return _Parts(xk, hr, z, i, f, g, o, c_raw, c)
 
-    def step(self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array,
+    def core(self, params: LayerNormLSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """One batched step: ``x (B, F)`` -> ``(LSTMState(h, c), h)``."""
-        p = self._parts(params, state, x, dropout_masks)
+        """The three layer norms and the LSTM update from ``xk = xK`` and ``hr = hR``."""
+        p = self._parts_from(params, xk, hr, state)
         h = p.o * self._act()(p.c)
         return LSTMState(h, p.c), h
 

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import initializers
-from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, project
+from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t
 
 
 class LSTMParams(NamedTuple):
@@ -120,8 +120,11 @@ class LSTM(Cell):
     def gate_values(self, params: LSTMParams, state: LSTMState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> LSTMGates:
         """Every gate of one step (and the new cell state)."""
-        masks = dropout_masks or DropoutMasks()
-        z = project(x, params.kernel, masks.inputs, 4) + project(state.h, params.recurrent_kernel, masks.recurrent, 4)
+        return self._gates(params, self.input_projection(params, x, dropout_masks),
+                           self.recurrent_projection(params, state.h, dropout_masks), state)
+
+    def _gates(self, params, xk, hr, state) -> LSTMGates:
+        z = xk + hr
         if params.bias is not None:
             z = z + params.bias
         rho, phi = self._rec_act(), self._act()
@@ -129,10 +132,10 @@ class LSTM(Cell):
         i, f, g, o = rho(zi), rho(zf), phi(zc), rho(zo)
         return LSTMGates(z, i, f, g, o, f * state.c + i * g)
 
-    def step(self, params: LSTMParams, state: LSTMState, x: jax.Array,
+    def core(self, params: LSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """One batched step: ``x (B, F)`` -> ``(LSTMState(h, c), h)``."""
-        gv = self.gate_values(params, state, x, dropout_masks)
+        """Gates from ``z = xk + hr + b``, then :math:`c_t = f c + i g`, :math:`h_t = o\,\varphi(c_t)`."""
+        gv = self._gates(params, xk, hr, state)
         h = gv.o * self._act()(gv.c)
         return LSTMState(h, gv.c), h
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import initializers
-from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, project
+from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t
 
 
 class SimpleRNNParams(NamedTuple):
@@ -69,22 +69,20 @@ class SimpleRNN(Cell):
         bias = initializers.get(self.bias_initializer)(kb, (self.units,), dtype) if self.use_bias else None
         return SimpleRNNParams(kernel, recurrent, bias)
 
-    def _preactivation(self, params, state, x, masks):
-        masks = masks or DropoutMasks()
-        a = project(x, params.kernel, masks.inputs, 1)
-        if params.bias is not None:
-            a = a + params.bias
-        return a + project(state.h, params.recurrent_kernel, masks.recurrent, 1)
-
-    def step(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
+    def core(self, params: SimpleRNNParams, xk: jax.Array, hr: jax.Array, state: SimpleRNNState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """One batched step: ``x (B, F)`` -> ``(SimpleRNNState(h), h)``."""
-        h = self._act()(self._preactivation(params, state, x, dropout_masks))
+        """:math:`h = \varphi(xk + b + hr)` (Keras adds the bias to the input side first)."""
+        h = self._act()(self._preactivation(params, xk, hr))
         return SimpleRNNState(h), h
+
+    @staticmethod
+    def _preactivation(params, xk, hr):
+        return (xk if params.bias is None else xk + params.bias) + hr
 
     def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """Closed-form :math:`\\partial s_t/\\partial s_{t-1}`, ``(B, u, u)``."""
-        a = self._preactivation(params, state, x, dropout_masks)
+        a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
+                                self.recurrent_projection(params, state.h, dropout_masks))
         m = gate_mask(dropout_masks.recurrent if dropout_masks else None, 0)
         return diag_times(derivative(self._act(), a), masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m))
