@@ -1,16 +1,27 @@
-"""Time: the forward scan that keeps every state.
+"""Time: the forward scan that keeps every state, and backpropagation through time written out.
 
 Conventions (``DESIGN.md``): the API is batch first, ``xs (B, T, F)``; scans run time-major
 inside. ``s_0`` is the initial state and ``s_t`` the state after consuming the t-th input *in
-processing order* (with ``go_backwards`` the first input consumed is ``xs[:, -1]``).
+processing order* (with ``go_backwards`` the first input consumed is ``xs[:, -1]``). The per-step
+Jacobian :math:`J_t = \\partial s_t/\\partial s_{t-1}` is stored at index ``t - 1``.
 
 Masking is Keras's: where ``mask[b, t]`` is False the state is carried unchanged
 (:math:`s_t = s_{t-1}`, so :math:`J_t = I`) and the output repeats the previous output, or is
 zero with ``zero_output_for_mask``.
+
+The backward pass (:func:`backward`) is the reverse scan a hand-written RNN spells out as its
+``dhnext`` loop, made exact for every cell: with :math:`\\bar s_t = \\partial L/\\partial s_t`,
+
+.. math::
+    \\bar s_{t-1} = J_t^\\top \\bar s_t + \\Big(\\frac{\\partial y_t}{\\partial s_{t-1}}\\Big)^\\top \\bar y_t,
+
+evaluated as one vector–Jacobian product of the step per time step (Werbos 1990; Williams & Zipser
+1995 for truncation). Recurrent layers use it as their VJP, so training runs through it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -30,10 +41,79 @@ class Trajectory(NamedTuple):
     final_state: Any
 
 
+class Gradients(NamedTuple):
+    """What :func:`backward` returns, for :math:`L = \\sum_t \\langle y_t, \\bar y_t\\rangle
+    + \\langle s_T, \\bar s_T\\rangle`.
+
+    ``params``: :math:`\\partial L/\\partial\\theta` (the cell's params NamedTuple);
+    ``inputs``: :math:`\\partial L/\\partial x`, ``(B, T, F)`` in input order;
+    ``initial_state``: :math:`\\partial L/\\partial s_0` (the state NamedTuple);
+    ``states``: ``(B, T, S)``, ``states[:, t-1]`` = :math:`\\partial L/\\partial s_t` through every
+    later step (processing order; for LSTM the ``h`` part, then the ``c`` part).
+    """
+
+    params: Any
+    inputs: jax.Array
+    initial_state: Any
+    states: jax.Array
+
+
 def time_major(a: jax.Array, go_backwards: bool) -> jax.Array:
     """``(B, T, ...)`` -> ``(T, B, ...)`` in processing order."""
     a = jnp.swapaxes(a, 0, 1)
     return a[::-1] if go_backwards else a
+
+
+def batch_first(a: jax.Array, go_backwards: bool) -> jax.Array:
+    """Inverse of :func:`time_major`."""
+    return jnp.swapaxes(a[::-1] if go_backwards else a, 0, 1)
+
+
+def _tree_where(keep, new, old):
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(keep, n, o), new, old)
+
+
+def _masked_output(cell, state, y, seen, m, zero_prev: bool, unroll: bool):
+    """Keras: a masked step repeats the previous output, i.e. ``h`` of the carried state (so its
+    gradient flows into that state), or zeros with ``zero_output_for_mask``; Keras's unrolled loop
+    repeats zeros until the first real step."""
+    if zero_prev:
+        prev = jnp.zeros_like(y)
+    else:
+        prev = cell.output(state)
+        if unroll:
+            prev = jnp.where(seen[:, None], prev, 0)
+    return jnp.where(m[:, None], y, prev)
+
+
+def _seen_before(mask_t):
+    """``(T, B)``: whether a real step came before step t (Keras's unrolled masking)."""
+    if mask_t is None:
+        return None
+    return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
+
+
+def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
+    """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``."""
+    seen_t = _seen_before(mask_t)
+
+    def body(state, inp):
+        x, m, seen = inp
+        new, y = cell.step(params, state, x, dropout_masks)
+        if m is not None:
+            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
+            new = _tree_where(m[:, None], new, state)
+        return new, (y, new)
+
+    _, (ys, ss) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
+    return ys, states_t
+
+
+def _prepare(cell, xs, initial_state, mask, go_backwards):
+    s0 = cell.initial_state(xs.shape[0], xs.dtype) if initial_state is None else initial_state
+    mask_t = None if mask is None else time_major(jnp.asarray(mask, bool), go_backwards)
+    return time_major(xs, go_backwards), s0, mask_t
 
 
 def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
@@ -51,8 +131,8 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
         go_backwards: consume ``xs`` from the last step to the first (outputs stay in processing
             order, as Keras returns them).
         zero_output_for_mask: masked steps output zeros instead of the previous output.
-        unroll: Keras's unrolled-loop masking: the output before the first step counts as zeros
-            (not ``h_0``) and ``zero_output_for_mask`` is ignored. States are unaffected.
+        unroll: Keras's unrolled-loop masking: the output before the first real step counts as
+            zeros (not ``h_0``) and ``zero_output_for_mask`` is ignored. States are unaffected.
 
     Returns:
         A :class:`Trajectory`.
@@ -66,33 +146,240 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
         >>> tr.outputs.shape, tr.states.h.shape
         ((2, 5, 4), (2, 6, 4))
     """
-    batch = xs.shape[0]
-    s0 = cell.initial_state(batch, xs.dtype) if initial_state is None else initial_state
-    xs_t = time_major(xs, go_backwards)
-    mask_t = None if mask is None else time_major(jnp.asarray(mask, bool), go_backwards)
-    zero_prev = zero_output_for_mask and not unroll
+    xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
+    ys, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll)
+    final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
+    states = jax.tree_util.tree_map(lambda s: jnp.swapaxes(s, 0, 1), states_t)
+    return Trajectory(jnp.swapaxes(ys, 0, 1), states, final)
+
+
+# --- the explicit backward pass -------------------------------------------------------------------
+
+def _tree_add(a, b):
+    return jax.tree_util.tree_map(lambda u, v: u + v, a, b)
+
+
+def _tile_masks(dropout_masks, steps: int):
+    """Dropout masks ``(n, B, ·)`` repeated for the ``T·B`` rows of a time-major flattening."""
+    if dropout_masks is None:
+        return None
+    return jax.tree_util.tree_map(lambda m: jnp.tile(m, (1, steps, 1)), dropout_masks)
+
+
+def _check_truncate(truncate):
+    if truncate is None:
+        return None
+    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1:
+        raise ValueError(f"truncate_gradient={truncate!r}; expected None (full BPTT) or a positive integer k2.")
+    return truncate
+
+
+def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate):
+    """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
+
+    Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the input projection is
+    recomputed for all steps at once before the loop, and the weight and input gradients of both
+    projections are a few large matmuls over all ``T·B`` rows after it.
+    Returns ``(d_params, d_xs_t, d_s0, d_states_t)``.
+    """
+    steps, batch = xs_t.shape[0], xs_t.shape[1]
+    rows = steps * batch
+    tiled = _tile_masks(dropout_masks, steps)
+    x_rows = xs_t.reshape(rows, -1)
+    xk_t = cell.input_projection(params, x_rows, tiled).reshape(steps, batch, -1)
+    prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
+    seen_t = _seen_before(mask_t)
+    t_index = jnp.arange(1, steps + 1)
+
+    def masked_core(p, xk, hr, state, seen, m):
+        new, y = cell.core(p, xk, hr, state, dropout_masks)
+        if m is not None:
+            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
+            new = _tree_where(m[:, None], new, state)
+        return new, y
 
     def body(carry, inp):
-        state, seen = carry
-        x, m = inp
-        new, y = cell.step(params, state, x, dropout_masks)
-        if m is not None:
-            keep = m[:, None]
-            # Keras: a masked step repeats the previous output, i.e. h of the carried state (so its
-            # gradient flows into that state); zeros with zero_output_for_mask. Keras's unrolled
-            # loop repeats zeros until the first real step.
-            prev = cell.output(state)
-            if zero_prev:
-                prev = jnp.zeros_like(y)
-            elif unroll:
-                prev = jnp.where(seen[:, None], prev, 0)
-            y = jnp.where(keep, y, prev)
-            new = jax.tree_util.tree_map(lambda n, o: jnp.where(keep, n, o), new, state)
-            seen = seen | m
-        return (new, seen), (y, new)
+        g, d_core = carry  # g = dL/ds_t through later steps
+        t, xk, s_prev, seen, m, dy = inp
+        h_prev = cell.output(s_prev)
+        hr, rp_vjp = jax.vjp(lambda h: cell.recurrent_projection(params, h, dropout_masks), h_prev)
+        _, core_vjp = jax.vjp(lambda p, a, b, s: masked_core(p, a, b, s, seen, m), params, xk, hr, s_prev)
+        dp, dxk, dhr, ds = core_vjp((g, dy))
+        (dh,) = rp_vjp(dhr)
+        ds = ds._replace(**{ds._fields[0]: ds[0] + dh})
+        if truncate is not None:  # the chain is cut at s_k2, s_2k2, ...: dL/ds_{t-1} gets no share of step t
+            cut = jnp.logical_and((t - 1) % truncate == 0, t > 1)
+            ds = jax.tree_util.tree_map(lambda a: jnp.where(cut, jnp.zeros_like(a), a), ds)
+        return (ds, _tree_add(d_core, dp)), (dxk, dhr, cell.state_to_vector(g))
 
-    seen0 = jnp.zeros((batch,), bool)
-    (final, _), (ys, ss) = jax.lax.scan(body, (s0, seen0), (xs_t, mask_t))
-    states = jax.tree_util.tree_map(
-        lambda first, rest: jnp.concatenate([first[:, None], jnp.swapaxes(rest, 0, 1)], axis=1), s0, ss)
-    return Trajectory(jnp.swapaxes(ys, 0, 1), states, final)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
+        body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t), reverse=True)
+
+    h_rows = cell.output(prev_t).reshape(rows, -1)
+    _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
+    d_ip, dx = ip_vjp(dxk_t.reshape(rows, -1))
+    _, rp_vjp = jax.vjp(lambda p: cell.recurrent_projection(p, h_rows, tiled), params)
+    (d_rp,) = rp_vjp(dhr_t.reshape(rows, -1))
+    d_params = _tree_add(_tree_add(d_core, d_ip), d_rp)
+    return d_params, dx.reshape(xs_t.shape), d_s0, d_states_t
+
+
+def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=None,
+             mask: Optional[jax.Array] = None, *, d_final_state=None, dropout_masks=None,
+             go_backwards: bool = False, zero_output_for_mask: bool = False, unroll: bool = False,
+             truncate_gradient: Optional[int] = None) -> Gradients:
+    """Backpropagation through time as an explicit reverse ``lax.scan``.
+
+    For :math:`L = \\sum_t \\langle y_t, \\bar y_t \\rangle + \\langle s_T, \\bar s_T \\rangle`, with
+    ``d_outputs`` :math:`= \\bar y` ``(B, T, units)`` in processing order (as :func:`forward`
+    returns the outputs) and ``d_final_state`` :math:`= \\bar s_T` (zeros if None).
+
+    ``truncate_gradient=k2`` cuts the chain every k2 steps: :math:`s_{k_2}, s_{2k_2}, \\ldots` are treated
+    as constants by the steps that consume them (as ``jax.lax.stop_gradient`` would), so no
+    gradient crosses more than k2 steps back from a cut. ``k2 >= T`` is full BPTT.
+
+    Returns:
+        :class:`Gradients` ``(params, inputs, initial_state, states)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import bptt, cells
+        >>> cell = cells.LSTM(3)
+        >>> p = cell.init(jax.random.PRNGKey(0), input_dim=2)
+        >>> xs = jnp.ones((4, 6, 2))
+        >>> g = bptt.backward(cell, p, xs, jnp.ones((4, 6, 3)))
+        >>> g.inputs.shape, g.states.shape, g.params.kernel.shape
+        ((4, 6, 2), (4, 6, 6), (2, 12))
+    """
+    truncate = _check_truncate(truncate_gradient)
+    xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
+    zero_prev = zero_output_for_mask and not unroll
+    _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll)
+    d_final = (jax.tree_util.tree_map(jnp.zeros_like, s0) if d_final_state is None
+               else cell.state_type(*d_final_state))
+    dys_t = jnp.swapaxes(jnp.asarray(d_outputs, xs.dtype), 0, 1)
+    d_params, dx_t, d_s0, d_states_t = _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final,
+                                                dropout_masks, zero_prev, unroll, truncate)
+    return Gradients(d_params, batch_first(dx_t, go_backwards), d_s0, jnp.swapaxes(d_states_t, 0, 1))
+
+
+# --- the layers' scan, differentiated by the explicit backward pass -------------------------------
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
+    """``(outputs (B, T, u), final_state)`` of :func:`forward`, whose VJP is :func:`backward`'s
+    reverse scan. ``flags = (go_backwards, zero_output_for_mask, unroll, truncate)``."""
+    return _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks)[0]
+
+
+def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
+    go_backwards, zero_output_for_mask, unroll, _ = flags
+    xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
+    ys, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll)
+    final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
+    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks)
+
+
+def _layer_bwd(cell, flags, residuals, cotangents):
+    go_backwards, zero_output_for_mask, unroll, truncate = flags
+    params, xs_t, states_t, mask_t, dropout_masks = residuals
+    d_ys, d_final = cotangents
+    d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, states_t, jnp.swapaxes(d_ys, 0, 1), d_final,
+                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate)
+    return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
+
+
+scan_with_explicit_vjp.defvjp(_layer_forward, _layer_bwd)
+
+
+# --- the Jacobian chain ----------------------------------------------------------------------------
+
+def step_jacobians(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
+                   dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+    """Every per-step state Jacobian :math:`J_t = \\partial s_t/\\partial s_{t-1}`, ``(B, T, S, S)``,
+    ``J[:, t-1]`` = :math:`J_t` in processing order (column convention:
+    :math:`J_{ij} = \\partial s_{t,i}/\\partial s_{t-1,j}`).
+
+    From each cell's closed form (``cell.jacobian``), or ``jax.jacfwd`` of ``cell.step`` for a cell
+    without one. A masked step has :math:`J_t = I`; recurrent-dropout masks enter as
+    :math:`R^\\top \\operatorname{diag}(m)`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import bptt, cells
+        >>> cell = cells.LSTM(3)
+        >>> p = cell.init(jax.random.PRNGKey(0), input_dim=2)
+        >>> bptt.step_jacobians(cell, p, jnp.ones((4, 5, 2))).shape
+        (4, 5, 6, 6)
+    """
+    xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
+    _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
+    prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
+    jac = getattr(cell, "jacobian", None)
+    if jac is None:
+        from .cells._base import Cell
+
+        jac = functools.partial(Cell.jacobian_fallback, cell)
+    js = jax.vmap(lambda s, x: jac(params, s, x, dropout_masks))(prev_t, xs_t)  # (T, B, S, S)
+    if mask_t is not None:
+        eye = jnp.eye(js.shape[-1], dtype=js.dtype)
+        js = jnp.where(mask_t[:, :, None, None], js, eye)
+    return jnp.swapaxes(js, 0, 1)
+
+
+def _check_jacobians(J):
+    J = jnp.asarray(J)
+    if J.ndim != 4 or J.shape[-1] != J.shape[-2]:
+        raise ValueError(f"J must have shape (batch, time, S, S); got shape {tuple(J.shape)}.")
+    if J.shape[1] == 0:
+        raise ValueError(f"J has T=0 steps (shape {tuple(J.shape)}); a product needs at least one Jacobian.")
+    return J
+
+
+def jacobian_products(J: jax.Array, method: str = "sequential") -> jax.Array:
+    """Products to the end: ``P[:, k]`` = :math:`\\partial s_T/\\partial s_k = J_T \\cdots J_{k+1}`,
+    ``(B, T, S, S)`` for k = 0 … T−1 (so ``P[:, T-1] = J_T`` and ``P[:, 0]`` = the whole chain).
+
+    ``method="sequential"``: one reverse scan, T matrix products in sequence. ``"associative"``:
+    ``jax.lax.associative_scan``, O(log T) depth, for accelerators. Over long horizons the float
+    products underflow or overflow; use :func:`log_singular_values_to_end` there.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import bptt
+        >>> J = jnp.broadcast_to(2.0 * jnp.eye(2), (1, 3, 2, 2))
+        >>> bptt.jacobian_products(J)[0, :, 0, 0].tolist()
+        [8.0, 4.0, 2.0]
+    """
+    J = _check_jacobians(J)
+    js = jnp.swapaxes(J, 0, 1)  # (T, B, S, S)
+    if method == "sequential":
+        eye = jnp.broadcast_to(jnp.eye(J.shape[-1], dtype=J.dtype), js.shape[1:])
+
+        def body(acc, j):
+            acc = acc @ j
+            return acc, acc
+
+        _, ps = jax.lax.scan(body, eye, js, reverse=True)
+    elif method == "associative":
+        # suffix products: element k combines J_{k+1} with everything after it, later factors left
+        ps = jax.lax.associative_scan(lambda a, b: b @ a, js, reverse=True)
+    else:
+        raise ValueError(f"method={method!r}; expected 'sequential' or 'associative'.")
+    return jnp.swapaxes(ps, 0, 1)
+
+
+def jacobians_from_start(J: jax.Array) -> jax.Array:
+    """Products from the start: ``Q[:, t-1]`` = :math:`\\partial s_t/\\partial s_0 = J_t \\cdots J_1`,
+    ``(B, T, S, S)``."""
+    J = _check_jacobians(J)
+    js = jnp.swapaxes(J, 0, 1)
+    eye = jnp.broadcast_to(jnp.eye(J.shape[-1], dtype=J.dtype), js.shape[1:])
+
+    def body(acc, j):
+        acc = j @ acc
+        return acc, acc
+
+    _, qs = jax.lax.scan(body, eye, js)
+    return jnp.swapaxes(qs, 0, 1)

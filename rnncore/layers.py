@@ -148,7 +148,15 @@ def check_cell_params(cell, params):
 @dataclass(frozen=True)
 class RNN:
     """Keras ``RNN(cell, return_sequences=False, return_state=False, go_backwards=False,
-    stateful=False, unroll=False, zero_output_for_mask=False)`` around any rnncore cell."""
+    stateful=False, unroll=False, zero_output_for_mask=False)`` around any rnncore cell, plus
+    two rnncore arguments about its gradient:
+
+    * ``backward_pass="explicit"`` (default): the layer's VJP is :func:`rnncore.bptt.backward`'s
+      reverse scan; ``"autodiff"``: JAX differentiates the forward scan (also forward mode:
+      ``jax.jvp``/``jax.jacfwd`` through the layer need it).
+    * ``truncate_gradient=k2``: truncated BPTT, the chain cut every k2 steps (None: full BPTT).
+      The forward pass is unchanged.
+    """
 
     cell: Any
     return_sequences: bool = False
@@ -157,8 +165,17 @@ class RNN:
     stateful: bool = False
     unroll: bool = False
     zero_output_for_mask: bool = False
+    backward_pass: str = "explicit"
+    truncate_gradient: Optional[int] = None
 
     supports_masking = True
+
+    def __post_init__(self):
+        if self.backward_pass not in ("explicit", "autodiff"):
+            raise ValueError(f"backward_pass={self.backward_pass!r}; expected 'explicit' or 'autodiff'.")
+        bptt._check_truncate(self.truncate_gradient)
+        if self.truncate_gradient is not None and self.backward_pass != "explicit":
+            raise ValueError("truncate_gradient needs backward_pass='explicit'.")
 
     def init(self, key: jax.Array, input_shape, dtype=jnp.float32):
         """The cell's params for inputs of shape ``(T, F)``."""
@@ -190,8 +207,8 @@ class RNN:
                 )
         return cell.state_type(*(jnp.asarray(a, dtype) for a in parts))
 
-    def trajectory(self, params, x, mask=None, training=False, rng=None, initial_state=None) -> bptt.Trajectory:
-        """The checked forward scan behind :meth:`apply`, with every state kept."""
+    def _inputs(self, params, x, mask, training, rng, initial_state):
+        """Checked ``(params, x, mask, s0, dropout_masks)``."""
         params = check_cell_params(self.cell, params)
         x = check_sequences(x, features=params.kernel.shape[0])
         mask = check_mask(mask, x)
@@ -199,14 +216,25 @@ class RNN:
         dmasks = None
         if training and (self.cell.dropout > 0 or self.cell.recurrent_dropout > 0):
             dmasks = self.cell.dropout_masks(_check_rng(rng, type(self).__name__), x.shape[0], x.shape[2], x.dtype)
+        return params, x, mask, s0, dmasks
+
+    def trajectory(self, params, x, mask=None, training=False, rng=None, initial_state=None) -> bptt.Trajectory:
+        """The checked forward scan behind :meth:`apply`, with every state kept."""
+        params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
         return bptt.forward(self.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=self.go_backwards,
                             zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
 
     def call(self, params, x, mask=None, training=False, rng=None, initial_state=None):
         """``(y, final_state)``: ``y`` is ``(B, T, u)`` with ``return_sequences``, else the last
         output ``(B, u)``; ``final_state`` the cell's state NamedTuple."""
-        tr = self.trajectory(params, x, mask, training, rng, initial_state)
-        return (tr.outputs if self.return_sequences else tr.outputs[:, -1]), tr.final_state
+        if self.backward_pass == "autodiff":
+            tr = self.trajectory(params, x, mask, training, rng, initial_state)
+            ys, final = tr.outputs, tr.final_state
+        else:
+            params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
+            flags = (self.go_backwards, self.zero_output_for_mask, self.unroll, self.truncate_gradient)
+            ys, final = bptt.scan_with_explicit_vjp(self.cell, flags, params, x, s0, mask, dmasks)
+        return (ys if self.return_sequences else ys[:, -1]), final
 
     def apply(self, params, x, mask=None, training=False, rng=None, initial_state=None):
         """Outputs as Keras returns them: ``y``, followed by the final state's arrays with
@@ -215,7 +243,8 @@ class RNN:
         return (y, *final) if self.return_state else y
 
 
-_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask")
+_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
+          "backward_pass", "truncate_gradient")
 
 
 def _init_rnn(layer: RNN, cell_type, units, cell, kwargs: dict) -> None:
