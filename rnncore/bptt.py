@@ -364,7 +364,7 @@ def jacobian_products(J: jax.Array, method: str = "sequential") -> jax.Array:
         _, ps = jax.lax.scan(body, eye, js, reverse=True)
     elif method == "associative":
         # suffix products: element k combines J_{k+1} with everything after it, later factors left
-        ps = jax.lax.associative_scan(lambda a, b: b @ a, js, reverse=True)
+        ps = jax.lax.associative_scan(lambda a, b: a @ b, js, reverse=True)
     else:
         raise ValueError(f"method={method!r}; expected 'sequential' or 'associative'.")
     return jnp.swapaxes(ps, 0, 1)
@@ -383,3 +383,136 @@ def jacobians_from_start(J: jax.Array) -> jax.Array:
 
     _, qs = jax.lax.scan(body, eye, js)
     return jnp.swapaxes(qs, 0, 1)
+
+
+# --- long horizons: the log domain ------------------------------------------------------------------
+
+def _kahan_add(total, lost, term):
+    """Compensated summation (Kahan 1965): a running sum of T logs keeps float32 accuracy."""
+    y = term - lost
+    t = total + y
+    return t, (t - total) - y
+
+
+def log_singular_values_to_end(J: jax.Array, k: Optional[int] = None) -> jax.Array:
+    """:math:`\\log \\sigma_i(\\partial s_T/\\partial s_{t-1})` for every t, ``(B, T, k)``, largest
+    first: the singular values of the products to the end, in nats, finite for any T.
+
+    The product is accumulated from the end, :math:`A \\leftarrow A J_t`, and re-orthonormalized
+    at every step by a QR factorization :math:`A = QR`: since new factors multiply on the right,
+    the orthogonal :math:`Q` on the left never changes a singular value and is dropped; only
+    :math:`R`, divided by its largest entry, is carried, the log of the divisor added to a running
+    sum. A plain float32 product underflows to exactly
+    zero within a few hundred steps of a contracting network; the largest singular value stays
+    finite and accurate for any T. Singular values more than ~1/eps (float32: 1e7) below the
+    largest one are below the resolution of the arithmetic and may come out as ``-inf``; the
+    Lyapunov exponents (:func:`rnncore.analysis.lyapunov_spectrum`) resolve those rates.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import bptt
+        >>> J = jnp.broadcast_to(jnp.diag(jnp.array([0.5, 0.25])), (1, 2000, 2, 2))
+        >>> bptt.jacobian_products(J)[0, 0].max()  # 0.5 ** 2000 underflows
+        Array(0., dtype=float32)
+        >>> v = bptt.log_norms_to_end(J)  # 2000 log 0.5
+        >>> bool(abs(v[0, 0] / 2000 - jnp.log(0.5)) < 1e-6)
+        True
+    """
+    J = _check_jacobians(J)
+    size = J.shape[-1]
+    k = size if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
+    js = jnp.swapaxes(J, 0, 1)
+    eye = jnp.broadcast_to(jnp.eye(size, dtype=J.dtype), js.shape[1:])
+    zero = jnp.zeros(js.shape[1], J.dtype)
+
+    def body(carry, j):
+        r_acc, log_scale, lost = carry
+        a = r_acc @ j  # (B, S, S): the scaled product, up to an orthogonal factor on the left
+        r = jnp.linalg.qr(a, mode="r")  # a = QR: sigma(a) = sigma(R), and Q can be dropped
+        scale = jnp.max(jnp.abs(r), axis=(-2, -1))
+        safe = jnp.where(scale > 0, scale, 1.0)
+        r = r / safe[:, None, None]
+        log_scale, lost = _kahan_add(log_scale, lost, jnp.log(scale))
+        sv = jnp.linalg.svd(r, compute_uv=False)[:, :k]
+        return (r, log_scale, lost), log_scale[:, None] + jnp.log(sv)
+
+    _, out = jax.lax.scan(body, (eye, zero, zero), js, reverse=True)
+    return jnp.swapaxes(out, 0, 1)
+
+
+def log_norms_to_end(J: jax.Array) -> jax.Array:
+    """:math:`\\log \\lVert \\partial s_T/\\partial s_{t-1} \\rVert_2` for every t, ``(B, T)``, in
+    the log domain (see :func:`log_singular_values_to_end`)."""
+    return log_singular_values_to_end(J, k=1)[..., 0]
+
+
+# --- matrix-free: never form S x S ------------------------------------------------------------------
+
+def _span_map(cell, params, xs_t, mask_t, dropout_masks):
+    """``s_start -> s_T`` over the time-major inputs ``xs_t`` (state vectors ``(B, S)``)."""
+
+    def run(s_vec):
+        s = cell.vector_to_state(s_vec)
+        _, states = _scan(cell, params, xs_t, s, mask_t, dropout_masks, False, False)
+        return cell.state_to_vector(jax.tree_util.tree_map(lambda a: a[-1], states))
+
+    return run
+
+
+def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1, initial_state=None,
+                        mask: Optional[jax.Array] = None, *, dropout_masks=None, go_backwards: bool = False,
+                        iterations: int = 100, key: Optional[jax.Array] = None):
+    """The k largest singular values of :math:`\\partial s_T/\\partial s_{start}`, ``(B, k)``, and the
+    right singular vectors ``(B, S, k)``, matrix-free.
+
+    Block power (subspace) iteration on :math:`P^\\top P` with Rayleigh–Ritz, where :math:`Pv` is a
+    JVP and :math:`P^\\top u` a VJP of the map :math:`s_{start} \\mapsto s_T`; no S×S matrix is
+    formed, so it scales to large units. Converges geometrically in
+    :math:`(\\sigma_{k+1}/\\sigma_k)^2` per iteration.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import bptt, cells
+        >>> cell = cells.SimpleRNN(4, activation=None)
+        >>> p = cell.init(jax.random.PRNGKey(0), 1)._replace(recurrent_kernel=0.9 * jnp.eye(4))
+        >>> s, _ = bptt.top_singular_values(cell, p, jnp.ones((1, 10, 1)), k=2)
+        >>> [round(v, 5) for v in s[0].tolist()] == [round(0.9 ** 10, 5)] * 2
+        True
+    """
+    xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
+    steps = xs_t.shape[0]
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < steps:
+        raise ValueError(f"start={start!r}; expected an integer in [0, {steps - 1}] (T={steps}).")
+    size = cell.state_size
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
+    _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
+    s_start = cell.state_to_vector(jax.tree_util.tree_map(lambda a: a[start], states_t))
+    run = _span_map(cell, params, xs_t[start:], None if mask_t is None else mask_t[start:], dropout_masks)
+    _, vjp = jax.vjp(run, s_start)
+
+    def normal_op(v):  # (B, S) -> P^T P v
+        pv = jax.jvp(run, (s_start,), (v,))[1]
+        return vjp(pv)[0]
+
+    def block(v):  # (B, S, k)
+        return jax.vmap(normal_op, in_axes=2, out_axes=2)(v)
+
+    key = jax.random.PRNGKey(0) if key is None else key
+    v = jax.random.normal(key, (s_start.shape[0], size, k), s_start.dtype)
+    v, _ = jnp.linalg.qr(v)
+
+    def it(v, _):
+        w, _ = jnp.linalg.qr(block(v))
+        return w, None
+
+    v, _ = jax.lax.scan(it, v, None, length=iterations)
+    w = block(v)
+    small = jnp.swapaxes(v, -1, -2) @ w  # Rayleigh–Ritz on the subspace
+    evals, evecs = jnp.linalg.eigh(small)
+    order = jnp.argsort(-evals, axis=-1)
+    evals = jnp.take_along_axis(evals, order, axis=-1)
+    evecs = jnp.take_along_axis(evecs, order[:, None, :], axis=-1)
+    return jnp.sqrt(jnp.maximum(evals, 0.0)), v @ evecs
