@@ -1129,6 +1129,11 @@ def _keras_recurrent(keras, layer, dtype: str, where: str):
             if value is None:
                 continue
         kwargs[arg] = value
+    if getattr(layer, "truncate_gradient", None) is not None:
+        raise ValueError(
+            f"{where}: truncate_gradient={layer.truncate_gradient} has no Keras equivalent (Keras "
+            "differentiates through every step); expected None."
+        )
     flags = {f: getattr(layer, f) for f in _FLAGS}
     cls = cell_type.__name__
     if type(layer) is L.RNN:

@@ -597,3 +597,12 @@ def test_doctests(keras):
 
     result = doctest.testmod(rk, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_to_keras_refuses_truncated_gradient(keras):
+    """Truncated BPTT changes the gradient, which a Keras layer cannot reproduce: refused, named."""
+    model = rc.Sequential([rc.layers.LSTM(3, truncate_gradient=2), rc.layers.Dense(1)])
+    params = model.init(jax.random.PRNGKey(0), (5, 2))
+    with pytest.raises(ValueError, match="truncate_gradient=2"):
+        rc.to_keras(model, params)
+    rc.to_keras(rc.Sequential([rc.layers.LSTM(3, backward_pass="autodiff"), rc.layers.Dense(1)]), params)
