@@ -33,12 +33,14 @@ class Trajectory(NamedTuple):
 
     ``outputs (B, T, units)``: the layer's per-step outputs (masking applied);
     ``states``: the cell's state NamedTuple with leaves ``(B, T + 1, units)`` holding
-    ``s_0 .. s_T``; ``final_state``: ``s_T``.
+    ``s_0 .. s_T``; ``final_state``: ``s_T``; ``gates``: with ``keep_gates=True``, the cell's
+    ``gate_values`` NamedTuple of every step, leaves ``(B, T, ·)`` (e.g. ``LSTMGates(z, i, f, g, o, c)``).
     """
 
     outputs: jax.Array
     states: Any
     final_state: Any
+    gates: Any = None
 
 
 class Gradients(NamedTuple):
@@ -93,8 +95,9 @@ def _seen_before(mask_t):
     return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
 
 
-def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
-    """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``."""
+def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False):
+    """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, plus the
+    per-step gate values with ``keep_gates``."""
     seen_t = _seen_before(mask_t)
 
     def body(state, inp):
@@ -103,11 +106,12 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
         if m is not None:
             y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
             new = _tree_where(m[:, None], new, state)
-        return new, (y, new)
+        gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
+        return new, (y, new, gates)
 
-    _, (ys, ss) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    _, (ys, ss, gates) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
     states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
-    return ys, states_t
+    return (ys, states_t, gates) if keep_gates else (ys, states_t)
 
 
 def _prepare(cell, xs, initial_state, mask, go_backwards):
@@ -118,7 +122,7 @@ def _prepare(cell, xs, initial_state, mask, go_backwards):
 
 def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
             dropout_masks=None, go_backwards: bool = False, zero_output_for_mask: bool = False,
-            unroll: bool = False) -> Trajectory:
+            unroll: bool = False, keep_gates: bool = False) -> Trajectory:
     """Run ``cell`` over ``xs (B, T, F)`` with one ``lax.scan``, keeping every state.
 
     Args:
@@ -133,6 +137,8 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
         zero_output_for_mask: masked steps output zeros instead of the previous output.
         unroll: Keras's unrolled-loop masking: the output before the first real step counts as
             zeros (not ``h_0``) and ``zero_output_for_mask`` is ignored. States are unaffected.
+        keep_gates: also keep every step's gate values (``cell.gate_values``; at a masked step,
+            the values the step computed before its result was discarded).
 
     Returns:
         A :class:`Trajectory`.
@@ -147,10 +153,13 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
         ((2, 5, 4), (2, 6, 4))
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
-    ys, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll)
+    out = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll,
+                keep_gates)
+    ys, states_t = out[:2]
     final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
     states = jax.tree_util.tree_map(lambda s: jnp.swapaxes(s, 0, 1), states_t)
-    return Trajectory(jnp.swapaxes(ys, 0, 1), states, final)
+    gates = jax.tree_util.tree_map(lambda g: jnp.swapaxes(g, 0, 1), out[2]) if keep_gates else None
+    return Trajectory(jnp.swapaxes(ys, 0, 1), states, final, gates)
 
 
 # --- the explicit backward pass -------------------------------------------------------------------

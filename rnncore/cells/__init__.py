@@ -2,15 +2,15 @@
 ``step`` and the closed-form per-step ``jacobian``."""
 
 from ._base import Cell, DropoutMasks
-from .gru import GRU, GRUParams, GRUState
-from .layernorm_lstm import LayerNormLSTM, LayerNormLSTMParams
-from .lstm import LSTM, LSTMParams, LSTMState
-from .simple_rnn import SimpleRNN, SimpleRNNParams, SimpleRNNState
+from .gru import GRU, GRUGates, GRUParams, GRUState
+from .layernorm_lstm import LayerNormLSTM, LayerNormLSTMGates, LayerNormLSTMParams
+from .lstm import LSTM, LSTMGates, LSTMParams, LSTMState
+from .simple_rnn import SimpleRNN, SimpleRNNGates, SimpleRNNParams, SimpleRNNState
 
 __all__ = [
     "Cell", "DropoutMasks",
-    "SimpleRNN", "SimpleRNNParams", "SimpleRNNState",
-    "LSTM", "LSTMParams", "LSTMState",
-    "GRU", "GRUParams", "GRUState",
-    "LayerNormLSTM", "LayerNormLSTMParams",
+    "SimpleRNN", "SimpleRNNParams", "SimpleRNNState", "SimpleRNNGates",
+    "LSTM", "LSTMParams", "LSTMState", "LSTMGates",
+    "GRU", "GRUParams", "GRUState", "GRUGates",
+    "LayerNormLSTM", "LayerNormLSTMParams", "LayerNormLSTMGates",
 ]

@@ -69,7 +69,10 @@ def layer_norm_jacobian(v, gamma, epsilon):
     return (gamma * inv)[:, :, None] * centred
 
 
-class _Parts(NamedTuple):
+class LayerNormLSTMGates(NamedTuple):
+    """One step's projections ``xk = xK``, ``hr = hR``, pre-activations ``z``, gates, the cell
+    state before (``c_raw``) and after (``c``) its layer norm."""
+
     xk: jax.Array
     hr: jax.Array
     z: jax.Array
@@ -139,6 +142,11 @@ class LayerNormLSTM(Cell):
             gi(kn[4], (u,), dtype), bi(kn[5], (u,), dtype),
         )
 
+    def gate_values(self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array,
+                    dropout_masks: Optional[DropoutMasks] = None) -> LayerNormLSTMGates:
+        """Every gate of one step (and the cell state before and after its layer norm)."""
+        return self._parts(params, state, x, dropout_masks)
+
     def _parts(self, params, state, x, dropout_masks):
         return self._parts_from(params, self.input_projection(params, x, dropout_masks),
                                 self.recurrent_projection(params, state.h, dropout_masks), state)
@@ -154,7 +162,7 @@ class LayerNormLSTM(Cell):
         i, f, g, o = rho(zi), rho(zf), phi(zc), rho(zo)
         c_raw = f * state.c + i * g
         c = layer_norm(c_raw, params.state_norm_gamma, params.state_norm_beta, eps)
-        return _Parts(xk, hr, z, i, f, g, o, c_raw, c)
+        return LayerNormLSTMGates(xk, hr, z, i, f, g, o, c_raw, c)
 
     def core(self, params: LayerNormLSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
              dropout_masks: Optional[DropoutMasks] = None):

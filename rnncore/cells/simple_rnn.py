@@ -44,6 +44,13 @@ class SimpleRNNState(NamedTuple):
     h: jax.Array
 
 
+class SimpleRNNGates(NamedTuple):
+    """Pre-activation ``a`` and output ``h`` of one step."""
+
+    a: jax.Array
+    h: jax.Array
+
+
 @dataclass(frozen=True)
 class SimpleRNN(Cell):
     """Keras ``SimpleRNNCell(units, activation="tanh", use_bias=True, ...)``."""
@@ -74,6 +81,13 @@ class SimpleRNN(Cell):
         """:math:`h = \varphi(xk + b + hr)` (Keras adds the bias to the input side first)."""
         h = self._act()(self._preactivation(params, xk, hr))
         return SimpleRNNState(h), h
+
+    def gate_values(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
+                    dropout_masks: Optional[DropoutMasks] = None) -> SimpleRNNGates:
+        """The pre-activation and the activation of one step."""
+        a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
+                                self.recurrent_projection(params, state.h, dropout_masks))
+        return SimpleRNNGates(a, self._act()(a))
 
     @staticmethod
     def _preactivation(params, xk, hr):
