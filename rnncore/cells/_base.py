@@ -170,11 +170,11 @@ class Cell:
     # gradients as a few large matmuls over all steps at once.
 
     def input_projection(self, params, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
-        """:math:`(x \odot m_x) K` for the fused gates, ``(N, gates·u)``; linear in ``x``."""
+        """:math:`(x \\odot m_x) K` for the fused gates, ``(N, gates·u)``; linear in ``x``."""
         return project(x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates)
 
     def recurrent_projection(self, params, h: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
-        """:math:`(h \odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
+        """:math:`(h \\odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
         return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
                        self.gates)
 

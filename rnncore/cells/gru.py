@@ -102,7 +102,7 @@ class GRU(Cell):
     def recurrent_projection(self, params: GRUParams, h: jax.Array,
                              dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """:math:`hR` over all three gates with ``reset_after``, over ``z, r`` only without (there the
-        candidate's :math:`(r \odot h) R_h` needs ``r`` first, so it belongs to :meth:`core`)."""
+        candidate's :math:`(r \\odot h) R_h` needs ``r`` first, so it belongs to :meth:`core`)."""
         rec = None if dropout_masks is None else dropout_masks.recurrent
         if self.reset_after:
             return project(h, params.recurrent_kernel, rec, 3)
@@ -139,7 +139,7 @@ class GRU(Cell):
 
     def core(self, params: GRUParams, xk: jax.Array, hr: jax.Array, state: GRUState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """Gates, candidate, then Keras's mix :math:`h_t = z\,h_{t-1} + (1-z)\,\tilde h`."""
+        r"""Gates, candidate, then Keras's mix :math:`h_t = z\,h_{t-1} + (1-z)\,\tilde h`."""
         gv = self._gates(params, xk, hr, state, dropout_masks)
         h = gv.z * state.h + (1.0 - gv.z) * gv.hh
         return GRUState(h), h

@@ -134,7 +134,7 @@ class LSTM(Cell):
 
     def core(self, params: LSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """Gates from ``z = xk + hr + b``, then :math:`c_t = f c + i g`, :math:`h_t = o\,\varphi(c_t)`."""
+        r"""Gates from ``z = xk + hr + b``, then :math:`c_t = f c + i g`, :math:`h_t = o\,\varphi(c_t)`."""
         gv = self._gates(params, xk, hr, state)
         h = gv.o * self._act()(gv.c)
         return LSTMState(h, gv.c), h

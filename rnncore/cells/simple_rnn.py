@@ -78,7 +78,7 @@ class SimpleRNN(Cell):
 
     def core(self, params: SimpleRNNParams, xk: jax.Array, hr: jax.Array, state: SimpleRNNState,
              dropout_masks: Optional[DropoutMasks] = None):
-        """:math:`h = \varphi(xk + b + hr)` (Keras adds the bias to the input side first)."""
+        r""":math:`h = \varphi(xk + b + hr)` (Keras adds the bias to the input side first)."""
         h = self._act()(self._preactivation(params, xk, hr))
         return SimpleRNNState(h), h
 
