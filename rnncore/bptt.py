@@ -22,6 +22,7 @@ evaluated as one vector–Jacobian product of the step per time step (Werbos 199
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -115,6 +116,8 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
 
 
 def _prepare(cell, xs, initial_state, mask, go_backwards):
+    if xs.shape[1] == 0:
+        raise ValueError(f"xs has T=0 time steps (shape {tuple(xs.shape)}); a sequence needs at least one step.")
     s0 = cell.initial_state(xs.shape[0], xs.dtype) if initial_state is None else initial_state
     mask_t = None if mask is None else time_major(jnp.asarray(mask, bool), go_backwards)
     return time_major(xs, go_backwards), s0, mask_t
@@ -178,9 +181,9 @@ def _tile_masks(dropout_masks, steps: int):
 def _check_truncate(truncate):
     if truncate is None:
         return None
-    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1:
+    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Integral) or truncate < 1:
         raise ValueError(f"truncate_gradient={truncate!r}; expected None (full BPTT) or a positive integer k2.")
-    return truncate
+    return int(truncate)
 
 
 def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate):
@@ -267,6 +270,10 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
     _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll)
     d_final = (jax.tree_util.tree_map(jnp.zeros_like, s0) if d_final_state is None
                else cell.state_type(*d_final_state))
+    want = (xs.shape[0], xs.shape[1], cell.output_size)
+    if tuple(jnp.shape(d_outputs)) != want:
+        raise ValueError(f"d_outputs must have shape (batch, time, units) = {want}; "
+                         f"got shape {tuple(jnp.shape(d_outputs))}.")
     dys_t = jnp.swapaxes(jnp.asarray(d_outputs, xs.dtype), 0, 1)
     d_params, dx_t, d_s0, d_states_t = _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final,
                                                 dropout_masks, zero_prev, unroll, truncate)
@@ -430,7 +437,7 @@ def log_singular_values_to_end(J: jax.Array, k: Optional[int] = None) -> jax.Arr
     J = _check_jacobians(J)
     size = J.shape[-1]
     k = size if k is None else k
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
         raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
     js = jnp.swapaxes(J, 0, 1)
     eye = jnp.broadcast_to(jnp.eye(size, dtype=J.dtype), js.shape[1:])
@@ -492,10 +499,10 @@ def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1,
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     steps = xs_t.shape[0]
-    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < steps:
+    if isinstance(start, bool) or not isinstance(start, numbers.Integral) or not 0 <= start < steps:
         raise ValueError(f"start={start!r}; expected an integer in [0, {steps - 1}] (T={steps}).")
     size = cell.state_size
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= size:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
         raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
     _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
     s_start = cell.state_to_vector(jax.tree_util.tree_map(lambda a: a[start], states_t))
