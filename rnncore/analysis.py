@@ -1,0 +1,749 @@
+"""What the Jacobian chain means: gradient flow through time and depth, singular values by lag,
+Lyapunov exponents, gate saturation, and a verdict on vanishing or exploding gradients.
+
+Everything here reads the chain :mod:`rnncore.bptt` exposes. With :math:`J_t = \\partial
+s_t/\\partial s_{t-1}` the per-step state Jacobian (column convention, :math:`s_t` the state after
+the t-th step in processing order, ``DESIGN.md``), the gradient a loss at step T sends back k steps
+is shaped by the product
+
+.. math::
+    \\frac{\\partial s_T}{\\partial s_{T-k}} = J_T J_{T-1} \\cdots J_{T-k+1},
+
+whose singular values shrink or grow geometrically in k (Hochreiter 1991; Bengio, Simard &
+Frasconi 1994; Pascanu, Mikolov & Bengio 2013). Their asymptotic rates are the Lyapunov exponents
+of the trajectory (Oseledets 1968; Benettin et al. 1980; Engelken, Wolf & Abbott 2020).
+
+Functions that follow a trajectory run it under ``jit`` and then check on the host that every state
+it reached is finite; a NaN or inf raises a ``ValueError`` naming the first step and batch row
+where it appeared (so they cannot themselves be called inside ``jit``). On an accelerator they run
+with ``jax.default_matmul_precision("highest")``, so that reduced-precision matmuls do not blur
+the spectra.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from rnncore import analysis, cells
+    >>> cell = cells.SimpleRNN(4, activation=None)
+    >>> p = cell.init(jax.random.PRNGKey(0), 2)._replace(recurrent_kernel=0.5 * jnp.eye(4))
+    >>> lam = analysis.lyapunov_spectrum(cell, p, jnp.ones((1, 50, 2)))  # every exponent is ln 0.5
+    >>> bool(jnp.allclose(lam, jnp.log(0.5), atol=1e-5))
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import activations, bptt, cells
+
+__all__ = [
+    "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
+    "singular_values_by_lag", "memory_horizon", "gate_saturation", "verdict", "pascanu_gamma",
+]
+
+# --- argument checks ----------------------------------------------------------------------------
+
+
+def _check_xs(xs) -> jax.Array:
+    if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
+        xs = jnp.asarray(xs)
+    if len(xs.shape) != 3:
+        raise ValueError(f"xs must have shape (batch, time, features); got shape {tuple(xs.shape)}.")
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise ValueError(f"xs must be a floating-point array; got dtype {xs.dtype}.")
+    if xs.shape[1] == 0:
+        raise ValueError(f"xs has T=0 time steps (shape {tuple(xs.shape)}); the analysis needs at least one step.")
+    if xs.shape[0] == 0:
+        raise ValueError(f"xs has batch size 0 (shape {tuple(xs.shape)}).")
+    return jnp.asarray(xs)
+
+
+def _check_mask(mask, xs):
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.shape != tuple(xs.shape[:2]):
+        raise ValueError(f"mask must have shape (batch, time) = {tuple(xs.shape[:2])}; got {tuple(mask.shape)}.")
+    return mask.astype(bool)
+
+
+def _check_k(k, size: int) -> int:
+    if k is None:
+        return size
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
+        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size S={size}).")
+    return int(k)
+
+
+def _initial_state(cell, xs, initial_state):
+    if initial_state is None:
+        return cell.initial_state(xs.shape[0], xs.dtype)
+    return cell.state_type(*(jnp.asarray(a, xs.dtype) for a in initial_state))
+
+
+def _maybe_jit(fn, **static):
+    """``jax.jit`` of ``fn`` with hashable ``static`` arguments bound (a user's unhashable cell runs
+    op by op)."""
+    try:
+        hash(tuple(static.values()))
+    except TypeError:
+        return functools.partial(fn, **static)
+    return functools.partial(_jitted(fn, tuple(static)), **static)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn, static_names):
+    return jax.jit(fn, static_argnames=static_names)
+
+
+def _precision():
+    return jax.default_matmul_precision("highest")
+
+
+# --- finiteness, checked on the host -----------------------------------------------------------
+
+
+def _raise_first_nonfinite(finite, what: str = "state") -> None:
+    """``finite``: ``(T + 1, B)`` booleans over ``s_0 .. s_T`` (processing order)."""
+    finite = np.asarray(finite)
+    if finite.all():
+        return
+    t, b = np.argwhere(~finite)[0]
+    if t == 0:
+        raise ValueError(f"initial_state holds a non-finite value (NaN or inf) in batch row {b}.")
+    raise ValueError(
+        f"non-finite {what} (NaN or inf) first reached at step t={t} (s_{t}, processing order), batch row {b}: "
+        "the trajectory diverged there or the inputs or params hold NaN/inf."
+    )
+
+
+def _finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
+    tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
+    vec = cell.state_to_vector(tr.states)  # (B, T + 1, S)
+    return jnp.all(jnp.isfinite(vec), axis=-1).T  # (T + 1, B)
+
+
+def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -> None:
+    run = _maybe_jit(_finite_states, cell=cell, go_backwards=go_backwards)
+    _raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
+
+
+# --- losses, as Keras defines them --------------------------------------------------------------
+
+_EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def _same_rank(y_true, y_pred):
+    """Keras's ``squeeze_or_expand_to_same_rank``: drop a trailing axis of size 1 from the one
+    with the higher rank (by one)."""
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
+    elif y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        y_pred = y_pred[..., 0]
+    return y_true, y_pred
+
+
+def _mse(y_true, y_pred):
+    y_true, y_pred = _same_rank(y_true.astype(y_pred.dtype), y_pred)
+    return jnp.mean(jnp.square(y_true - y_pred), axis=-1)
+
+
+def _mae(y_true, y_pred):
+    y_true, y_pred = _same_rank(y_true.astype(y_pred.dtype), y_pred)
+    return jnp.mean(jnp.abs(y_true - y_pred), axis=-1)
+
+
+def _bce(y_true, y_pred):
+    out = jnp.clip(y_pred, _EPSILON, 1.0 - _EPSILON)
+    t = y_true.astype(y_pred.dtype)
+    return jnp.mean(-(t * jnp.log(out) + (1.0 - t) * jnp.log(1.0 - out)), axis=-1)
+
+
+def _log_probs(y_pred):
+    out = y_pred / jnp.sum(y_pred, axis=-1, keepdims=True)
+    return jnp.log(jnp.clip(out, _EPSILON, 1.0 - _EPSILON))
+
+
+def _cce(y_true, y_pred):
+    return -jnp.sum(y_true.astype(y_pred.dtype) * _log_probs(y_pred), axis=-1)
+
+
+def _scce(y_true, y_pred):
+    labels = jnp.asarray(y_true).astype(jnp.int32)
+    if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    one_hot = jax.nn.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
+    return -jnp.sum(one_hot * _log_probs(y_pred), axis=-1)
+
+
+_LOSSES: dict[str, Callable] = {
+    "mse": _mse, "mean_squared_error": _mse,
+    "mae": _mae, "mean_absolute_error": _mae,
+    "binary_crossentropy": _bce,
+    "categorical_crossentropy": _cce,
+    "sparse_categorical_crossentropy": _scce,
+}
+
+
+def loss_function(loss: Union[str, Callable]) -> Callable:
+    """``(y_pred, y, mask=None) -> scalar`` for a Keras loss name or a callable ``(y_pred, y)``.
+
+    Names (``"mse"``, ``"mae"``, ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+    ``"sparse_categorical_crossentropy"``, Keras's long names too) use Keras 3's definitions with
+    ``from_logits=False``: per sample the mean over the last axis of
+    :math:`(y - \\hat y)^2`, :math:`|y - \\hat y|`,
+    :math:`-[y \\log \\hat y + (1-y) \\log(1-\\hat y)]` (:math:`\\hat y` clipped to
+    :math:`[\\epsilon, 1-\\epsilon]`, :math:`\\epsilon = 10^{-7}`), or
+    :math:`-\\sum_c y_c \\log \\hat y_c` with :math:`\\hat y` renormalized to sum 1 and clipped;
+    then Keras's ``"sum_over_batch_size"`` reduction: the mean over every remaining entry, or,
+    where the model's output carries a mask (a sequence output of a masked model),
+    :math:`\\sum l \\cdot m / \\sum m` (0 when no step is real).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import analysis
+        >>> float(analysis.loss_function("mse")(jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [1.0]])))
+        2.5
+    """
+    if callable(loss):
+        def custom(y_pred, y, mask=None):
+            return loss(y_pred, y)
+
+        return custom
+    if loss not in _LOSSES:
+        raise ValueError(f"loss={loss!r}; expected a callable (y_pred, y) -> scalar or one of {', '.join(_LOSSES)}.")
+    per_sample = _LOSSES[loss]
+
+    def named(y_pred, y, mask=None):
+        if isinstance(y_pred, (tuple, list)):
+            raise ValueError(f"loss={loss!r} needs a single model output; this model returns {len(y_pred)}. "
+                             "Pass a callable loss.")
+        values = per_sample(jnp.asarray(y), y_pred)
+        if mask is not None and tuple(mask.shape) == tuple(values.shape):
+            m = mask.astype(values.dtype)
+            valid = jnp.sum(m)
+            return jnp.where(valid > 0, jnp.sum(values * m) / jnp.where(valid > 0, valid, 1.0), 0.0)
+        return jnp.mean(values)
+
+    return named
+
+
+# --- gradient flow through time and depth -------------------------------------------------------
+
+
+class GradientFlow(NamedTuple):
+    """What :func:`gradient_flow` measures, one row per recurrent direction.
+
+    ``state_norms (R, B, T)``: :math:`\\lVert\\partial L/\\partial s^{(r)}_t\\rVert_2` with
+    ``[r, b, t-1]`` for step t of row r in its processing order; ``hidden_norms (R, B, T)``: the
+    same for the ``h`` part of the state (equal to ``state_norms`` for SimpleRNN and GRU, whose
+    state is ``h``); ``layer_names``: R names such as ``"1:LSTM"`` or
+    ``"2:Bidirectional(GRU).backward"`` (the index in ``model.layers`` first); ``layer_indices``:
+    R indices into ``model.layers``; ``go_backwards``: R flags (a backward row's step t consumes
+    input position T − t + 1); ``loss``: the loss value.
+
+    Per batch row; ``state_norms.mean(axis=1)`` is the batch average (a layer × time grid).
+    """
+
+    state_norms: jax.Array
+    hidden_norms: jax.Array
+    layer_names: tuple
+    layer_indices: tuple
+    go_backwards: tuple
+    loss: jax.Array
+
+
+def _rows(model):
+    """``(index, name, sublayer)`` per recurrent direction."""
+    rows = []
+    for i, layer in enumerate(model.layers):
+        if bptt._is_bidirectional(layer):
+            inner = type(layer.forward_layer).__name__
+            rows.append((i, f"{i}:Bidirectional({inner}).forward", layer.forward_layer))
+            rows.append((i, f"{i}:Bidirectional({inner}).backward", layer.backward_layer))
+        elif hasattr(layer, "cell"):
+            rows.append((i, f"{i}:{type(layer).__name__}", layer))
+    return rows
+
+
+def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_states):
+    fn = loss_function(loss)
+    y_pred, _, _, out_mask = bptt._model_forward(model, params, x, mask, training, rng, initial_states, None)
+    value, d_out = jax.value_and_grad(lambda yp: fn(yp, y, out_mask))(y_pred)
+    grads = bptt.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)
+    per_row = []
+    for layer, g in zip(model.layers, grads):
+        if g is None:
+            continue
+        subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, bptt.Directions) else (layer,)
+        for sub, gs in zip(subs, tuple(g) if isinstance(g, bptt.Directions) else (g,)):
+            h = sub.cell.output(sub.cell.vector_to_state(gs))
+            per_row.append((jnp.linalg.norm(gs, axis=-1), jnp.linalg.norm(h, axis=-1)))
+    if not per_row:
+        raise ValueError("gradient_flow: the model has no recurrent layer.")
+    return jnp.stack([s for s, _ in per_row]), jnp.stack([h for _, h in per_row]), value
+
+
+def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "mse",
+                  mask: Optional[jax.Array] = None, training: bool = False, rng: Optional[jax.Array] = None, *,
+                  initial_states=None) -> GradientFlow:
+    """How much gradient reaches every step of every recurrent layer: a layer × time grid of
+    :math:`\\lVert \\partial L/\\partial s^{(l)}_t \\rVert` and
+    :math:`\\lVert \\partial L/\\partial h^{(l)}_t \\rVert`.
+
+    :math:`L` = ``loss(model.apply(params, x, mask), y)`` (see :func:`loss_function`: a Keras
+    name, or a callable ``(y_pred, y) -> scalar``, prediction first). The gradient with respect to
+    :math:`s^{(l)}_t` is the total derivative through every later step of layer l and every layer
+    above it, the sum of both routes:
+
+    .. math::
+        \\frac{\\partial L}{\\partial s^{(l)}_{t}} =
+        J^{(l)\\top}_{t+1} \\frac{\\partial L}{\\partial s^{(l)}_{t+1}}
+        + \\Big(\\frac{\\partial y^{(l)}_{t}}{\\partial s^{(l)}_{t}}\\Big)^{\\!\\top}
+          \\frac{\\partial L}{\\partial y^{(l)}_{t}},
+
+    computed by :func:`rnncore.bptt.model_state_gradients`. Vanishing gradients show as norms
+    falling geometrically towards early steps (and towards low layers, where depth multiplies in
+    the cross-layer Jacobians); exploding ones as norms growing (Pascanu, Mikolov & Bengio 2013,
+    Fig. 5 plots exactly this quantity). For an LSTM, ``hidden_norms`` is the gradient with
+    respect to :math:`h_t` with :math:`c_t` held fixed; the gap to ``state_norms`` is what
+    reaches :math:`c_t`, the constant-error carousel (Hochreiter & Schmidhuber 1997).
+
+    Args:
+        model: an :class:`rnncore.Sequential`.
+        params: its params.
+        x: inputs ``(B, T, F)``; y: targets as the loss expects them.
+        mask, training, rng, initial_states: as ``model.apply`` takes them.
+
+    Returns:
+        :class:`GradientFlow` ``(state_norms (R, B, T), hidden_norms (R, B, T), layer_names,
+        layer_indices, go_backwards, loss)``, one row per recurrent layer (two for a
+        Bidirectional one), per batch row, in each row's processing order.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import rnncore as rc
+        >>> model = rc.Sequential([rc.layers.SimpleRNN(4, return_sequences=True),
+        ...                        rc.layers.LSTM(3), rc.layers.Dense(1)])
+        >>> params = model.init(jax.random.PRNGKey(0), (6, 2))
+        >>> flow = rc.analysis.gradient_flow(model, params, jnp.ones((2, 6, 2)), jnp.zeros((2, 1)), "mse")
+        >>> flow.state_norms.shape, flow.layer_names
+        ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
+    """
+    run = _maybe_jit(_gradient_flow, model=model, loss=loss, training=training)
+    with _precision():
+        states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
+    rows = _rows(model)
+    return GradientFlow(states, hidden, tuple(r[1] for r in rows), tuple(r[0] for r in rows),
+                        tuple(bool(r[2].go_backwards) for r in rows), value)
+
+
+# --- Lyapunov exponents -------------------------------------------------------------------------
+
+
+def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropout_masks, q0):
+    tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
+    states_t = jax.tree_util.tree_map(lambda s: jnp.swapaxes(s, 0, 1), tr.states)  # (T + 1, B, ·)
+    finite = jnp.all(jnp.isfinite(cell.state_to_vector(states_t)), axis=-1)  # (T + 1, B)
+    prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
+    xs_t = bptt.time_major(xs, go_backwards)
+    mask_t = None if mask is None else bptt.time_major(mask, go_backwards)
+    steps = jnp.arange(1, xs.shape[1] + 1)
+
+    if method == "jvp":
+        def advance(s_prev, x, q):
+            def step_vec(v):
+                new, _ = cell.step(params, cell.vector_to_state(v), x, dropout_masks)
+                return cell.state_to_vector(new)
+
+            s_vec = cell.state_to_vector(s_prev)
+            return jax.vmap(lambda col: jax.jvp(step_vec, (s_vec,), (col,))[1], in_axes=2, out_axes=2)(q)
+    else:
+        jac = getattr(cell, "jacobian", None) or functools.partial(cells.Cell.jacobian_fallback, cell)
+
+        def advance(s_prev, x, q):
+            return jac(params, s_prev, x, dropout_masks) @ q
+
+    batch = xs.shape[0]
+    zero = jnp.zeros((batch, k), q0.dtype)
+
+    def body(carry, inp):
+        q, total, lost, count = carry
+        t, s_prev, x, m = inp
+        v = advance(s_prev, x, q)  # J_t Q, (B, S, k)
+        real = jnp.ones((batch,), bool) if m is None else m
+        v = jnp.where(real[:, None, None], v, q)  # a masked step: J_t = I
+        q_new, r = jnp.linalg.qr(v)
+        logd = jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1)))  # (B, k)
+        bad = jnp.any(jnp.isnan(logd) | (logd == jnp.inf), axis=-1)
+        use = jnp.logical_and(real, t > warmup)
+        total, lost = bptt._kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
+        return (q_new, total, lost, count + use), bad
+
+    (_, total, _, count), bad = jax.lax.scan(body, (q0, zero, zero, jnp.zeros((batch,), jnp.int32)),
+                                             (steps, prev_t, xs_t, mask_t))
+    return total / count[:, None], count, finite, bad
+
+
+def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Optional[int] = None,
+                      warmup: int = 0, *, mask: Optional[jax.Array] = None, dropout_masks=None,
+                      go_backwards: bool = False, method: str = "auto",
+                      key: Optional[jax.Array] = None) -> jax.Array:
+    """The k largest Lyapunov exponents of the trajectory the cell follows on ``xs``, ``(B, k)``,
+    in nats per step, largest first, by the QR method (Benettin, Galgani, Giorgilli & Strelcyn
+    1980; for RNNs Engelken, Wolf & Abbott 2020).
+
+    An orthonormal frame :math:`Q_0 \\in \\mathbb{R}^{S\\times k}` (random, from ``key``) is
+    carried along the trajectory and re-orthonormalized at every step,
+
+    .. math::
+        J_t Q_{t-1} = Q_t R_t, \\qquad
+        \\lambda_i = \\frac{1}{T - w} \\sum_{t = w+1}^{T} \\log |(R_t)_{ii}|,
+
+    with w = ``warmup`` steps discarded while the frame aligns with the most expanding directions.
+    :math:`\\lambda_1` is the rate :math:`\\tfrac1n\\log\\lVert\\partial s_{t+n}/\\partial s_t\\rVert`
+    at which perturbations (forward) and gradients (backward) grow or shrink along this trajectory:
+    :math:`\\lambda_1 < 0` means contracting dynamics and vanishing long-range gradients,
+    :math:`\\lambda_1 > 0` chaos and exploding ones. For a linear RNN with a constant recurrent
+    matrix W they are :math:`\\log|\\mu_i|` of W's eigenvalues. Only the products' logs are summed
+    (compensated), so they are finite for any T even where :math:`\\partial s_T/\\partial s_0`
+    under- or overflows.
+
+    Args:
+        cell: any cell (its closed-form ``jacobian``, or ``jax.jacfwd`` of its ``step`` for a
+            user's cell without one).
+        params, xs ``(B, T, F)``, initial_state, mask, dropout_masks, go_backwards: as
+            :func:`rnncore.bptt.forward` takes them. A masked step (:math:`J_t = I`) is neither
+            applied nor counted.
+        k: how many exponents (default: all S).
+        warmup: steps excluded from the average, in [0, T).
+        method: ``"jacobian"`` (form :math:`J_t`, S×S, and multiply), ``"jvp"`` (k
+            Jacobian–vector products of the step per step, never forming S×S: for large S and
+            small k), or ``"auto"``: ``"jacobian"`` when the cell has a closed form, else
+            ``"jvp"``.
+        key: PRNG key of the initial frame (default ``PRNGKey(0)``).
+
+    Returns:
+        ``(B, k)``, sorted largest first; ``-inf`` where a Jacobian is exactly singular.
+
+    Raises:
+        ValueError: k outside [1, S], T = 0, warmup outside [0, T), or a non-finite state (naming
+            the first step and batch row where it appeared).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import analysis, cells
+        >>> cell = cells.SimpleRNN(2, activation=None, use_bias=False)
+        >>> p = cell.init(jax.random.PRNGKey(0), 1)._replace(recurrent_kernel=jnp.diag(jnp.array([0.5, 2.0])))
+        >>> lam = analysis.lyapunov_spectrum(cell, p, jnp.zeros((1, 40, 1)), warmup=10)
+        >>> [round(v, 4) for v in lam[0].tolist()], round(float(jnp.log(2.0)), 4), round(float(jnp.log(0.5)), 4)
+        ([0.6931, -0.6931], 0.6931, -0.6931)
+    """
+    xs = _check_xs(xs)
+    steps, size = xs.shape[1], cell.state_size
+    k = _check_k(k, size)
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup < steps:
+        raise ValueError(f"warmup={warmup!r}; expected an integer in [0, {steps - 1}] (T={steps} steps).")
+    if method not in ("auto", "jacobian", "jvp"):
+        raise ValueError(f"method={method!r}; expected 'auto', 'jacobian' or 'jvp'.")
+    if method == "auto":
+        method = "jacobian" if getattr(cell, "jacobian", None) is not None else "jvp"
+    mask = _check_mask(mask, xs)
+    s0 = _initial_state(cell, xs, initial_state)
+    key = jax.random.PRNGKey(0) if key is None else key
+    q0, _ = jnp.linalg.qr(jax.random.normal(key, (xs.shape[0], size, k), xs.dtype))
+    run = _maybe_jit(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
+    with _precision():
+        lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
+    _raise_first_nonfinite(finite)
+    bad = np.asarray(bad)
+    if bad.any():
+        t, b = np.argwhere(bad)[0]
+        raise ValueError(f"non-finite Jacobian (NaN or inf) at step t={t + 1} (processing order), batch row {b}.")
+    count = np.asarray(count)
+    if (count == 0).any():
+        b = int(np.argmax(count == 0))
+        raise ValueError(f"batch row {b} has no real (unmasked) step after warmup={warmup}; no exponent to average.")
+    return -jnp.sort(-lam, axis=-1)
+
+
+# --- singular values by lag, memory horizon ------------------------------------------------------
+
+
+def _lag_spectrum(cell, k, go_backwards, params, xs, s0, mask, dropout_masks):
+    J = bptt.step_jacobians(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
+    return bptt.log_singular_values_to_end(J, k=k)[:, ::-1]
+
+
+def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
+                           k: Optional[int] = None, *, dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+    """:math:`\\log \\sigma_i(\\partial s_T/\\partial s_{T-\\ell})` for every lag
+    :math:`\\ell = 1 \\ldots T`, ``(B, T, k)``: ``[:, lag-1, i]``, largest first, in nats.
+
+    How much a perturbation of the state :math:`\\ell` steps before the end can still move the
+    final state, direction by direction; the gradient a loss at the last step sends back
+    :math:`\\ell` steps is bounded by :math:`\\sigma_1`. Geometric decay in :math:`\\ell` is the
+    vanishing gradient (Bengio, Simard & Frasconi 1994), a slope of :math:`\\lambda_i` per step
+    for long lags (:func:`lyapunov_spectrum`). Computed in the log domain
+    (:func:`rnncore.bptt.log_singular_values_to_end`), finite for any T; singular values more
+    than ~1/eps below the largest are unresolved and may be ``-inf``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import analysis, cells
+        >>> cell = cells.SimpleRNN(3, activation=None)
+        >>> p = cell.init(jax.random.PRNGKey(0), 1)._replace(recurrent_kernel=0.9 * jnp.eye(3))
+        >>> v = analysis.singular_values_by_lag(cell, p, jnp.ones((1, 4, 1)), k=1)
+        >>> [round(a, 4) for a in v[0, :, 0].tolist()]  # lag * ln 0.9
+        [-0.1054, -0.2107, -0.3161, -0.4214]
+    """
+    xs = _check_xs(xs)
+    k = _check_k(k, cell.state_size)
+    mask = _check_mask(mask, xs)
+    s0 = _initial_state(cell, xs, initial_state)
+    _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
+    run = _maybe_jit(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
+    with _precision():
+        return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
+
+
+def memory_horizon(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
+                   fraction: float = 0.01, *, dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+    """The largest lag over which the gradient stays above ``fraction`` of the last step's,
+    ``(B,)`` integers in [0, T].
+
+    With :math:`n(\\ell) = \\lVert \\partial s_T/\\partial s_{T-\\ell} \\rVert_2` (the largest
+    singular value, :func:`singular_values_by_lag`), the horizon is the largest :math:`L` such that
+    :math:`n(\\ell) \\ge \\text{fraction} \\cdot n(1) > 0` for every :math:`\\ell \\le L`; it is 0
+    when :math:`n(1) = 0`, and T means the gradient never fell below the fraction within the
+    sequence (the horizon is at least T). For geometric decay :math:`n(\\ell) \\approx
+    n(1)\\,e^{\\lambda(\\ell-1)}` it is :math:`1 + \\lfloor \\ln(\\text{fraction})/\\lambda \\rfloor`
+    (Bengio, Simard & Frasconi 1994: information is latched only over this span).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import analysis, cells
+        >>> cell = cells.SimpleRNN(2, activation=None)
+        >>> p = cell.init(jax.random.PRNGKey(0), 1)._replace(recurrent_kernel=0.5 * jnp.eye(2))
+        >>> analysis.memory_horizon(cell, p, jnp.ones((1, 20, 1)), fraction=0.1).tolist()  # 0.5**3 >= 0.1 > 0.5**4
+        [4]
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}; expected a number in (0, 1].")
+    logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
+                                  go_backwards=go_backwards)[..., 0]
+    above = (logn >= logn[:, :1] + math.log(fraction)) & (logn > -jnp.inf)
+    return jnp.sum(jnp.cumprod(above, axis=1), axis=1)
+
+
+# --- gate saturation ----------------------------------------------------------------------------
+
+_SIGMOID_LIKE = ("sigmoid", "hard_sigmoid", "sparse_sigmoid")
+_TANH_LIKE = ("tanh", "hard_tanh", "softsign")
+
+
+def _kind(identifier) -> Optional[str]:
+    name = identifier if isinstance(identifier, str) else activations.name_of(activations.get(identifier))
+    if name in _SIGMOID_LIKE:
+        return "sigmoid"
+    if name in _TANH_LIKE:
+        return "tanh"
+    return None
+
+
+def _c_name(cell) -> str:
+    return f"{activations.name_of(activations.get(cell.activation)) or 'activation'}(c)"
+
+
+def _gate_activations(cell) -> dict:
+    """``{gate name: activation identifier}`` for the known cells."""
+    if isinstance(cell, (cells.LSTM, cells.LayerNormLSTM)):
+        rec, act = cell.recurrent_activation, cell.activation
+        return {"i": rec, "f": rec, "g": act, "o": rec, _c_name(cell): act}
+    if isinstance(cell, cells.GRU):
+        return {"z": cell.recurrent_activation, "r": cell.recurrent_activation, "hh": cell.activation}
+    if isinstance(cell, cells.SimpleRNN):
+        return {"h": cell.activation}
+    raise ValueError(f"gate_saturation knows SimpleRNN, LSTM, GRU and LayerNormLSTM cells; got {type(cell).__name__}.")
+
+
+def _named_gates(cell, gv) -> dict:
+    """``{gate name: values}`` from a cell's ``gate_values`` (leaves ``(B, T, u)``)."""
+    if isinstance(cell, (cells.LSTM, cells.LayerNormLSTM)):
+        return {"i": gv.i, "f": gv.f, "g": gv.g, "o": gv.o, _c_name(cell): activations.get(cell.activation)(gv.c)}
+    if isinstance(cell, cells.GRU):
+        return {"z": gv.z, "r": gv.r, "hh": gv.hh}
+    return {"h": gv.h}
+
+
+def _saturation(cell, low, high, go_backwards, params, xs, s0, mask, dropout_masks):
+    tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards,
+                      keep_gates=True)
+    real = jnp.ones(xs.shape[:2], bool) if mask is None else mask
+    real = real[:, ::-1] if go_backwards else real  # (B, T) in processing order, as the gates
+    gates = _named_gates(cell, tr.gates)
+    out = {}
+    for name, act in _gate_activations(cell).items():
+        v, kind = gates[name], _kind(act)
+        if kind is None:
+            continue
+        sat = (v < low) | (v > high) if kind == "sigmoid" else jnp.abs(v) > high
+        keep = jnp.broadcast_to(real[:, :, None], v.shape)
+        out[name] = jnp.sum(sat & keep) / jnp.sum(keep)
+    return out
+
+
+def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
+                    low: float = 0.05, high: float = 0.95, dropout_masks=None,
+                    go_backwards: bool = False) -> dict:
+    """Per gate, the fraction of its values that are saturated along the trajectory: sigmoid
+    gates below ``low`` or above ``high``, tanh outputs beyond :math:`\\pm` ``high``.
+
+    A saturated unit has :math:`\\varphi' \\approx 0` (:math:`\\sigma' = \\sigma(1-\\sigma) < 0.0475`
+    outside [0.05, 0.95], :math:`\\tanh' = 1 - \\tanh^2 < 0.0975` beyond ±0.95): it passes almost no
+    gradient to its pre-activation, so its weights stop learning (Bengio, Simard & Frasconi 1994;
+    Glorot & Bengio 2010). An open forget gate (:math:`f \\approx 1`) is the intended saturation
+    that keeps the LSTM's :math:`\\partial c_t/\\partial c_{t-1} = \\operatorname{diag}(f)` near
+    the identity; gates stuck near 0 or 1 everywhere are hard to move (Gu et al. 2020, "Improving
+    the gating mechanism of recurrent neural networks").
+
+    Gates (from the cells' ``gate_values``): LSTM and LayerNormLSTM ``i, f, o`` (recurrent
+    activation), ``g`` and ``tanh(c)`` (activation; ``c`` the new cell state); GRU ``z, r``
+    (recurrent activation) and ``hh`` (the candidate); SimpleRNN ``h`` (its activation output).
+    The rule follows the activation: sigmoid-like (``sigmoid``, ``hard_sigmoid``,
+    ``sparse_sigmoid``) or tanh-like (``tanh``, ``hard_tanh``, ``softsign``); a gate with any other
+    activation (e.g. ``relu``, linear) has no saturation of this kind and is left out. Counted over
+    every batch row, unit and real (unmasked) step.
+
+    Returns:
+        ``{gate name: fraction}`` (Python floats in [0, 1]).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import analysis, cells
+        >>> cell = cells.GRU(4)
+        >>> p = cell.init(jax.random.PRNGKey(0), 3)
+        >>> sat = analysis.gate_saturation(cell, p, jnp.zeros((2, 5, 3)))  # all pre-activations 0
+        >>> sat
+        {'z': 0.0, 'r': 0.0, 'hh': 0.0}
+    """
+    xs = _check_xs(xs)
+    mask = _check_mask(mask, xs)
+    order = _gate_activations(cell)
+    if not 0 < low < high < 1:
+        raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high < 1.")
+    s0 = _initial_state(cell, xs, initial_state)
+    _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
+    run = _maybe_jit(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
+    fractions = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
+    return {name: float(fractions[name]) for name in order if name in fractions}
+
+
+# --- a verdict ----------------------------------------------------------------------------------
+
+_GAMMA = {  # sup |phi'|: the gamma of Pascanu, Mikolov & Bengio (2013)
+    "linear": 1.0, "tanh": 1.0, "sigmoid": 0.25, "hard_sigmoid": 1.0 / 6.0, "relu": 1.0, "relu6": 1.0,
+    "softsign": 1.0, "hard_tanh": 1.0, "softplus": 1.0, "elu": 1.0, "leaky_relu": 1.0,
+}
+
+
+def pascanu_gamma(activation) -> Optional[float]:
+    """:math:`\\gamma = \\sup_a |\\varphi'(a)|` for a Keras activation name (or None: linear),
+    ``None`` where unknown: 1 for tanh, relu, linear, …; 1/4 for sigmoid; 1/6 for Keras 3's
+    ``hard_sigmoid`` (:math:`\\mathrm{relu6}(x+3)/6`)."""
+    name = activation if isinstance(activation, str) else activations.name_of(activations.get(activation))
+    return _GAMMA.get(name)
+
+
+class Verdict(NamedTuple):
+    """What :func:`verdict` decided and the numbers it decided on.
+
+    ``label``: ``"vanishing"``, ``"exploding"`` or ``"healthy"``; ``log_gain``: the batch mean of
+    :math:`\\log\\lVert\\partial s_T/\\partial s_0\\rVert_2` (nats); ``log_gain_per_row (B,)``;
+    ``rate``: ``log_gain / T`` (nats per step); ``low``, ``high``: the thresholds on the gain;
+    ``steps``: T; ``gamma``, ``sigma_max``: :math:`\\gamma` and :math:`\\sigma_{\\max}(W_{rec})`
+    of a SimpleRNN (None for gated cells); ``bound_rate``: :math:`\\log(\\gamma\\sigma_{\\max})`, the
+    Pascanu bound on ``rate`` (None for gated cells).
+    """
+
+    label: str
+    log_gain: float
+    log_gain_per_row: np.ndarray
+    rate: float
+    low: float
+    high: float
+    steps: int
+    gamma: Optional[float]
+    sigma_max: Optional[float]
+    bound_rate: Optional[float]
+
+
+def verdict(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
+            low: float = 1e-3, high: float = 1e3, dropout_masks=None, go_backwards: bool = False) -> Verdict:
+    """``"vanishing"``, ``"exploding"`` or ``"healthy"``, from the gain of the whole chain,
+    :math:`G = \\lVert \\partial s_T/\\partial s_0 \\rVert_2`, along the trajectory on ``xs``.
+
+    :math:`G` bounds how much of a gradient arriving at the last state reaches the first one, in
+    its best-preserved direction: :math:`\\lVert \\partial L/\\partial s_0 \\rVert \\le G
+    \\lVert \\partial L/\\partial s_T \\rVert`. The verdict compares the geometric mean of
+    :math:`G` over the batch with two thresholds:
+
+    * ``"vanishing"`` if :math:`G <` ``low`` (default :math:`10^{-3}`): less than a thousandth of
+      the gradient at step T can reach step 0 in any direction, so what happened T steps back is
+      effectively invisible to learning;
+    * ``"exploding"`` if :math:`G >` ``high`` (default :math:`10^{3}`): some direction amplifies
+      gradients a thousandfold over the sequence (the regime gradient clipping exists for);
+    * ``"healthy"`` otherwise.
+
+    The thresholds are on the whole sequence, so the same network may be healthy on 20 steps and
+    vanishing on 200: ``rate`` = :math:`\\log G/T` (nats/step) is the length-free number, close to
+    the largest Lyapunov exponent for long T (:func:`lyapunov_spectrum`).
+
+    For a SimpleRNN, :math:`h_t = \\varphi(x_t K + h_{t-1} W_{rec} + b)`, Pascanu, Mikolov &
+    Bengio (2013, §3.1) bound every factor :math:`\\lVert J_t \\rVert \\le \\gamma\\,
+    \\sigma_{\\max}(W_{rec})` with :math:`\\gamma = \\sup|\\varphi'|` (1 for tanh, 1/4 for sigmoid), so
+
+    .. math::
+        \\Big\\lVert \\frac{\\partial h_t}{\\partial h_k} \\Big\\rVert
+        \\le (\\gamma\\, \\sigma_{\\max}(W_{rec}))^{t-k}:
+
+    :math:`\\gamma\\sigma_{\\max} < 1` is *sufficient* for vanishing (``rate`` ≤ ``bound_rate``
+    < 0 whatever the inputs), and :math:`\\gamma\\sigma_{\\max} > 1` is *necessary* for exploding.
+    The measured ``rate`` is usually well below the bound, as saturation makes
+    :math:`|\\varphi'| < \\gamma`. Gated cells have no such simple bound (None).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnncore import analysis, cells
+        >>> cell = cells.SimpleRNN(3)
+        >>> p = cell.init(jax.random.PRNGKey(0), 2)._replace(recurrent_kernel=0.5 * jnp.eye(3))
+        >>> v = analysis.verdict(cell, p, jnp.ones((1, 30, 2)))
+        >>> v.label, v.rate <= v.bound_rate, round(v.bound_rate, 4)
+        ('vanishing', True, -0.6931)
+    """
+    if not 0 < low < high:
+        raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high.")
+    logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
+                                  go_backwards=go_backwards)[:, -1, 0]
+    per_row = np.asarray(logn, np.float64)
+    mean = float(np.mean(per_row))
+    steps = int(jnp.shape(xs)[1])
+    if mean < math.log(low):
+        label = "vanishing"
+    elif mean > math.log(high):
+        label = "exploding"
+    else:
+        label = "healthy"
+    gamma = sigma = bound = None
+    if isinstance(cell, cells.SimpleRNN):
+        gamma = pascanu_gamma(cell.activation)
+        sigma = float(np.linalg.norm(np.asarray(params.recurrent_kernel, np.float64), 2))
+        if gamma is not None:
+            bound = math.log(gamma * sigma) if gamma * sigma > 0 else -math.inf
+    return Verdict(label, mean, per_row, mean / steps, float(low), float(high), steps, gamma, sigma, bound)
