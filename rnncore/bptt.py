@@ -186,6 +186,31 @@ def _check_truncate(truncate):
     return int(truncate)
 
 
+class _StepOnly(NamedTuple):
+    """A cell that defines only ``step`` (a user's own), seen through the split the reverse scan
+    uses: the input projection is the identity, the recurrent one empty, and ``core`` the whole
+    step, so each reverse step is one VJP of ``step``."""
+
+    cell: Any
+
+    def input_projection(self, params, x, dropout_masks=None):
+        return x
+
+    def recurrent_projection(self, params, h, dropout_masks=None):
+        return h[..., :0]
+
+    def core(self, params, xk, hr, state, dropout_masks=None):
+        return self.cell.step(params, state, xk, dropout_masks)
+
+    def __getattr__(self, name):
+        return getattr(self.cell, name)
+
+
+def _split(cell):
+    has_split = all(hasattr(cell, m) for m in ("input_projection", "recurrent_projection", "core"))
+    return cell if has_split else _StepOnly(cell)
+
+
 def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
@@ -194,6 +219,7 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
     projections are a few large matmuls over all ``T·B`` rows after it.
     Returns ``(d_params, d_xs_t, d_s0, d_states_t)``.
     """
+    cell = _split(cell)
     steps, batch = xs_t.shape[0], xs_t.shape[1]
     rows = steps * batch
     tiled = _tile_masks(dropout_masks, steps)

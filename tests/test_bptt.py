@@ -710,6 +710,28 @@ def test_user_cell_without_jacobian_uses_the_fallback(x64):
     assert_close((tr.outputs, tr.final_state), (ys, states[-1]), "fallback forward", 1e-12)
 
 
+def test_user_cell_with_only_step_gets_the_explicit_backward_pass(x64):
+    """A cell without the projection/core split still differentiates through the explicit reverse
+    scan (one VJP of its step per time step), directly and as a layer, truncated or not."""
+    cell = LeakyPair(3)
+    rng = np.random.default_rng(5)
+    params = random_params(cell, rng, scale=0.8)
+    xs = jnp.asarray(rng.normal(size=(B, T, F)))
+    s0, mask = random_state(cell, rng), make_mask("holes")
+    dy = jnp.asarray(rng.normal(size=(B, T, cell.units)))
+    for truncate in (None, 2):
+        def loss(p, x, s):
+            ys, _ = run_loop(cell, p, x, s, mask, go_backwards=True, truncate=truncate)
+            return jnp.sum(ys * dy)
+
+        ref = jax.grad(loss, argnums=(0, 1, 2))(params, xs, s0)
+        g = bptt.backward(cell, params, xs, dy, s0, mask, go_backwards=True, truncate_gradient=truncate)
+        assert_close((g.params, g.inputs, g.initial_state), ref, f"user cell, truncate={truncate}", 1e-12)
+        layer = rc.layers.RNN(cell, return_sequences=True, go_backwards=True, truncate_gradient=truncate)
+        gl = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy), argnums=(0, 1))(params, xs)
+        assert_close(gl, ref[:2], f"user cell layer, truncate={truncate}", 1e-12)
+
+
 # --- 7: long horizons in the log domain -----------------------------------------------------------
 
 def log_norms_rescaled_float64(J):
