@@ -290,6 +290,19 @@ def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_state
     return jnp.stack([s for s, _ in per_row]), jnp.stack([h for _, h in per_row]), value
 
 
+def _check_flow(state_norms, value, rows) -> None:
+    """A non-finite loss or gradient norm raises, naming the layer, batch row and step."""
+    norms = np.asarray(state_norms)
+    if not np.isfinite(np.asarray(value)):
+        raise ValueError(f"gradient_flow: the loss is non-finite ({float(value)}); the model's outputs, the "
+                         "targets, the inputs or the params hold NaN/inf.")
+    bad = ~np.isfinite(norms)
+    if bad.any():
+        r, b, t = np.argwhere(bad)[-1]  # the latest step: where the backward pass first met it
+        raise ValueError(f"gradient_flow: non-finite dL/ds (NaN or inf) in layer {rows[r][1]}, batch row {b}, "
+                         f"reaching step t={t + 1} (processing order) and every step before it.")
+
+
 def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "mse",
                   mask: Optional[jax.Array] = None, training: bool = False, rng: Optional[jax.Array] = None, *,
                   initial_states=None) -> GradientFlow:
@@ -340,6 +353,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
     with _precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
+    _check_flow(states, value, rows)
     return GradientFlow(states, hidden, tuple(r[1] for r in rows), tuple(r[0] for r in rows),
                         tuple(bool(r[2].go_backwards) for r in rows), value)
 

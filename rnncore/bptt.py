@@ -116,6 +116,8 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
 
 
 def _prepare(cell, xs, initial_state, mask, go_backwards):
+    if getattr(xs, "ndim", None) != 3:
+        raise ValueError(f"xs must have shape (batch, time, features); got shape {tuple(jnp.shape(xs))}.")
     if xs.shape[1] == 0:
         raise ValueError(f"xs has T=0 time steps (shape {tuple(xs.shape)}); a sequence needs at least one step.")
     s0 = cell.initial_state(xs.shape[0], xs.dtype) if initial_state is None else initial_state

@@ -3,6 +3,9 @@
 import os
 
 os.environ["KERAS_BACKEND"] = "jax"  # must precede any keras import
+# pytest-xdist runs one worker per core; a multi-threaded BLAS in each only oversubscribes them
+# (a 256x256 QR measured 30-80x slower on a busy 2-core machine with OpenBLAS's default threads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax
 import numpy as np

@@ -614,3 +614,15 @@ def test_non_finite_states_name_the_first_step_and_row():
         analysis.lyapunov_spectrum(cells.SimpleRNN(1, activation=None), big, jnp.ones((1, 8, 1)))
     with pytest.raises(ValueError, match="initial_state"):
         analysis.lyapunov_spectrum(cell, p, jnp.ones((1, 8, 2)), initial_state=(jnp.full((1, 3), jnp.nan),))
+
+
+def test_gradient_flow_reports_non_finite_values():
+    """A NaN that poisons the backward pass is reported with its layer, not returned as NaN norms."""
+    model = rc.Sequential([rc.layers.LSTM(3, return_sequences=True), rc.layers.GRU(2), rc.layers.Dense(1)])
+    params = model.init(jax.random.PRNGKey(0), (5, 2))
+    x = jnp.ones((2, 5, 2))
+    with pytest.raises(ValueError, match="loss is non-finite"):
+        rc.analysis.gradient_flow(model, params, x, jnp.full((2, 1), jnp.nan), "mse")
+    huge = params[:2] + (params[2]._replace(kernel=jnp.full_like(params[2].kernel, jnp.inf)),)
+    with pytest.raises(ValueError, match="non-finite"):
+        rc.analysis.gradient_flow(model, huge, x, jnp.zeros((2, 1)), "mse")

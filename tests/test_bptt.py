@@ -986,3 +986,12 @@ def test_bad_backward_pass():
         rc.layers.GRU(U, backward_pass="manual")
     with pytest.raises(ValueError, match=r"truncate_gradient needs backward_pass='explicit'"):
         rc.layers.SimpleRNN(U, backward_pass="autodiff", truncate_gradient=2)
+
+
+@pytest.mark.parametrize("fn", ["forward", "step_jacobians", "backward"])
+def test_wrong_rank_inputs_are_named(fn):
+    cell = rc.cells.GRU(2)
+    p = cell.init(jax.random.PRNGKey(0), 3)
+    args = (jnp.ones((4, 2)),) if fn != "backward" else (jnp.ones((4, 2)), jnp.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"xs must have shape \(batch, time, features\); got shape \(4, 2\)"):
+        getattr(bptt, fn)(cell, p, *args)
