@@ -87,21 +87,6 @@ def _initial_state(cell, xs, initial_state):
     return cell.state_type(*(jnp.asarray(a, xs.dtype) for a in initial_state))
 
 
-def _maybe_jit(fn, **static):
-    """``jax.jit`` of ``fn`` with hashable ``static`` arguments bound (a user's unhashable cell runs
-    op by op)."""
-    try:
-        hash(tuple(static.values()))
-    except TypeError:
-        return functools.partial(fn, **static)
-    return functools.partial(_jitted(fn, tuple(static)), **static)
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted(fn, static_names):
-    return jax.jit(fn, static_argnames=static_names)
-
-
 def _precision():
     return jax.default_matmul_precision("highest")
 
@@ -130,7 +115,7 @@ def _finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
 
 
 def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -> None:
-    run = _maybe_jit(_finite_states, cell=cell, go_backwards=go_backwards)
+    run = bptt._jit_static(_finite_states, cell=cell, go_backwards=go_backwards)
     _raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
 
 
@@ -349,7 +334,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         >>> flow.state_norms.shape, flow.layer_names
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
-    run = _maybe_jit(_gradient_flow, model=model, loss=loss, training=training)
+    run = bptt._jit_static(_gradient_flow, model=model, loss=loss, training=training)
     with _precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
@@ -472,7 +457,7 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
     s0 = _initial_state(cell, xs, initial_state)
     key = jax.random.PRNGKey(0) if key is None else key
     q0, _ = jnp.linalg.qr(jax.random.normal(key, (xs.shape[0], size, k), xs.dtype))
-    run = _maybe_jit(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
+    run = bptt._jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
     with _precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
     _raise_first_nonfinite(finite)
@@ -522,7 +507,7 @@ def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask
     mask = _check_mask(mask, xs)
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = _maybe_jit(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
+    run = bptt._jit_static(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
     with _precision():
         return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
 
@@ -654,7 +639,7 @@ def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optio
         raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high < 1.")
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = _maybe_jit(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
+    run = bptt._jit_static(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
     fractions = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
     return {name: float(fractions[name]) for name in order if name in fractions}
 

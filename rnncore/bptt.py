@@ -632,7 +632,19 @@ def _run_direction(layer, params, x, mask, training, rng, initial_state, tap):
     return (ys if layer.return_sequences else ys[:, -1]), final, consumed
 
 
-def _merge(mode, y, y_rev):
+def split_bidirectional_state(initial_state):
+    """Keras's split of a Bidirectional ``initial_state``: ``(forward, backward)``, either given as
+    a pair of state tuples or as a flat list whose first half goes forward, second half backward."""
+    if initial_state is None:
+        return None, None
+    parts = list(initial_state)
+    if len(parts) == 2 and all(isinstance(p, tuple) for p in parts):
+        return tuple(parts)
+    half = len(parts) // 2
+    return parts[:half], parts[half:]
+
+
+def merge_directions(mode, y, y_rev):
     """Keras's Bidirectional merge, as a tuple of outputs."""
     if mode == "concat":
         return (jnp.concatenate([y, y_rev], axis=-1),)
@@ -647,14 +659,7 @@ def _merge(mode, y, y_rev):
 
 def _run_bidirectional(layer, params, x, mask, training, rng, initial_state, taps):
     """``Bidirectional.apply`` with taps on each direction; ``(outputs, Directions(consumed))``."""
-    fwd_state = bwd_state = None
-    if initial_state is not None:
-        parts = list(initial_state)
-        if len(parts) == 2 and all(isinstance(p, tuple) for p in parts):
-            fwd_state, bwd_state = parts
-        else:
-            half = len(parts) // 2
-            fwd_state, bwd_state = parts[:half], parts[half:]
+    fwd_state, bwd_state = split_bidirectional_state(initial_state)
     rf = rb = None
     if rng is not None:
         rf, rb = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
@@ -663,7 +668,7 @@ def _run_bidirectional(layer, params, x, mask, training, rng, initial_state, tap
     y_rev, sb, cb = _run_direction(layer.backward_layer, params.backward, x, mask, training, rb, bwd_state, tb)
     if layer.return_sequences:
         y_rev = jnp.flip(y_rev, axis=1)
-    out = _merge(layer.merge_mode, y, y_rev)
+    out = merge_directions(layer.merge_mode, y, y_rev)
     if layer.return_state:
         out = out + tuple(sf) + tuple(sb)
     elif len(out) == 1:
@@ -975,7 +980,7 @@ def _coupling(merge_mode, direction, lower_cell, upper_cell, upper_params, betwe
         y = jnp.where(m_lo, y, jnp.zeros_like(y))  # a zero output (masked step) is not a function of s
         if merge_mode is not None:
             pair = (y, other[None]) if direction == 0 else (other[None], y)
-            y = _merge(merge_mode, *pair)[0]
+            y = merge_directions(merge_mode, *pair)[0]
         for layer, p in between:
             y = layer.apply(p, y[:, None, :])[:, 0]
         new, _ = upper_cell.step(upper_params, upper_cell.vector_to_state(s_up_prev[None]), y)

@@ -364,14 +364,7 @@ class Bidirectional:
     def call(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None):
         """``(outputs, (forward_state, backward_state))`` with ``outputs`` a tuple: the merged
         output, or ``(y_fwd, y_bwd)`` with ``merge_mode=None``."""
-        fwd_state = bwd_state = None
-        if initial_state is not None:
-            parts = list(initial_state)
-            if len(parts) == 2 and all(isinstance(p, tuple) for p in parts):
-                fwd_state, bwd_state = parts
-            else:
-                half = len(parts) // 2
-                fwd_state, bwd_state = parts[:half], parts[half:]
+        fwd_state, bwd_state = bptt.split_bidirectional_state(initial_state)
         rf = rb = None
         if rng is not None:
             rf, rb = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
@@ -379,16 +372,7 @@ class Bidirectional:
         y_rev, sb = self.backward_layer.call(params.backward, x, mask, training, rb, bwd_state)
         if self.return_sequences:
             y_rev = jnp.flip(y_rev, axis=1)
-        if self.merge_mode == "concat":
-            out = (jnp.concatenate([y, y_rev], axis=-1),)
-        elif self.merge_mode == "sum":
-            out = (y + y_rev,)
-        elif self.merge_mode == "ave":
-            out = ((y + y_rev) / 2,)
-        elif self.merge_mode == "mul":
-            out = (y * y_rev,)
-        else:
-            out = (y, y_rev)
+        out = bptt.merge_directions(self.merge_mode, y, y_rev)
         return out, (sf, sb)
 
     def apply(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None):
