@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells
+from . import activations, bptt, cells, layers
 
 __all__ = [
     "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
@@ -51,26 +51,11 @@ __all__ = [
 
 
 def _check_xs(xs) -> jax.Array:
-    if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
-        xs = jnp.asarray(xs)
-    if len(xs.shape) != 3:
-        raise ValueError(f"xs must have shape (batch, time, features); got shape {tuple(xs.shape)}.")
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise ValueError(f"xs must be a floating-point array; got dtype {xs.dtype}.")
-    if xs.shape[1] == 0:
-        raise ValueError(f"xs has T=0 time steps (shape {tuple(xs.shape)}); the analysis needs at least one step.")
-    if xs.shape[0] == 0:
-        raise ValueError(f"xs has batch size 0 (shape {tuple(xs.shape)}).")
-    return jnp.asarray(xs)
+    return layers.check_sequences(xs, name="xs")
 
 
 def _check_mask(mask, xs):
-    if mask is None:
-        return None
-    mask = jnp.asarray(mask)
-    if mask.shape != tuple(xs.shape[:2]):
-        raise ValueError(f"mask must have shape (batch, time) = {tuple(xs.shape[:2])}; got {tuple(mask.shape)}.")
-    return mask.astype(bool)
+    return layers.check_mask(mask, xs)
 
 
 def _check_k(k, size: int) -> int:
