@@ -277,7 +277,8 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
 
     ``truncate_gradient=k2`` cuts the chain every k2 steps: :math:`s_{k_2}, s_{2k_2}, \\ldots` are treated
     as constants by the steps that consume them (as ``jax.lax.stop_gradient`` would), so no
-    gradient crosses more than k2 steps back from a cut. ``k2 >= T`` is full BPTT.
+    gradient crosses more than k2 steps back from a cut. ``k2 >= T`` is full BPTT. At a cut
+    state ``Gradients.states`` is therefore zero: the only step that reads it is cut.
 
     Returns:
         :class:`Gradients` ``(params, inputs, initial_state, states)``.
