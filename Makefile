@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-slow test-all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m "slow and not gpu"
 
 test-all: setup
 	$(BIN)/python -m pytest -q -n 2
