@@ -3,7 +3,7 @@ Lyapunov exponents, gate saturation, and a verdict on vanishing or exploding gra
 
 Everything here reads the chain :mod:`rnncore.bptt` exposes. With :math:`J_t = \\partial
 s_t/\\partial s_{t-1}` the per-step state Jacobian (column convention, :math:`s_t` the state after
-the t-th step in processing order, ``DESIGN.md``), the gradient a loss at step T sends back k steps
+the t-th step in processing order), the gradient a loss at step T sends back k steps
 is shaped by the product
 
 .. math::

@@ -1,6 +1,6 @@
 """Time: the forward scan that keeps every state, and backpropagation through time written out.
 
-Conventions (``DESIGN.md``): the API is batch first, ``xs (B, T, F)``; scans run time-major
+Conventions: the API is batch first, ``xs (B, T, F)``; scans run time-major
 inside. ``s_0`` is the initial state and ``s_t`` the state after consuming the t-th input *in
 processing order* (with ``go_backwards`` the first input consumed is ``xs[:, -1]``). The per-step
 Jacobian :math:`J_t = \\partial s_t/\\partial s_{t-1}` is stored at index ``t - 1``.
