@@ -5,13 +5,13 @@
 ['GRU', 'LSTM', 'LayerNormLSTM', 'SimpleRNN']
 """
 
-from . import activations, analysis, bptt, cells, data, initializers, layers, models
+from . import activations, analysis, bptt, cells, data, initializers, layers, models, optimizers
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "analysis", "bptt", "cells", "data", "initializers", "layers", "models",
+    "activations", "analysis", "bptt", "cells", "data", "initializers", "layers", "models", "optimizers",
     "Sequential", "from_keras", "to_keras", "keras_weights",
 ]
