@@ -243,6 +243,15 @@ def assert_gradients(g, ref, what, tol=1e-10):
     assert_close(g.states, d_eps, f"{what} d/ds_t", tol)
 
 
+def layer_loss(layer, c):
+    """``L(params, xs, s0) = <y, dys> + <s_T, d_final>`` through ``layer.apply`` on case ``c``
+    (the layer returns sequences and its state)."""
+    def loss(p, x, s0):
+        y, *final = layer.apply(p, x, c.mask, initial_state=s0)
+        return jnp.sum(y * c.dys) + jnp.sum(to_vec(final) * c.d_final)
+    return loss
+
+
 # --- finite differences -------------------------------------------------------------------------
 
 FD_STEP = 1e-5
@@ -438,14 +447,8 @@ def test_layer_default_vjp_equals_autodiff_layer(x64, kind):
     autodiff = rc.layers.RNN(c.cell, backward_pass="autodiff", **flags)
     assert explicit.backward_pass == "explicit"
 
-    def loss_of(layer):
-        def loss(p, x, s0):
-            y, *final = layer.apply(p, x, c.mask, initial_state=s0)
-            return jnp.sum(y * c.dys) + jnp.sum(to_vec(final) * c.d_final)
-        return loss
-
-    got = fast_jit(jax.grad(loss_of(explicit), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
-    want = fast_jit(jax.grad(loss_of(autodiff), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
+    got = fast_jit(jax.grad(layer_loss(explicit, c), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
+    want = fast_jit(jax.grad(layer_loss(autodiff, c), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
     assert_close(got, want, f"{kind}: explicit vs autodiff layer", 1e-12)
     g = explicit_backward(c)  # the same loss through bptt.backward
     assert_close(got, (g.params, g.inputs, g.initial_state), f"{kind}: layer vs bptt.backward", 1e-12)
@@ -549,16 +552,10 @@ def test_truncated_layer_equals_stop_gradient_loop(x64, kind, k2, go_backwards):
     layer = getattr(rc.layers, kind)(U, truncate_gradient=k2, **flags)
     full_layer = getattr(rc.layers, kind)(U, **flags)
 
-    def loss_of(layer):
-        def loss(p, x, s0):
-            y, *final = layer.apply(p, x, c.mask, initial_state=s0)
-            return jnp.sum(y * c.dys) + jnp.sum(to_vec(final) * c.d_final)
-        return loss
-
-    got = fast_jit(jax.grad(loss_of(layer), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
+    got = fast_jit(jax.grad(layer_loss(layer, c), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
     ref = reference_grads(c, truncate=k2)
     assert_close(got, ref[:3], f"{kind} layer truncate_gradient={k2}", 1e-12)
-    full = fast_jit(jax.grad(loss_of(full_layer), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
+    full = fast_jit(jax.grad(layer_loss(full_layer, c), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
     assert max_rel_err(got[1], full[1]) > 1e-4
     outs = [jax.tree_util.tree_leaves(lyr.apply(c.params, c.xs, c.mask, initial_state=c.s0))
             for lyr in (layer, full_layer)]
