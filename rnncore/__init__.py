@@ -5,13 +5,14 @@
 ['GRU', 'LSTM', 'LayerNormLSTM', 'SimpleRNN']
 """
 
-from . import activations, analysis, bptt, cells, data, initializers, layers, models, optimizers
+from . import activations, analysis, bptt, cells, data, initializers, layers, losses, metrics, models, optimizers
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "analysis", "bptt", "cells", "data", "initializers", "layers", "models", "optimizers",
+    "activations", "analysis", "bptt", "cells", "data", "initializers", "layers", "losses", "metrics", "models",
+    "optimizers",
     "Sequential", "from_keras", "to_keras", "keras_weights",
 ]

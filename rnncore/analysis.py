@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, layers
+from . import activations, bptt, cells, layers, losses
 
 __all__ = [
     "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
@@ -104,69 +104,15 @@ def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -
     _raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
 
 
-# --- losses, as Keras defines them --------------------------------------------------------------
-
-_EPSILON = 1e-7  # keras.backend.epsilon()
-
-
-def _same_rank(y_true, y_pred):
-    """Keras's ``squeeze_or_expand_to_same_rank``: drop a trailing axis of size 1 from the one
-    with the higher rank (by one)."""
-    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
-        y_true = y_true[..., 0]
-    elif y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
-        y_pred = y_pred[..., 0]
-    return y_true, y_pred
-
-
-def _mse(y_true, y_pred):
-    y_true, y_pred = _same_rank(y_true.astype(y_pred.dtype), y_pred)
-    return jnp.mean(jnp.square(y_true - y_pred), axis=-1)
-
-
-def _mae(y_true, y_pred):
-    y_true, y_pred = _same_rank(y_true.astype(y_pred.dtype), y_pred)
-    return jnp.mean(jnp.abs(y_true - y_pred), axis=-1)
-
-
-def _bce(y_true, y_pred):
-    out = jnp.clip(y_pred, _EPSILON, 1.0 - _EPSILON)
-    t = y_true.astype(y_pred.dtype)
-    return jnp.mean(-(t * jnp.log(out) + (1.0 - t) * jnp.log(1.0 - out)), axis=-1)
-
-
-def _log_probs(y_pred):
-    out = y_pred / jnp.sum(y_pred, axis=-1, keepdims=True)
-    return jnp.log(jnp.clip(out, _EPSILON, 1.0 - _EPSILON))
-
-
-def _cce(y_true, y_pred):
-    return -jnp.sum(y_true.astype(y_pred.dtype) * _log_probs(y_pred), axis=-1)
-
-
-def _scce(y_true, y_pred):
-    labels = jnp.asarray(y_true).astype(jnp.int32)
-    if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
-        labels = labels[..., 0]
-    one_hot = jax.nn.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
-    return -jnp.sum(one_hot * _log_probs(y_pred), axis=-1)
-
-
-_LOSSES: dict[str, Callable] = {
-    "mse": _mse, "mean_squared_error": _mse,
-    "mae": _mae, "mean_absolute_error": _mae,
-    "binary_crossentropy": _bce,
-    "categorical_crossentropy": _cce,
-    "sparse_categorical_crossentropy": _scce,
-}
+# --- losses, as Keras defines them (rnncore.losses) --------------------------------------------
 
 
 def loss_function(loss: Union[str, Callable]) -> Callable:
     """``(y_pred, y, mask=None) -> scalar`` for a Keras loss name or a callable ``(y_pred, y)``.
 
-    Names (``"mse"``, ``"mae"``, ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
-    ``"sparse_categorical_crossentropy"``, Keras's long names too) use Keras 3's definitions with
-    ``from_logits=False``: per sample the mean over the last axis of
+    Names (``"mse"``, ``"mae"``, ``"huber"``, ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+    ``"sparse_categorical_crossentropy"``, Keras's other aliases too) are :func:`rnncore.losses.get`'s
+    losses, Keras 3's definitions with ``from_logits=False``: per sample the mean over the last axis of
     :math:`(y - \\hat y)^2`, :math:`|y - \\hat y|`,
     :math:`-[y \\log \\hat y + (1-y) \\log(1-\\hat y)]` (:math:`\\hat y` clipped to
     :math:`[\\epsilon, 1-\\epsilon]`, :math:`\\epsilon = 10^{-7}`), or
@@ -186,20 +132,21 @@ def loss_function(loss: Union[str, Callable]) -> Callable:
             return loss(y_pred, y)
 
         return custom
-    if loss not in _LOSSES:
-        raise ValueError(f"loss={loss!r}; expected a callable (y_pred, y) -> scalar or one of {', '.join(_LOSSES)}.")
-    per_sample = _LOSSES[loss]
+    if not isinstance(loss, str):
+        raise ValueError(f"loss={loss!r}; expected a callable (y_pred, y) -> scalar or a loss name.")
+    loss_obj = losses.get(loss)  # raises naming loss= for an unknown name
 
     def named(y_pred, y, mask=None):
         if isinstance(y_pred, (tuple, list)):
             raise ValueError(f"loss={loss!r} needs a single model output; this model returns {len(y_pred)}. "
                              "Pass a callable loss.")
-        values = per_sample(jnp.asarray(y), y_pred)
-        if mask is not None and tuple(mask.shape) == tuple(values.shape):
-            m = mask.astype(values.dtype)
-            valid = jnp.sum(m)
-            return jnp.where(valid > 0, jnp.sum(values * m) / jnp.where(valid > 0, valid, 1.0), 0.0)
-        return jnp.mean(values)
+        if mask is not None:
+            # the output mask applies where it is shaped like the per-sample values (a sequence output)
+            values = jax.eval_shape(lambda yt, yp: loss_obj.call(
+                *losses.squeeze_or_expand_to_same_rank(jnp.asarray(yt, yp.dtype), yp)), y, y_pred)
+            if tuple(jnp.shape(mask)) != tuple(values.shape):
+                mask = None
+        return loss_obj(y, y_pred, mask=mask)
 
     return named
 
