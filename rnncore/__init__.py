@@ -5,14 +5,16 @@
 ['GRU', 'LSTM', 'LayerNormLSTM', 'SimpleRNN']
 """
 
-from . import activations, analysis, bptt, cells, data, initializers, layers, losses, metrics, models, optimizers
+from . import (activations, analysis, bptt, callbacks, cells, checkpoints, data, initializers, layers, losses,
+               metrics, models, optimizers, train)
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
+from .train import fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "analysis", "bptt", "cells", "data", "initializers", "layers", "losses", "metrics", "models",
-    "optimizers",
-    "Sequential", "from_keras", "to_keras", "keras_weights",
+    "activations", "analysis", "bptt", "callbacks", "cells", "checkpoints", "data", "initializers", "layers",
+    "losses", "metrics", "models", "optimizers", "train",
+    "Sequential", "fit", "from_keras", "to_keras", "keras_weights",
 ]

@@ -79,6 +79,25 @@ class Sequential:
         state per layer (None for non-recurrent layers): the ``stateful`` pattern, where the
         final states of one chunk are the initial states of the next.
         """
+        y, finals, _ = self.apply_with_mask(params, x, mask, training, rng, initial_states)
+        return (y, finals) if return_states else y
+
+    def apply_with_mask(self, params, x, mask: Optional[jax.Array] = None, training: bool = False,
+                        rng: Optional[jax.Array] = None, initial_states: Optional[Sequence[Any]] = None):
+        """``(y, final_states, output_mask)``: :meth:`apply` with ``return_states=True``, plus the mask
+        the last layer passes on, ``(B, T)`` or None, the mask Keras attaches to the model's output
+        and applies to its losses and metrics.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> import rnncore as rc
+            >>> model = rc.Sequential([rc.layers.Masking(0.0), rc.layers.GRU(3, return_sequences=True)])
+            >>> params = model.init(jax.random.PRNGKey(0), input_shape=(4, 2))
+            >>> x = jnp.ones((1, 4, 2)).at[0, 3].set(0.0)
+            >>> y, finals, out_mask = model.apply_with_mask(params, x)
+            >>> out_mask
+            Array([[ True,  True,  True, False]], dtype=bool)
+        """
         self._check_params(params)
         x = L.check_sequences(x)
         mask = L.check_mask(mask, x)
@@ -90,19 +109,16 @@ class Sequential:
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             if isinstance(layer, L.RECURRENT):
                 s0 = None if initial_states is None else initial_states[i]
-                if return_states:
-                    out, final = layer.call(p, h, mask, training, keys[i], s0)
-                    out = out if isinstance(out, tuple) else (out,)
-                    if layer.return_state:
-                        flat = tuple(final) if isinstance(layer, L.RNN) else tuple(final[0]) + tuple(final[1])
-                        out = out + flat
-                    out = out[0] if len(out) == 1 else out
-                    finals.append(final)
-                else:
-                    out = layer.apply(p, h, mask, training, keys[i], s0)
+                out, final = layer.call(p, h, mask, training, keys[i], s0)
+                out = out if isinstance(out, tuple) else (out,)
+                if layer.return_state:
+                    flat = tuple(final) if isinstance(layer, L.RNN) else tuple(final[0]) + tuple(final[1])
+                    out = out + flat
+                out = out[0] if len(out) == 1 else out
+                finals.append(final)
             else:
                 out = layer.apply(p, h, mask, training, keys[i])
                 finals.append(None)
             mask = layer.compute_mask(h, mask)
             h = out
-        return (h, tuple(finals)) if return_states else h
+        return h, tuple(finals), mask
