@@ -3,7 +3,9 @@ r"""Callbacks for :func:`rnncore.fit`: the Keras hooks, and ``EarlyStopping`` wi
 A callback is any object with some of the methods ``on_train_begin(run)``,
 ``on_epoch_begin(epoch, run)``, ``on_epoch_end(epoch, logs, run)`` and ``on_train_end(run)``
 (subclass :class:`Callback` to get no-op defaults). ``run`` is the :class:`rnncore.train.Run` in
-progress: ``run.params`` are the current params (a callback may replace them),
+progress: ``run.params`` are the current params (a callback may replace them; the next training
+step reuses their buffers, so a callback that keeps them copies them first, as
+:class:`EarlyStopping` does),
 ``run.stop_training = True`` ends training after the epoch, ``run.history`` is the
 :class:`rnncore.train.History` so far. ``logs`` is the epoch's dict of floats (``"loss"``, metrics,
 ``"val_..."``), as Keras passes it. ``epoch`` counts from 0.
