@@ -115,12 +115,25 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
     return (ys, states_t, gates) if keep_gates else (ys, states_t)
 
 
+def _as_state(cell, initial_state):
+    """A plain tuple or list of arrays becomes the cell's state NamedTuple (the scan's carry must
+    keep one pytree structure)."""
+    state_type = getattr(cell, "state_type", None)
+    if state_type is None or isinstance(initial_state, state_type) or not isinstance(initial_state, (tuple, list)):
+        return initial_state
+    fields = state_type._fields
+    if len(initial_state) != len(fields):
+        raise ValueError(f"initial_state for {type(cell).__name__} must hold {len(fields)} array(s) "
+                         f"({', '.join(fields)}); got {len(initial_state)}.")
+    return state_type(*initial_state)
+
+
 def _prepare(cell, xs, initial_state, mask, go_backwards):
     if getattr(xs, "ndim", None) != 3:
         raise ValueError(f"xs must have shape (batch, time, features); got shape {tuple(jnp.shape(xs))}.")
     if xs.shape[1] == 0:
         raise ValueError(f"xs has T=0 time steps (shape {tuple(xs.shape)}); a sequence needs at least one step.")
-    s0 = cell.initial_state(xs.shape[0], xs.dtype) if initial_state is None else initial_state
+    s0 = cell.initial_state(xs.shape[0], xs.dtype) if initial_state is None else _as_state(cell, initial_state)
     mask_t = None if mask is None else time_major(jnp.asarray(mask, bool), go_backwards)
     return time_major(xs, go_backwards), s0, mask_t
 

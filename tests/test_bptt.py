@@ -992,3 +992,21 @@ def test_wrong_rank_inputs_are_named(fn):
     args = (jnp.ones((4, 2)),) if fn != "backward" else (jnp.ones((4, 2)), jnp.ones((4, 2)))
     with pytest.raises(ValueError, match=r"xs must have shape \(batch, time, features\); got shape \(4, 2\)"):
         getattr(bptt, fn)(cell, p, *args)
+
+
+def test_initial_state_may_be_a_plain_tuple():
+    """A tuple of arrays is the cell's state, as in the layers (the scan carry keeps one structure)."""
+    cell = rc.cells.LSTM(4)
+    p = cell.init(jax.random.PRNGKey(0), 2)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
+    h, c = jnp.full((3, 4), 0.3), jnp.full((3, 4), -0.2)
+    named = cell.state_type(h, c)
+    np.testing.assert_array_equal(rc.bptt.step_jacobians(cell, p, xs, initial_state=(h, c)),
+                                  rc.bptt.step_jacobians(cell, p, xs, initial_state=named))
+    np.testing.assert_array_equal(rc.bptt.forward(cell, p, xs, initial_state=[h, c]).states,
+                                  rc.bptt.forward(cell, p, xs, initial_state=named).states)
+    d = jnp.ones((3, 5, 4))
+    np.testing.assert_array_equal(rc.bptt.backward(cell, p, xs, d, initial_state=(h, c)).initial_state,
+                                  rc.bptt.backward(cell, p, xs, d, initial_state=named).initial_state)
+    with pytest.raises(ValueError, match=r"initial_state for LSTM must hold 2 array\(s\) \(h, c\); got 1"):
+        rc.bptt.step_jacobians(cell, p, xs, initial_state=(h,))
