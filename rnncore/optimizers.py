@@ -63,13 +63,15 @@ Array([ 0.9, -2.1], dtype=float32)
 from __future__ import annotations
 
 import numbers
+import functools
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState"]
+__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation"]
 
 
 class KerasOptState(NamedTuple):
@@ -77,6 +79,42 @@ class KerasOptState(NamedTuple):
 
     count: jax.Array
     slots: tuple
+
+
+class KerasTransformation(optax.GradientTransformation):
+    """The ``optax.GradientTransformation`` these functions return. Two built by the same function
+    with equal arguments compare (and hash) equal, so :func:`rnncore.fit` reuses the training step
+    it compiled for the first; otherwise an ordinary ``(init, update)`` pair."""
+
+    def _key(self):
+        return getattr(self, "config", None) or (id(self.init), id(self.update))
+
+    def __eq__(self, other):
+        return isinstance(other, KerasTransformation) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+def _configured(factory):
+    """Tag what ``factory`` returns with its name and bound arguments (None when one is unhashable)."""
+    signature = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        transformation = factory(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        out = KerasTransformation(transformation.init, transformation.update)
+        config = (factory.__name__, tuple(bound.arguments.items()))
+        try:
+            hash(config)
+        except TypeError:
+            config = None
+        out.config = config
+        return out
+
+    return build
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,6 +249,7 @@ def _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clip
 # the optimizers
 
 
+@_configured
 def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None,
          clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
     r"""Keras 3 ``Adam``: the ε-hat form of Kingma & Ba (2015).
@@ -249,6 +288,7 @@ def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=Fa
                            3 if amsgrad else 2, lambda p, k: jnp.zeros_like(p), step)
 
 
+@_configured
 def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
           clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
     r"""Keras 3 ``AdamW``: :func:`adam` with decoupled weight decay (Loshchilov & Hutter 2019).
@@ -270,6 +310,7 @@ def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, eps
                 weight_decay=weight_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue)
 
 
+@_configured
 def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None,
             clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
     r"""Keras 3 ``RMSprop`` (Tieleman & Hinton 2012), ε **inside** the square root.
@@ -312,6 +353,7 @@ def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=F
                            len(names), lambda p, k: jnp.zeros_like(p), step)
 
 
+@_configured
 def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
         clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
     r"""Keras 3 ``SGD``: the learning rate sits inside the velocity.
@@ -345,6 +387,7 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                            1 if use_momentum else 0, lambda p, k: jnp.zeros_like(p), step)
 
 
+@_configured
 def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
             clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
     r"""Keras 3 ``Adagrad`` (Duchi et al. 2011).

@@ -56,6 +56,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import sys
@@ -320,6 +321,26 @@ def _slice_time(a, t0, length):
     return jax.lax.dynamic_slice_in_dim(a, t0, length, axis=1)
 
 
+_COMPILED: "collections.OrderedDict" = collections.OrderedDict()
+
+
+def _cached(make, *key):
+    """``make(*key)``, reused for an equal key: a second ``fit`` of the same model, loss, metrics
+    and optimizer settings skips compiling its steps again (16 most recent kept)."""
+    try:
+        hash(key)
+    except TypeError:
+        return make(*key)
+    full = (make.__name__,) + key
+    if full in _COMPILED:
+        _COMPILED.move_to_end(full)
+        return _COMPILED[full]
+    _COMPILED[full] = made = make(*key)
+    if len(_COMPILED) > 16:
+        _COMPILED.popitem(last=False)
+    return made
+
+
 def _make_train_step(model, loss, metrics, optimizer, training, chunked):
     def compute(params, batch: _Data, rng, s0):
         y_pred, finals, out_mask = model.apply_with_mask(params, batch.x, batch.mask, training, rng, s0)
@@ -485,7 +506,7 @@ def evaluate(model, params, x, y, *, loss="mse", metrics=(), weighted_metrics=()
     loss_obj = _losses.get(loss)
     y_shape = jax.eval_shape(lambda p, xb: model.apply(p, xb), params, jnp.asarray(data.x[:1]))
     metric_objs = _metric_objects(metrics, weighted_metrics, loss_obj, data, y_shape)
-    return _evaluate(_make_eval_step(model, loss_obj, metric_objs), metric_objs, params, _device(data), batch_size)
+    return _evaluate(_cached(_make_eval_step, model, loss_obj, metric_objs), metric_objs, params, _device(data), batch_size)
 
 
 def _evaluate(step, metric_objs, params, data: _Data, batch_size: int) -> dict:
@@ -587,8 +608,8 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
     history.params = {"epochs": int(epochs), "steps": steps_per_epoch, "batch_size": batch_size,
                       "verbose": verbose, "chunk_length": chunk_length, "truncate_gradient": truncate_gradient}
 
-    train_step = _make_train_step(grad_model, loss_obj, metric_objs, optimizer, training, chunked)
-    eval_step = _make_eval_step(model, loss_obj, metric_objs) if val_data is not None else None
+    train_step = _cached(_make_train_step, grad_model, loss_obj, metric_objs, optimizer, training, chunked)
+    eval_step = _cached(_make_eval_step, model, loss_obj, metric_objs) if val_data is not None else None
     dev_train = _device(train_data)
     dev_val = _device(val_data) if val_data is not None else None
     key = jax.random.PRNGKey(seed)

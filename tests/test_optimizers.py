@@ -184,3 +184,11 @@ def test_weight_decay_needs_params():
     p = jnp.ones(2)
     with pytest.raises(ValueError, match="params"):
         opt.update(jnp.ones(2), opt.init(p))
+
+
+def test_equal_arguments_give_equal_transformations():
+    """Equality by construction arguments lets rc.fit reuse a compiled step; anything else differs."""
+    a = optimizers.adam(0.01, clipnorm=1.0)
+    assert a == optimizers.adam(learning_rate=0.01, clipnorm=1.0) and hash(a) == hash(optimizers.adam(0.01, clipnorm=1.0))
+    assert a != optimizers.adam(0.01, clipnorm=2.0) and a != optimizers.adamw(0.01, clipnorm=1.0)
+    assert optimizers.sgd() != optimizers.rmsprop() and isinstance(a, optax.GradientTransformation)

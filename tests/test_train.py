@@ -474,3 +474,17 @@ def test_bad_x_values_and_params_are_refused():
         rc.fit(model, params[:1], x, y, verbose=0)
     with pytest.raises(ValueError, match="model must be an rnncore.Sequential"):
         rc.fit(model.layers[0], params, x, y, verbose=0)
+
+
+def test_a_second_fit_with_equal_settings_reuses_the_compiled_step():
+    x, y = _problem(n=8)
+    model = _model("GRU")
+    params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
+    a, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.01, clipnorm=1.0), epochs=1, verbose=0)
+    n = len(train._COMPILED)
+    b, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(learning_rate=0.01, clipnorm=1.0), epochs=1,
+                  verbose=0)
+    assert len(train._COMPILED) == n
+    _close(a, b, 0)
+    rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.02, clipnorm=1.0), epochs=1, verbose=0)
+    assert len(train._COMPILED) == min(n + 1, 16)
