@@ -189,6 +189,14 @@ def _rows(model):
     return rows
 
 
+def _norm(v: jax.Array) -> jax.Array:
+    """The 2-norm over the last axis, scaled by the largest entry first, so that float32 norms of
+    vanishing gradients (entries below ~1e-19, whose squares underflow) are not reported as 0."""
+    scale = jnp.max(jnp.abs(v), axis=-1, keepdims=True)
+    safe = jnp.where(scale > 0, scale, 1.0)
+    return jnp.where(scale[..., 0] > 0, safe[..., 0] * jnp.sqrt(jnp.sum(jnp.square(v / safe), axis=-1)), 0.0)
+
+
 def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_states):
     fn = loss_function(loss)
     y_pred, _, _, out_mask = bptt._model_forward(model, params, x, mask, training, rng, initial_states, None)
@@ -201,7 +209,7 @@ def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_state
         subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, bptt.Directions) else (layer,)
         for sub, gs in zip(subs, tuple(g) if isinstance(g, bptt.Directions) else (g,)):
             h = sub.cell.output(sub.cell.vector_to_state(gs))
-            per_row.append((jnp.linalg.norm(gs, axis=-1), jnp.linalg.norm(h, axis=-1)))
+            per_row.append((_norm(gs), _norm(h)))
     if not per_row:
         raise ValueError("gradient_flow: the model has no recurrent layer.")
     return jnp.stack([s for s, _ in per_row]), jnp.stack([h for _, h in per_row]), value

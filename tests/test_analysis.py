@@ -626,3 +626,17 @@ def test_gradient_flow_reports_non_finite_values():
     huge = params[:2] + (params[2]._replace(kernel=jnp.full_like(params[2].kernel, jnp.inf)),)
     with pytest.raises(ValueError, match="non-finite"):
         rc.analysis.gradient_flow(model, huge, x, jnp.zeros((2, 1)), "mse")
+
+
+def test_gradient_flow_norms_do_not_underflow_in_float32():
+    """A vanishing float32 gradient of ~1e-21 has a norm of ~1e-21, not 0 (its squares underflow)."""
+    model = rc.Sequential([rc.layers.GRU(32), rc.layers.Dense(1)])
+    params = model.init(jax.random.PRNGKey(0), input_shape=(100, 4))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 100, 4))
+    y = jnp.ones((2, 1))
+    flow = rc.analysis.gradient_flow(model, params, x, y, loss="mse")
+    grads = rc.bptt.model_state_gradients(
+        model, params, x, jax.grad(lambda yp: rc.analysis.loss_function("mse")(yp, y))(model.apply(params, x)))
+    expected = np.linalg.norm(np.asarray(grads[0], np.float64), axis=-1)
+    assert expected.min() < 1e-19  # the regime where squaring in float32 underflows
+    np.testing.assert_allclose(np.asarray(flow.state_norms[0], np.float64), expected, rtol=1e-5)
