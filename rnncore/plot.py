@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -58,6 +59,22 @@ _DIVERGED = "diverged"    # gid of the ✕ marking a diverged run
 # --- figure plumbing ------------------------------------------------------------------------------
 
 
+def _show_in_notebooks() -> None:
+    """In an IPython kernel, display a returned Figure as a PNG even when pyplot (whose inline
+    backend registers that) was never imported."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or getattr(shell, "display_formatter", None) is None:
+        return
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    png = shell.display_formatter.formatters["image/png"]
+    if Figure in png.type_printers:
+        return
+    png.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+
+
 def _axes(ax, figsize=(6.4, 4.2)):
     """``(figure, axes)``: ``ax`` and its figure, or a new Agg-backed Figure with one Axes."""
     from matplotlib.axes import Axes
@@ -68,6 +85,7 @@ def _axes(ax, figsize=(6.4, 4.2)):
 
         fig = Figure(figsize=figsize, layout="constrained")
         FigureCanvasAgg(fig)  # Agg: no display needed, and pyplot never sees the figure
+        _show_in_notebooks()
         return fig, fig.add_subplot()
     if not isinstance(ax, Axes):
         raise ValueError(f"ax={ax!r}; expected a matplotlib Axes (or None for a new figure).")
@@ -591,6 +609,7 @@ def diagnose(results, *, path=None, title=None):
 
     fig = Figure(figsize=(12.0, 8.5), layout="constrained")
     FigureCanvasAgg(fig)
+    _show_in_notebooks()
     axes = fig.subplots(2, 2).ravel()
     panels = (
         ("flow", "Gradient reaching each lag", lambda d, ax, t: gradient_flow(d, lags=True, ax=ax, title=t)),
