@@ -21,7 +21,9 @@ On top of Keras:
 * **Non-finite values stop the run, and nothing is lost.** Each step checks, inside the compiled
   step, that the loss, every layer's gradient and the updated params are finite; a step that is
   not leaves params and optimizer state as they were and freezes every later step. The run stops
-  at the end of that epoch's check and returns the last good params, with
+  at the end of that epoch's check and returns the last good params — those at which the latest
+  finite loss was measured: the params of the failing step when its gradient or update was
+  non-finite, the params before the previous update when the loss itself was — with
   ``history.diverged`` (a :class:`Divergence`: epoch, step, the first layer whose gradient was
   non-finite) and a ``RuntimeWarning``; ``on_nonfinite="raise"`` raises :class:`TrainingDiverged`
   carrying the params and history instead.
@@ -294,6 +296,7 @@ class _Health(NamedTuple):
 
 class _State(NamedTuple):
     params: Any
+    good_params: Any  # the params at which the latest finite loss was measured
     opt_state: Any
     loss_total: jax.Array
     loss_count: jax.Array
@@ -374,7 +377,9 @@ def _make_train_step(model, loss, metrics, optimizer, training, chunked):
         n = jnp.asarray(batch.x.shape[0], state.loss_total.dtype)
         metric_states = tuple(m.update(s, batch.y, y_pred, batch.sample_weight, out_mask)
                               for m, s in zip(metrics, state.metric_states))
-        new_state = _State(keep(new_params, state.params), keep(opt_state, state.opt_state),
+        good = jax.tree_util.tree_map(lambda a, b: jnp.where(state.health.ok & loss_ok, a, b), state.params,
+                                      state.good_params)
+        new_state = _State(keep(new_params, state.params), good, keep(opt_state, state.opt_state),
                            jnp.where(ok, state.loss_total + value.astype(n.dtype) * n, state.loss_total),
                            jnp.where(ok, state.loss_count + n, state.loss_count),
                            keep(metric_states, state.metric_states), health)
@@ -622,13 +627,14 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
     for cb in cbs:
         getattr(cb, "on_train_begin", lambda r: None)(run)
 
+    good_params = params
     for epoch in range(start_epoch, int(epochs)):
         for cb in cbs:
             getattr(cb, "on_epoch_begin", lambda e, r: None)(epoch, run)
         progress.epoch_begin(epoch)
         perm = (np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), n_train)) if shuffle
                 else np.arange(n_train))
-        state = _State(run.params, opt_state, jnp.zeros([], dtype), jnp.zeros([], dtype),
+        state = _State(run.params, good_params, opt_state, jnp.zeros([], dtype), jnp.zeros([], dtype),
                        tuple(m.init() for m in metric_objs),
                        _Health(jnp.array(True), jnp.int32(0), jnp.int32(0), jnp.int32(0)))
         state = _copy(state)  # distinct buffers: the step donates every one of them
@@ -650,8 +656,9 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
                 unhealthy = True
             if unhealthy:
                 break
-        run.params, opt_state = state.params, state.opt_state
         health = jax.device_get(state.health)
+        good_params = state.good_params
+        run.params, opt_state = (state.params if health.ok else good_params), state.opt_state
         logs = {"loss": float(state.loss_total / state.loss_count) if float(state.loss_count) > 0 else math.nan,
                 **_results(metric_objs, state.metric_states)}
         if val_data is not None:
