@@ -52,7 +52,9 @@ class Gradients(NamedTuple):
     ``inputs``: :math:`\\partial L/\\partial x`, ``(B, T, F)`` in input order;
     ``initial_state``: :math:`\\partial L/\\partial s_0` (the state NamedTuple);
     ``states``: ``(B, T, S)``, ``states[:, t-1]`` = :math:`\\partial L/\\partial s_t` through every
-    later step (processing order; for LSTM the ``h`` part, then the ``c`` part).
+    later step (processing order; for LSTM the ``h`` part, then the ``c`` part): the ``dhnext`` of a
+    hand-written BPTT loop, without step t's own output term :math:`\\bar y_t` (add it for the
+    total, which :func:`model_state_gradients` returns).
     """
 
     params: Any
