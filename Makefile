@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (set up, then run the main job) and `make test` (set up, then test).
+# Two entry points: `make demo` (set up, then run the main job: `rnncore diagnose`) and `make test` (set up, then test).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 demo: setup
-	KERAS_BACKEND=jax $(BIN)/python -m rnncore
+	$(BIN)/rnncore diagnose
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu"
