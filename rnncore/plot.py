@@ -130,12 +130,16 @@ def cell_type(name) -> Optional[str]:
 def _colors(names, hints=None) -> list:
     """One distinct colour per name: the cell type's colour for the first name of each type
     (``hints[i]`` is a fallback type when ``names[i]`` names none), other colours in turn for the rest."""
-    taken, out, spare = set(), [], iter(_OTHER_COLORS * 8)
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    palette = list(_OTHER_COLORS) + list(CELL_COLORS.values()) + [to_hex(c) for c in colormaps["tab20"].colors]
+    taken, out = set(), []
     for i, name in enumerate(names):
         kind = cell_type(name) or (hints[i] if hints else None)
         color = CELL_COLORS.get(kind)
-        if color is None or color in taken:
-            color = next(c for c in spare if c not in taken)
+        if color is None or color in taken:  # past the palette's 30 colours, they repeat
+            color = next((c for c in palette if c not in taken), palette[i % len(palette)])
         taken.add(color)
         out.append(color)
     return out
