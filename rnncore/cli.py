@@ -28,6 +28,7 @@ Errors in what the user gave (arguments, files, data shapes) print one line star
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -525,6 +526,7 @@ def _random_case(kind: str, rng):
     """A random two-layer stack whose first layer is ``kind``: ``(description, layers)``."""
     if kind == "Bidirectional":
         inner = _random_layer(str(rng.choice(["SimpleRNN", "LSTM", "GRU"])), rng, True)
+        inner = dataclasses.replace(inner, go_backwards=False)  # Keras: the wrapped layer runs forwards
         merge = str(rng.choice(["concat", "sum", "ave", "mul"]))
         first = L.Bidirectional(inner, merge_mode=merge)
         desc = f"Bidirectional({type(inner).__name__}({inner.cell.units}), {merge})"

@@ -197,3 +197,29 @@ def test_python_m_rnncore_runs_diagnose(tmp_path):
     assert [ln.split()[0] for ln in proc.stdout.splitlines() if ln.split()[:1] and ln.split()[0] in cli.CELLS] == [
         "simple_rnn", "lstm", "gru"]
     assert (tmp_path / "diagnose.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, expect", [
+    (["diagnose"], "picture: diagnose.png"),
+    (["train"], "baseline"),
+    (["check-keras"], "LSTM"),
+])
+def test_each_subcommand_on_its_defaults(tmp_path, argv, expect):
+    """The console script exactly as a user runs it, on every default (the main job's timing is
+    printed on its last line)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "rnncore", *argv], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert expect in proc.stdout and "Traceback" not in proc.stderr
+    if argv[0] != "check-keras":
+        assert (tmp_path / f"{argv[0]}.png").stat().st_size > 0
+
+
+def test_random_check_keras_configurations_are_ones_keras_accepts():
+    """Keras refuses Bidirectional around a go_backwards layer; the generator must never draw one."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        _, layers = cli._random_case("Bidirectional", rng)
+        assert not layers[0].forward_layer.go_backwards and layers[0].backward_layer.go_backwards
