@@ -6,7 +6,7 @@
 """
 
 from . import (activations, analysis, bptt, callbacks, cells, checkpoints, data, initializers, layers, losses,
-               metrics, models, optimizers, plot, train)
+               metrics, models, optimizers, plot, sweeps, train)
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
@@ -15,6 +15,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "activations", "analysis", "bptt", "callbacks", "cells", "checkpoints", "data", "initializers", "layers",
-    "losses", "metrics", "models", "optimizers", "plot", "train",
+    "losses", "metrics", "models", "optimizers", "plot", "sweeps", "train",
     "Sequential", "fit", "from_keras", "to_keras", "keras_weights",
 ]

@@ -330,6 +330,47 @@ def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropo
     return total / count[:, None], count, finite, bad
 
 
+def _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key):
+    """Checked arguments of :func:`lyapunov_spectrum`: ``(xs, k, method, mask, s0, q0)``."""
+    xs = _check_xs(xs)
+    k, method = _lyapunov_options(cell, xs.shape[1], k, warmup, method)
+    mask = _check_mask(mask, xs)
+    s0 = _initial_state(cell, xs, initial_state)
+    q0 = _frame(jax.random.PRNGKey(0) if key is None else key, xs.shape[0], cell.state_size, k, xs.dtype)
+    return xs, k, method, mask, s0, q0
+
+
+def _lyapunov_options(cell, steps: int, k, warmup, method):
+    """Checked ``(k, method)`` for T = ``steps``; ``method="auto"`` resolved."""
+    k = _check_k(k, cell.state_size)
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup < steps:
+        raise ValueError(f"warmup={warmup!r}; expected an integer in [0, {steps - 1}] (T={steps} steps).")
+    if method not in ("auto", "jacobian", "jvp"):
+        raise ValueError(f"method={method!r}; expected 'auto', 'jacobian' or 'jvp'.")
+    if method == "auto":
+        method = "jacobian" if getattr(cell, "jacobian", None) is not None else "jvp"
+    return k, method
+
+
+def _frame(key, batch: int, size: int, k: int, dtype) -> jax.Array:
+    """The initial orthonormal frame ``Q_0``, ``(B, S, k)``."""
+    q0, _ = jnp.linalg.qr(jax.random.normal(key, (batch, size, k), dtype))
+    return q0
+
+
+def _check_lyapunov(finite, bad, count, warmup) -> None:
+    """On the host: a non-finite state or Jacobian, or a row with no counted step, raises."""
+    _raise_first_nonfinite(finite)
+    bad = np.asarray(bad)
+    if bad.any():
+        t, b = np.argwhere(bad)[0]
+        raise ValueError(f"non-finite Jacobian (NaN or inf) at step t={t + 1} (processing order), batch row {b}.")
+    count = np.asarray(count)
+    if (count == 0).any():
+        b = int(np.argmax(count == 0))
+        raise ValueError(f"batch row {b} has no real (unmasked) step after warmup={warmup}; no exponent to average.")
+
+
 def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Optional[int] = None,
                       warmup: int = 0, *, mask: Optional[jax.Array] = None, dropout_masks=None,
                       go_backwards: bool = False, method: str = "auto",
@@ -384,31 +425,11 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
         >>> [round(v, 4) for v in lam[0].tolist()], round(float(jnp.log(2.0)), 4), round(float(jnp.log(0.5)), 4)
         ([0.6931, -0.6931], 0.6931, -0.6931)
     """
-    xs = _check_xs(xs)
-    steps, size = xs.shape[1], cell.state_size
-    k = _check_k(k, size)
-    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup < steps:
-        raise ValueError(f"warmup={warmup!r}; expected an integer in [0, {steps - 1}] (T={steps} steps).")
-    if method not in ("auto", "jacobian", "jvp"):
-        raise ValueError(f"method={method!r}; expected 'auto', 'jacobian' or 'jvp'.")
-    if method == "auto":
-        method = "jacobian" if getattr(cell, "jacobian", None) is not None else "jvp"
-    mask = _check_mask(mask, xs)
-    s0 = _initial_state(cell, xs, initial_state)
-    key = jax.random.PRNGKey(0) if key is None else key
-    q0, _ = jnp.linalg.qr(jax.random.normal(key, (xs.shape[0], size, k), xs.dtype))
+    xs, k, method, mask, s0, q0 = _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key)
     run = bptt._jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
     with _precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
-    _raise_first_nonfinite(finite)
-    bad = np.asarray(bad)
-    if bad.any():
-        t, b = np.argwhere(bad)[0]
-        raise ValueError(f"non-finite Jacobian (NaN or inf) at step t={t + 1} (processing order), batch row {b}.")
-    count = np.asarray(count)
-    if (count == 0).any():
-        b = int(np.argmax(count == 0))
-        raise ValueError(f"batch row {b} has no real (unmasked) step after warmup={warmup}; no exponent to average.")
+    _check_lyapunov(finite, bad, count, warmup)
     return -jnp.sort(-lam, axis=-1)
 
 
