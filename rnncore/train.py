@@ -41,6 +41,15 @@ On top of Keras:
   from the file if it exists. Shuffling (permutation ``fold_in(PRNGKey(seed), epoch)``) and
   dropout (key ``fold_in(fold_in(PRNGKey(seed), 1 << 30), step)``) depend only on the epoch and
   step, so a resumed run equals an uninterrupted one.
+* **Data parallel over devices**: ``mesh=`` (a ``jax.sharding.Mesh``, or a sequence of devices,
+  which becomes ``Mesh(devices, ("batch",))``) runs the same jitted step with every batch sharded
+  along its sample axis over all the mesh's axes (``NamedSharding(mesh, PartitionSpec(axes))``)
+  and params, optimizer state and the data replicated; GSPMD inserts the all-reduce of the
+  gradient (Xu et al. 2021, arXiv:2105.04663). Results equal the single-device run up to the
+  order of the sums across shards (float32: ~1e-6 relative after a few epochs; float64: ~1e-15).
+  ``batch_size`` must be a multiple of the device count (a ``ValueError`` otherwise); a smaller
+  last batch that is not runs replicated, every device computing all of it, so results never
+  depend on the device count. Validation batches are sharded the same way.
 * Progress: ``verbose="auto"`` shows a progress bar on a terminal and one line per epoch otherwise
   (``1``: bar, ``2``: lines, ``0``: silent).
 
@@ -71,6 +80,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import checkpoints
 from . import layers as L
@@ -344,7 +354,33 @@ def _cached(make, *key):
     return made
 
 
-def _make_train_step(model, loss, metrics, optimizer, training, chunked):
+def batch_mesh(mesh) -> Optional[Mesh]:
+    """``None``, a ``jax.sharding.Mesh`` (as is), or a sequence of devices as ``Mesh(devices, ("batch",))``."""
+    if mesh is None or isinstance(mesh, Mesh):
+        return mesh
+    try:
+        devices = np.asarray(list(mesh), dtype=object)
+    except TypeError:
+        raise ValueError(f"mesh must be a jax.sharding.Mesh or a sequence of devices; got {type(mesh).__name__}.") from None
+    if devices.size == 0 or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError("mesh: a sequence of devices must be non-empty and hold jax devices (e.g. jax.devices()).")
+    return Mesh(devices, ("batch",))
+
+
+def _replicated(tree, mesh):
+    return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def _sharded(batch: _Data, mesh) -> _Data:
+    """The batch split along its sample axis over every mesh axis; replicated where the batch size
+    is not a multiple of the device count (a smaller last batch)."""
+    if mesh is None or batch.x.shape[0] % mesh.size:
+        return batch
+    spec = NamedSharding(mesh, PartitionSpec(mesh.axis_names))
+    return _Data(*(None if a is None else jax.lax.with_sharding_constraint(a, spec) for a in batch))
+
+
+def _make_train_step(model, loss, metrics, optimizer, training, chunked, mesh=None):
     def compute(params, batch: _Data, rng, s0):
         y_pred, finals, out_mask = model.apply_with_mask(params, batch.x, batch.mask, training, rng, s0)
         return loss(batch.y, y_pred, batch.sample_weight, out_mask), (y_pred, finals, out_mask)
@@ -354,6 +390,7 @@ def _make_train_step(model, loss, metrics, optimizer, training, chunked):
         if chunked:
             batch = _Data(_slice_time(batch.x, t0, length), _slice_time(batch.y, t0, length),
                           _slice_time(batch.sample_weight, t0, length), _slice_time(batch.mask, t0, length))
+        batch = _sharded(batch, mesh)
         (value, (y_pred, finals, out_mask)), grads = jax.value_and_grad(compute, has_aux=True)(
             state.params, batch, rng, s0)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -389,8 +426,9 @@ def _make_train_step(model, loss, metrics, optimizer, training, chunked):
     return jax.jit(step, static_argnames=("length",), donate_argnums=(0,))
 
 
-def _make_eval_step(model, loss, metrics):
+def _make_eval_step(model, loss, metrics, mesh=None):
     def step(params, totals, batch: _Data):
+        batch = _sharded(batch, mesh)
         y_pred, _, out_mask = model.apply_with_mask(params, batch.x, batch.mask, False, None, None)
         value = loss(batch.y, y_pred, batch.sample_weight, out_mask)
         total, count, metric_states = totals
@@ -530,7 +568,7 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         callbacks: Sequence = (), initial_epoch: int = 0, verbose: Union[str, int] = "auto",
         gradient_norms: bool = False, chunk_length: Optional[int] = None,
         truncate_gradient: Optional[int] = None, checkpoint=None, resume: bool = False,
-        on_nonfinite: str = "stop", training: bool = True):
+        on_nonfinite: str = "stop", training: bool = True, mesh=None):
     r"""Train ``model`` from ``params``; returns ``(params, history)`` (see the module docstring).
 
     Args:
@@ -555,6 +593,8 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         checkpoint, resume: a ``.npz`` path saved at every epoch end; continue from it.
         on_nonfinite: ``"stop"`` (warn, return the last good params) or ``"raise"``.
         training: run dropout layers in training mode (Keras: True during fit).
+        mesh: None (one device), a ``jax.sharding.Mesh`` or a sequence of devices: data-parallel
+            training, each batch sharded over the devices (see the module docstring).
 
     Returns:
         ``(params, history)``: the trained params and a :class:`History`.
@@ -575,6 +615,10 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         truncate_gradient = _positive_int(truncate_gradient, "truncate_gradient")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=path.")
+    mesh = batch_mesh(mesh)
+    if mesh is not None and batch_size % mesh.size:
+        raise ValueError(f"batch_size={batch_size} must be a multiple of the {mesh.size} devices of mesh= so that "
+                         "every batch splits evenly over them.")
 
     data = _check_data(x, y, sample_weight, mask)
     train_data, val_data = _validation(validation_data, validation_split, data)
@@ -608,15 +652,16 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         start_epoch, global_step = int(ckpt.epoch), int(ckpt.step)
         history.history = {k: list(v) for k, v in ckpt.history.items()}
         history.epoch = list(range(start_epoch - len(next(iter(ckpt.history.values()), [])), start_epoch))
+    params, opt_state = _replicated((params, opt_state), mesh)
     n_batches = -(-n_train // batch_size)
     steps_per_epoch = n_batches * len(chunks)
     history.params = {"epochs": int(epochs), "steps": steps_per_epoch, "batch_size": batch_size,
                       "verbose": verbose, "chunk_length": chunk_length, "truncate_gradient": truncate_gradient}
 
-    train_step = _cached(_make_train_step, grad_model, loss_obj, metric_objs, optimizer, training, chunked)
-    eval_step = _cached(_make_eval_step, model, loss_obj, metric_objs) if val_data is not None else None
-    dev_train = _device(train_data)
-    dev_val = _device(val_data) if val_data is not None else None
+    train_step = _cached(_make_train_step, grad_model, loss_obj, metric_objs, optimizer, training, chunked, mesh)
+    eval_step = _cached(_make_eval_step, model, loss_obj, metric_objs, mesh) if val_data is not None else None
+    dev_train = _replicated(_device(train_data), mesh)
+    dev_val = _replicated(_device(val_data), mesh) if val_data is not None else None
     key = jax.random.PRNGKey(seed)
     dropout_key = jax.random.fold_in(key, 1 << 30)
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(params)[:1], jnp.float32)
