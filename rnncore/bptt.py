@@ -117,6 +117,26 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
     return (ys, states_t, gates) if keep_gates else (ys, states_t)
 
 
+def _scan_keeping_hr(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
+    """:func:`_scan` through the cell's split step (``core(x K, h R, s)``, what ``step`` computes),
+    also returning the recurrent projections ``hr_t (T, B, ·)`` for the reverse scan to reuse."""
+    seen_t = _seen_before(mask_t)
+
+    def body(state, inp):
+        x, m, seen = inp
+        xk = cell.input_projection(params, x, dropout_masks)
+        hr = cell.recurrent_projection(params, cell.output(state), dropout_masks)
+        new, y = cell.core(params, xk, hr, state, dropout_masks)
+        if m is not None:
+            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
+            new = _tree_where(m[:, None], new, state)
+        return new, (y, new, hr)
+
+    _, (ys, ss, hr_t) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
+    return ys, states_t, hr_t
+
+
 def _as_state(cell, initial_state):
     """A plain tuple or list of arrays becomes the cell's state NamedTuple (the scan's carry must
     keep one pytree structure)."""
@@ -228,11 +248,13 @@ def _split(cell):
     return cell if has_split else _StepOnly(cell)
 
 
-def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate):
+def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate,
+             hr_t=None):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
-    Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the input projection is
-    recomputed for all steps at once before the loop, and the weight and input gradients of both
+    Per step only the recurrent product ``d_hr @ R^T`` is a matmul (with ``hr_t``, the forward
+    pass's recurrent projections, given; else ``h R`` is recomputed each step); the input projection
+    is recomputed for all steps at once before the loop, and the weight and input gradients of both
     projections are a few large matmuls over all ``T·B`` rows after it.
     Returns ``(d_params, d_xs_t, d_s0, d_states_t)``.
     """
@@ -255,9 +277,11 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
 
     def body(carry, inp):
         g, d_core = carry  # g = dL/ds_t through later steps
-        t, xk, s_prev, seen, m, dy = inp
+        t, xk, s_prev, seen, m, dy, hr_saved = inp
         h_prev = cell.output(s_prev)
         hr, rp_vjp = jax.vjp(lambda h: cell.recurrent_projection(params, h, dropout_masks), h_prev)
+        if hr_saved is not None:
+            hr = hr_saved  # the primal h R above is then dead code, removed by the compiler
         _, core_vjp = jax.vjp(lambda p, a, b, s: masked_core(p, a, b, s, seen, m), params, xk, hr, s_prev)
         dp, dxk, dhr, ds = core_vjp((g, dy))
         (dh,) = rp_vjp(dhr)
@@ -269,7 +293,7 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-        body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t), reverse=True)
+        body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t, hr_t), reverse=True)
 
     h_rows = cell.output(prev_t).reshape(rows, -1)
     _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
@@ -336,17 +360,23 @@ def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
 def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     go_backwards, zero_output_for_mask, unroll, _ = flags
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
-    ys, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll)
+    zero_prev = zero_output_for_mask and not unroll
+    if getattr(cell, "keep_recurrent_projection", False) and _split(cell) is cell:
+        # the forward pass keeps h R for the reverse scan (measured faster for SimpleRNN only; see
+        # benchmarks/README.md, "Keeping h R")
+        ys, states_t, hr_t = _scan_keeping_hr(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll)
+    else:
+        (ys, states_t), hr_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll), None
     final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
-    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks)
+    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks, hr_t)
 
 
 def _layer_bwd(cell, flags, residuals, cotangents):
     go_backwards, zero_output_for_mask, unroll, truncate = flags
-    params, xs_t, states_t, mask_t, dropout_masks = residuals
+    params, xs_t, states_t, mask_t, dropout_masks, hr_t = residuals
     d_ys, d_final = cotangents
     d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, states_t, jnp.swapaxes(d_ys, 0, 1), d_final,
-                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate)
+                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate, hr_t)
     return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
 
 

@@ -1010,3 +1010,29 @@ def test_initial_state_may_be_a_plain_tuple():
                                   rc.bptt.backward(cell, p, xs, d, initial_state=named).initial_state)
     with pytest.raises(ValueError, match=r"initial_state for LSTM must hold 2 array\(s\) \(h, c\); got 1"):
         rc.bptt.step_jacobians(cell, p, xs, initial_state=(h,))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU", "LayerNormLSTM"])
+def test_backward_with_or_without_the_kept_recurrent_projection_equals_autodiff(x64, kind, keep):
+    """The layers' VJP reuses the forward pass's h R where a cell asks for it; both paths equal
+    jax.grad of the autodiff layer (masked steps, recurrent dropout in training)."""
+    base = getattr(rc.cells, kind)
+    cell_type = type(f"Keep{kind}", (base,), {"keep_recurrent_projection": keep})
+    cell = cell_type(4, recurrent_dropout=0.3)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(3, 7, 2)))
+    mask = jnp.asarray(rng.random((3, 7)) > 0.3)
+    explicit = rc.layers.RNN(cell, return_sequences=True)
+    autodiff = rc.layers.RNN(cell, return_sequences=True, backward_pass="autodiff")
+    p = explicit.init(jax.random.PRNGKey(0), (7, 2), jnp.float64)
+    key = jax.random.PRNGKey(5)
+
+    def loss(layer, p, x):
+        y = layer.apply(p, x, mask, training=True, rng=key)
+        return jnp.sum(y * jnp.sin(jnp.arange(y.size).reshape(y.shape)))
+
+    got = jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1))(p, x)
+    want = jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1))(p, x)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)
