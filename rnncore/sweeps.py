@@ -91,9 +91,9 @@ def stack_params(params_list) -> tuple:
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params_list)
 
 
-def network_mesh(mesh) -> Optional[Mesh]:
+def mesh_over(mesh, axis: str) -> Optional[Mesh]:
     """``None``, a ``jax.sharding.Mesh`` (returned as is), or a sequence of devices, which becomes
-    ``Mesh(devices, ("networks",))``."""
+    a one-axis ``Mesh(devices, (axis,))``."""
     if mesh is None or isinstance(mesh, Mesh):
         return mesh
     try:
@@ -102,7 +102,13 @@ def network_mesh(mesh) -> Optional[Mesh]:
         raise ValueError(f"mesh must be a jax.sharding.Mesh or a sequence of devices; got {type(mesh).__name__}.") from None
     if devices.size == 0 or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError("mesh: a sequence of devices must be non-empty and hold jax devices (e.g. jax.devices()).")
-    return Mesh(devices, ("networks",))
+    return Mesh(devices, (axis,))
+
+
+def network_mesh(mesh) -> Optional[Mesh]:
+    """``None``, a ``jax.sharding.Mesh`` (returned as is), or a sequence of devices, which becomes
+    ``Mesh(devices, ("networks",))``."""
+    return mesh_over(mesh, "networks")
 
 
 def _count(cell, stacked_params, features: int) -> int:

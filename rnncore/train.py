@@ -87,6 +87,7 @@ from . import layers as L
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from . import sweeps
 
 __all__ = ["fit", "evaluate", "History", "Divergence", "TrainingDiverged", "Run", "get_optimizer"]
 
@@ -356,15 +357,7 @@ def _cached(make, *key):
 
 def batch_mesh(mesh) -> Optional[Mesh]:
     """``None``, a ``jax.sharding.Mesh`` (as is), or a sequence of devices as ``Mesh(devices, ("batch",))``."""
-    if mesh is None or isinstance(mesh, Mesh):
-        return mesh
-    try:
-        devices = np.asarray(list(mesh), dtype=object)
-    except TypeError:
-        raise ValueError(f"mesh must be a jax.sharding.Mesh or a sequence of devices; got {type(mesh).__name__}.") from None
-    if devices.size == 0 or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError("mesh: a sequence of devices must be non-empty and hold jax devices (e.g. jax.devices()).")
-    return Mesh(devices, ("batch",))
+    return sweeps.mesh_over(mesh, "batch")
 
 
 def _replicated(tree, mesh):
