@@ -98,43 +98,30 @@ def _seen_before(mask_t):
     return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
 
 
-def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False):
-    """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, plus the
-    per-step gate values with ``keep_gates``."""
+def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_hr=False):
+    """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
+    per-step gate values with ``keep_gates``, then with ``keep_hr`` the recurrent projections
+    ``hr_t (T, B, ·)`` (the step taken through the cell's split, ``core(x K, h R, s)``, which is what
+    ``step`` computes) for the reverse scan to reuse."""
     seen_t = _seen_before(mask_t)
 
     def body(state, inp):
         x, m, seen = inp
-        new, y = cell.step(params, state, x, dropout_masks)
+        hr = None
+        if keep_hr:
+            hr = cell.recurrent_projection(params, cell.output(state), dropout_masks)
+            new, y = cell.core(params, cell.input_projection(params, x, dropout_masks), hr, state, dropout_masks)
+        else:
+            new, y = cell.step(params, state, x, dropout_masks)
         if m is not None:
             y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
             new = _tree_where(m[:, None], new, state)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
-        return new, (y, new, gates)
+        return new, (y, new, gates, hr)
 
-    _, (ys, ss, gates) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    _, (ys, ss, gates, hr_t) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
     states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
-    return (ys, states_t, gates) if keep_gates else (ys, states_t)
-
-
-def _scan_keeping_hr(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
-    """:func:`_scan` through the cell's split step (``core(x K, h R, s)``, what ``step`` computes),
-    also returning the recurrent projections ``hr_t (T, B, ·)`` for the reverse scan to reuse."""
-    seen_t = _seen_before(mask_t)
-
-    def body(state, inp):
-        x, m, seen = inp
-        xk = cell.input_projection(params, x, dropout_masks)
-        hr = cell.recurrent_projection(params, cell.output(state), dropout_masks)
-        new, y = cell.core(params, xk, hr, state, dropout_masks)
-        if m is not None:
-            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
-            new = _tree_where(m[:, None], new, state)
-        return new, (y, new, hr)
-
-    _, (ys, ss, hr_t) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
-    states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
-    return ys, states_t, hr_t
+    return (ys, states_t) + ((gates,) if keep_gates else ()) + ((hr_t,) if keep_hr else ())
 
 
 def _as_state(cell, initial_state):
@@ -361,12 +348,11 @@ def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     go_backwards, zero_output_for_mask, unroll, _ = flags
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
-    if getattr(cell, "keep_recurrent_projection", False) and _split(cell) is cell:
-        # the forward pass keeps h R for the reverse scan (measured faster for SimpleRNN only; see
-        # benchmarks/README.md, "Keeping h R")
-        ys, states_t, hr_t = _scan_keeping_hr(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll)
-    else:
-        (ys, states_t), hr_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll), None
+    # the forward pass keeps h R for the reverse scan where the cell asks (measured faster for
+    # SimpleRNN only; see benchmarks/README.md, "Keeping h R")
+    keep_hr = getattr(cell, "keep_recurrent_projection", False) and _split(cell) is cell
+    ys, states_t, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_hr=keep_hr)
+    hr_t = kept[0] if keep_hr else None
     final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
     return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks, hr_t)
 
