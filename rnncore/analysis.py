@@ -44,7 +44,8 @@ from . import activations, bptt, cells, layers, losses
 
 __all__ = [
     "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
-    "singular_values_by_lag", "memory_horizon", "gate_saturation", "verdict", "pascanu_gamma",
+    "singular_values_by_lag", "memory_horizon", "horizon_from_log_norms", "gate_saturation", "verdict",
+    "verdict_label", "pascanu_gamma",
 ]
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -498,6 +499,12 @@ def memory_horizon(cell, params, xs: jax.Array, initial_state=None, mask: Option
         raise ValueError(f"fraction={fraction!r}; expected a number in (0, 1].")
     logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
                                   go_backwards=go_backwards)[..., 0]
+    return horizon_from_log_norms(logn, fraction)
+
+
+def horizon_from_log_norms(logn: jax.Array, fraction: float = 0.01) -> jax.Array:
+    r""":func:`memory_horizon` from :math:`\log n(\ell)`, ``(B, T)`` with ``[:, ℓ-1]`` for lag ℓ (the
+    largest log singular values :func:`singular_values_by_lag` returns): ``(B,)`` integers."""
     above = (logn >= logn[:, :1] + math.log(fraction)) & (logn > -jnp.inf)
     return jnp.sum(jnp.cumprod(above, axis=1), axis=1)
 
@@ -644,6 +651,16 @@ class Verdict(NamedTuple):
     bound_rate: Optional[float]
 
 
+def verdict_label(log_gain: float, low: float = 1e-3, high: float = 1e3) -> str:
+    r""":func:`verdict`'s label for a whole-sequence gain :math:`\log\lVert\partial s_T/\partial s_0\rVert`:
+    ``"vanishing"`` below ``log(low)``, ``"exploding"`` above ``log(high)``, else ``"healthy"``."""
+    if log_gain < math.log(low):
+        return "vanishing"
+    if log_gain > math.log(high):
+        return "exploding"
+    return "healthy"
+
+
 def verdict(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
             low: float = 1e-3, high: float = 1e3, dropout_masks=None, go_backwards: bool = False) -> Verdict:
     """``"vanishing"``, ``"exploding"`` or ``"healthy"``, from the gain of the whole chain,
@@ -694,12 +711,7 @@ def verdict(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
     per_row = np.asarray(logn, np.float64)
     mean = float(np.mean(per_row))
     steps = int(jnp.shape(xs)[1])
-    if mean < math.log(low):
-        label = "vanishing"
-    elif mean > math.log(high):
-        label = "exploding"
-    else:
-        label = "healthy"
+    label = verdict_label(mean, low, high)
     gamma = sigma = bound = None
     if isinstance(cell, cells.SimpleRNN):
         gamma = pascanu_gamma(cell.activation)

@@ -231,12 +231,10 @@ def _consumed(model, params, x):
 def _horizon_and_verdict(logn, fraction: float = 0.01, low: float = 1e-3, high: float = 1e3):
     """From :math:`\\log\\lVert\\partial s_T/\\partial s_{T-\\ell}\\rVert` ``(B, T)``: the batch mean of
     :func:`rnncore.analysis.memory_horizon`, and :func:`rnncore.analysis.verdict`'s ``log_gain``
-    and label, by their definitions and defaults."""
-    above = (logn >= logn[:, :1] + math.log(fraction)) & (logn > -jnp.inf)
-    horizon = float(np.mean(np.asarray(jnp.sum(jnp.cumprod(above, axis=1), axis=1))))
+    and label, with their defaults."""
+    horizon = float(np.mean(np.asarray(analysis.horizon_from_log_norms(logn, fraction))))
     log_gain = float(np.mean(np.asarray(logn[:, -1], np.float64)))
-    label = "vanishing" if log_gain < math.log(low) else "exploding" if log_gain > math.log(high) else "healthy"
-    return horizon, log_gain, label
+    return horizon, log_gain, analysis.verdict_label(log_gain, low, high)
 
 
 def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 0, k_singular: int = 8):
