@@ -676,7 +676,7 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
                        tuple(m.init() for m in metric_objs),
                        _Health(jnp.array(True), jnp.int32(0), jnp.int32(0), jnp.int32(0)))
         state = _copy(state)  # distinct buffers: the step donates every one of them
-        epoch_norms, done, unhealthy = [], 0, False
+        epoch_norms, done = [], 0
         for idx in _batches(n_train, batch_size, perm):
             idx = jnp.asarray(idx)
             s0 = None
@@ -691,8 +691,6 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
                 global_step += 1
                 progress.step(done, lambda: float(state.loss_total / jnp.maximum(state.loss_count, 1)))
             if done % 16 < len(chunks) and not bool(state.health.ok):  # a sync every ~16 steps, not every step
-                unhealthy = True
-            if unhealthy:
                 break
         health = jax.device_get(state.health)
         good_params = state.good_params
@@ -727,7 +725,8 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
     if norms_log:
         history.gradient_norms = np.concatenate(norms_log)
     if history.diverged is not None:
-        message = (f"fit stopped: {history.diverged.message()}; the returned params are those before that step. "
+        message = (f"fit stopped: {history.diverged.message()}; the returned params are the last at which the "
+                   "loss was finite. "
                    "Remedies: a lower learning rate, gradient clipping (clipnorm / global_clipnorm), standardized "
                    "inputs.")
         if on_nonfinite == "raise":
