@@ -244,3 +244,31 @@ def name_of(fn: Activation) -> str | None:
         if f is fn:
             return name
     return None
+
+
+_FROM_OUTPUT = {
+    tanh: lambda y: 1 - y * y,
+    sigmoid: lambda y: y * (1 - y),
+    linear: jnp.ones_like,
+    relu: lambda y: (y > 0).astype(y.dtype),
+}
+
+
+def derivative_from_output(fn: Activation) -> Callable[[jax.Array], jax.Array] | None:
+    r""":math:`y \mapsto \varphi'(a)` at :math:`y = \varphi(a)`, where the derivative is a function of
+    the output: :math:`1 - y^2` (tanh), :math:`y(1 - y)` (sigmoid), :math:`[y > 0]` (relu, 0 at the
+    kink as JAX assigns), 1 (linear). ``None`` for every other activation.
+
+    These are the formulas JAX's own derivative rules evaluate from the output, so a backward pass
+    that keeps :math:`y` instead of :math:`a` gets the same numbers.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import activations
+        >>> float(activations.derivative_from_output(activations.tanh)(jnp.array(0.5)))
+        0.75
+        >>> activations.derivative_from_output(activations.gelu) is None
+        True
+    """
+    return _FROM_OUTPUT.get(fn)
+

@@ -98,30 +98,31 @@ def _seen_before(mask_t):
     return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
 
 
-def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_hr=False):
+def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False):
     """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
-    per-step gate values with ``keep_gates``, then with ``keep_hr`` the recurrent projections
-    ``hr_t (T, B, ·)`` (the step taken through the cell's split, ``core(x K, h R, s)``, which is what
-    ``step`` computes) for the reverse scan to reuse."""
+    per-step gate values with ``keep_gates``, then with ``keep_core`` what ``cell.core_keep`` keeps
+    for its hand-written VJP (the step then taken through the cell's split ``core(x K, h R, s)``,
+    which is what ``step`` computes)."""
     seen_t = _seen_before(mask_t)
 
     def body(state, inp):
         x, m, seen = inp
-        hr = None
-        if keep_hr:
+        kept = None
+        if keep_core:
+            xk = cell.input_projection(params, x, dropout_masks)
             hr = cell.recurrent_projection(params, cell.output(state), dropout_masks)
-            new, y = cell.core(params, cell.input_projection(params, x, dropout_masks), hr, state, dropout_masks)
+            new, y, kept = cell.core_keep(params, xk, hr, state)
         else:
             new, y = cell.step(params, state, x, dropout_masks)
         if m is not None:
             y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
             new = _tree_where(m[:, None], new, state)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
-        return new, (y, new, gates, hr)
+        return new, (y, new, gates, kept)
 
-    _, (ys, ss, gates, hr_t) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    _, (ys, ss, gates, kept) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
     states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
-    return (ys, states_t) + ((gates,) if keep_gates else ()) + ((hr_t,) if keep_hr else ())
+    return (ys, states_t) + ((gates,) if keep_gates else ()) + ((kept,) if keep_core else ())
 
 
 def _as_state(cell, initial_state):
@@ -235,14 +236,37 @@ def _split(cell):
     return cell if has_split else _StepOnly(cell)
 
 
+def _cut(ds, t, truncate):
+    """With ``truncate_gradient=k2`` the chain is cut at s_k2, s_2k2, ...: dL/ds_{t-1} gets no share
+    of step t."""
+    if truncate is None:
+        return ds
+    cut = jnp.logical_and((t - 1) % truncate == 0, t > 1)
+    return jax.tree_util.tree_map(lambda a: jnp.where(cut, jnp.zeros_like(a), a), ds)
+
+
+def _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll):
+    """Cotangents of the core's ``(new, y)`` and the direct share of ``s_prev`` (``None`` unmasked),
+    through Keras's masking of one step."""
+    if m is None:
+        return g, dy, None
+
+    def masked(core_new, core_y, s):
+        return _tree_where(m[:, None], core_new, s), _masked_output(cell, s, core_y, seen, m, zero_prev, unroll)
+
+    _, vjp = jax.vjp(masked, s_prev, cell.output(s_prev), s_prev)  # linear: the primals only fix shapes
+    return vjp((g, dy))
+
+
 def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate,
-             hr_t=None):
+             core_kept=None):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
-    Per step only the recurrent product ``d_hr @ R^T`` is a matmul (with ``hr_t``, the forward
-    pass's recurrent projections, given; else ``h R`` is recomputed each step); the input projection
-    is recomputed for all steps at once before the loop, and the weight and input gradients of both
-    projections are a few large matmuls over all ``T·B`` rows after it.
+    Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the weight and input gradients
+    of both projections are a few large matmuls over all ``T·B`` rows after the loop. With
+    ``core_kept = (kept_t,)`` (what the forward pass's ``cell.core_keep`` kept) each step runs the
+    cell's hand-written ``core_vjp``; otherwise a traced VJP of ``core``, with the input projection
+    recomputed for all steps at once before the loop and ``h R`` recomputed each step.
     Returns ``(d_params, d_xs_t, d_s0, d_states_t)``.
     """
     cell = _split(cell)
@@ -250,37 +274,57 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
     rows = steps * batch
     tiled = _tile_masks(dropout_masks, steps)
     x_rows = xs_t.reshape(rows, -1)
-    xk_t = cell.input_projection(params, x_rows, tiled).reshape(steps, batch, -1)
     prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
     seen_t = _seen_before(mask_t)
     t_index = jnp.arange(1, steps + 1)
 
-    def masked_core(p, xk, hr, state, seen, m):
-        new, y = cell.core(p, xk, hr, state, dropout_masks)
-        if m is not None:
-            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
-            new = _tree_where(m[:, None], new, state)
-        return new, y
+    def rp_transpose(h_prev, d_hr):
+        _, rp_vjp = jax.vjp(lambda h: cell.recurrent_projection(params, h, dropout_masks), h_prev)
+        return rp_vjp(d_hr)[0]
 
-    def body(carry, inp):
-        g, d_core = carry  # g = dL/ds_t through later steps
-        t, xk, s_prev, seen, m, dy, hr_saved = inp
-        h_prev = cell.output(s_prev)
-        hr, rp_vjp = jax.vjp(lambda h: cell.recurrent_projection(params, h, dropout_masks), h_prev)
-        if hr_saved is not None:
-            hr = hr_saved  # the primal h R above is then dead code, removed by the compiler
-        _, core_vjp = jax.vjp(lambda p, a, b, s: masked_core(p, a, b, s, seen, m), params, xk, hr, s_prev)
-        dp, dxk, dhr, ds = core_vjp((g, dy))
-        (dh,) = rp_vjp(dhr)
-        ds = ds._replace(**{ds._fields[0]: ds[0] + dh})
-        if truncate is not None:  # the chain is cut at s_k2, s_2k2, ...: dL/ds_{t-1} gets no share of step t
-            cut = jnp.logical_and((t - 1) % truncate == 0, t > 1)
-            ds = jax.tree_util.tree_map(lambda a: jnp.where(cut, jnp.zeros_like(a), a), ds)
-        return (ds, _tree_add(d_core, dp)), (dxk, dhr, cell.state_to_vector(g))
+    def add_to_output(ds, d):
+        return ds._replace(**{ds._fields[0]: ds[0] + d})
 
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-        body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t, hr_t), reverse=True)
+    if core_kept is not None:
+        new_t = jax.tree_util.tree_map(lambda s: s[1:], states_t)
+
+        def body(g, inp):
+            t, s_prev, new, kept, seen, m, dy = inp
+            d_new, d_y, d_direct = _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll)
+            dxk, dhr, ds = cell.core_vjp(params, kept, s_prev, new, add_to_output(d_new, d_y))
+            ds = add_to_output(ds, rp_transpose(cell.output(s_prev), dxk if dhr is None else dhr))
+            if d_direct is not None:
+                ds = _tree_add(ds, d_direct)
+            return _cut(ds, t, truncate), (dxk, dhr, cell.state_to_vector(g))
+
+        d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
+            body, d_final, (t_index, prev_t, new_t, core_kept[0], seen_t, mask_t, dys_t), reverse=True)
+        if dhr_t is None:
+            dhr_t = dxk_t
+        d_core = cell.core_params_vjp(params, dxk_t.reshape(rows, -1), dhr_t.reshape(rows, -1))
+    else:
+        xk_t = cell.input_projection(params, x_rows, tiled).reshape(steps, batch, -1)
+
+        def masked_core(p, xk, hr, state, seen, m):
+            new, y = cell.core(p, xk, hr, state, dropout_masks)
+            if m is not None:
+                y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
+                new = _tree_where(m[:, None], new, state)
+            return new, y
+
+        def body(carry, inp):
+            g, d_core = carry  # g = dL/ds_t through later steps
+            t, xk, s_prev, seen, m, dy = inp
+            h_prev = cell.output(s_prev)
+            hr = cell.recurrent_projection(params, h_prev, dropout_masks)
+            _, core_vjp = jax.vjp(lambda p, a, b, s: masked_core(p, a, b, s, seen, m), params, xk, hr, s_prev)
+            dp, dxk, dhr, ds = core_vjp((g, dy))
+            ds = add_to_output(ds, rp_transpose(h_prev, dhr))
+            return (_cut(ds, t, truncate), _tree_add(d_core, dp)), (dxk, dhr, cell.state_to_vector(g))
+
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
+            body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t), reverse=True)
 
     h_rows = cell.output(prev_t).reshape(rows, -1)
     _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
@@ -344,25 +388,29 @@ def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
     return _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks)[0]
 
 
+def _has_core_vjp(cell) -> bool:
+    """Whether the layers' reverse scan runs the cell's hand-written core VJP (from what the forward
+    pass keeps) instead of a traced VJP of ``core`` (benchmarks/README.md, "The reverse step")."""
+    return _split(cell) is cell and getattr(cell, "has_core_vjp", False)
+
+
 def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     go_backwards, zero_output_for_mask, unroll, _ = flags
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
-    # the forward pass keeps h R for the reverse scan where the cell asks (measured faster for
-    # SimpleRNN only; see benchmarks/README.md, "Keeping h R")
-    keep_hr = getattr(cell, "keep_recurrent_projection", False) and _split(cell) is cell
-    ys, states_t, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_hr=keep_hr)
-    hr_t = kept[0] if keep_hr else None
+    keep = _has_core_vjp(cell)
+    ys, states_t, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_core=keep)
     final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
-    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks, hr_t)
+    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks, tuple(kept))
 
 
 def _layer_bwd(cell, flags, residuals, cotangents):
     go_backwards, zero_output_for_mask, unroll, truncate = flags
-    params, xs_t, states_t, mask_t, dropout_masks, hr_t = residuals
+    params, xs_t, states_t, mask_t, dropout_masks, kept = residuals
     d_ys, d_final = cotangents
     d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, states_t, jnp.swapaxes(d_ys, 0, 1), d_final,
-                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate, hr_t)
+                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate,
+                                       kept if _has_core_vjp(cell) else None)
     return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
 
 

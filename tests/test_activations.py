@@ -171,3 +171,17 @@ def test_unknown_name_is_a_value_error_naming_it(bad):
 def test_non_string_non_callable_is_a_value_error(bad):
     with pytest.raises(ValueError, match="is not a known activation"):
         activations.get(bad)
+
+
+@pytest.mark.parametrize("name", activations.NAMES)
+def test_derivative_from_output_equals_jax_derivative_including_kinks(x64, name):
+    """Where the derivative is a function of the output, that function equals jax.grad of the
+    activation at every point, kinks included; every other activation says it has none."""
+    fn = activations.get(name)
+    from_output = activations.derivative_from_output(fn)
+    if name not in ("tanh", "sigmoid", "relu", "linear"):
+        assert from_output is None
+        return
+    a = jnp.concatenate([jnp.linspace(-8.0, 8.0, 401), jnp.array([0.0, -0.0, 1e-30, -1e-30])])
+    want = jax.vmap(jax.grad(fn))(a)
+    np.testing.assert_allclose(np.asarray(from_output(fn(a))), np.asarray(want), rtol=1e-14, atol=1e-15)

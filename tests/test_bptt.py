@@ -1012,20 +1012,35 @@ def test_initial_state_may_be_a_plain_tuple():
         rc.bptt.step_jacobians(cell, p, xs, initial_state=(h,))
 
 
-@pytest.mark.parametrize("keep", [True, False])
-@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU", "LayerNormLSTM"])
-def test_backward_with_or_without_the_kept_recurrent_projection_equals_autodiff(x64, kind, keep):
-    """The layers' VJP reuses the forward pass's h R where a cell asks for it; both paths equal
-    jax.grad of the autodiff layer (masked steps, recurrent dropout in training)."""
+CORE_VJP_CASES = [
+    ("SimpleRNN", {}), ("SimpleRNN", {"activation": "relu"}), ("SimpleRNN", {"activation": "gelu"}),
+    ("SimpleRNN", {"activation": "sigmoid", "use_bias": False}), ("SimpleRNN", {"activation": None}),
+    ("LSTM", {}), ("LSTM", {"activation": "relu", "recurrent_activation": "hard_sigmoid"}),
+    ("LSTM", {"use_bias": False, "activation": "softsign"}),
+    ("GRU", {}), ("GRU", {"reset_after": False}), ("LayerNormLSTM", {}),
+]
+
+
+@pytest.mark.parametrize("hand_written", [True, False])
+@pytest.mark.parametrize("kind, kwargs", CORE_VJP_CASES)
+@pytest.mark.parametrize("masked", [True, False])
+def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64, kind, kwargs, masked,
+                                                                             hand_written):
+    """The layers' reverse scan runs a cell's hand-written core VJP (SimpleRNN, LSTM) or a traced
+    VJP of its core; both equal jax.grad of the autodiff layer (masked steps, recurrent and input
+    dropout in training, activations whose derivative is or is not a function of the output)."""
     base = getattr(rc.cells, kind)
-    cell_type = type(f"Keep{kind}", (base,), {"keep_recurrent_projection": keep})
-    cell = cell_type(4, recurrent_dropout=0.3)
+    if not hand_written:
+        base = type(f"Traced{kind}", (base,), {"has_core_vjp": False})
+    cell = base(4, dropout=0.2, recurrent_dropout=0.3, **kwargs)
+    assert rc.bptt._has_core_vjp(cell) == (hand_written and kind in ("SimpleRNN", "LSTM"))
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(3, 7, 2)))
-    mask = jnp.asarray(rng.random((3, 7)) > 0.3)
+    mask = jnp.asarray(rng.random((3, 7)) > 0.3) if masked else None
     explicit = rc.layers.RNN(cell, return_sequences=True)
     autodiff = rc.layers.RNN(cell, return_sequences=True, backward_pass="autodiff")
     p = explicit.init(jax.random.PRNGKey(0), (7, 2), jnp.float64)
+    p = jax.tree_util.tree_map(lambda w: w + 0.3 * jnp.asarray(rng.normal(size=w.shape)), p)
     key = jax.random.PRNGKey(5)
 
     def loss(layer, p, x):
@@ -1034,5 +1049,7 @@ def test_backward_with_or_without_the_kept_recurrent_projection_equals_autodiff(
 
     got = jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1))(p, x)
     want = jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1))(p, x)
+    np.testing.assert_array_equal(explicit.apply(p, x, mask, training=True, rng=key),
+                                  autodiff.apply(p, x, mask, training=True, rng=key))
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)

@@ -7,6 +7,7 @@ A cell is a frozen dataclass of Keras constructor arguments. Subclasses define `
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
@@ -49,20 +50,70 @@ def draw_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax
     return jnp.where(jax.random.bernoulli(key, keep, shape), jnp.asarray(1.0 / keep, dtype), 0).astype(dtype)
 
 
-def project(x: jax.Array, kernel: jax.Array, masks: Optional[jax.Array], gates: int) -> jax.Array:
+def matmul(a: jax.Array, w: jax.Array, compute_dtype=None) -> jax.Array:
+    """``a @ w``; with ``compute_dtype`` (e.g. ``"bfloat16"``) both operands are cast to it for
+    the multiply and the product is accumulated and returned in ``w``'s dtype, so state and gates
+    stay float32. Its VJP does the same: the cotangent is cast for the two transposed matmuls and
+    both gradients come back accumulated in float32 (the cast itself passes gradients unchanged)."""
+    if compute_dtype is None or jnp.dtype(compute_dtype) == w.dtype:
+        return a @ w
+    return _cast_matmul(a, w, compute_dtype)
+
+
+def _mixed_dot(a, b, compute_dtype, out_dtype):
+    return jnp.matmul(a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=out_dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _cast_matmul(a, w, compute_dtype):
+    return _mixed_dot(a, w, compute_dtype, w.dtype)
+
+
+def _cast_matmul_fwd(a, w, compute_dtype):
+    return _cast_matmul(a, w, compute_dtype), (a, w)
+
+
+def _cast_matmul_bwd(compute_dtype, residuals, ct):
+    a, w = residuals
+    return _mixed_dot(ct, w.T, compute_dtype, a.dtype), _mixed_dot(a.T, ct, compute_dtype, w.dtype)
+
+
+_cast_matmul.defvjp(_cast_matmul_fwd, _cast_matmul_bwd)
+
+
+def project(x: jax.Array, kernel: jax.Array, masks: Optional[jax.Array], gates: int, compute_dtype=None) -> jax.Array:
     """``x @ kernel`` for the fused gate kernel ``(F, gates*u)``, with dropout masks applied.
 
     One mask (``masks.shape[0] == 1``) multiplies ``x`` before the fused matmul; one mask per gate
-    multiplies each gate's copy of ``x`` (one batched matmul over gates).
+    multiplies each gate's copy of ``x`` (one batched matmul over gates). ``compute_dtype``: as in
+    :func:`matmul`.
     """
     if masks is None:
-        return x @ kernel
+        return matmul(x, kernel, compute_dtype)
     if masks.shape[0] == 1:
-        return (x * masks[0]) @ kernel
+        return matmul(x * masks[0], kernel, compute_dtype)
     b, f = x.shape
     u = kernel.shape[1] // gates
-    per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
+    if compute_dtype is None or jnp.dtype(compute_dtype) == kernel.dtype:
+        per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
+    else:
+        per_gate = jnp.stack([matmul(x * masks[g], kernel[:, g * u:(g + 1) * u], compute_dtype)
+                              for g in range(gates)], axis=1)
     return per_gate.reshape(b, gates * u)
+
+
+def check_compute_dtype(value):
+    """``None`` or the name of a floating dtype (``"bfloat16"``, ``"float16"``, ``"float32"``,
+    ``"float64"``), else a ValueError naming ``compute_dtype``."""
+    if value is None:
+        return None
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"compute_dtype={value!r}; expected None or a floating dtype such as 'bfloat16'.")
+    return dtype.name
 
 
 def masked_recurrent_kernel_t(recurrent_kernel: jax.Array, gate: slice, mask: Optional[jax.Array]):
@@ -108,6 +159,7 @@ class Cell:
                 activations.get(getattr(self, name), name=name)
         for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
             initializers.get(getattr(self, name), name=name)
+        object.__setattr__(self, "compute_dtype", check_compute_dtype(getattr(self, "compute_dtype", None)))
 
     # --- the state vector s_t -------------------------------------------------------------
     @property
@@ -171,18 +223,33 @@ class Cell:
 
     def input_projection(self, params, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """:math:`(x \\odot m_x) K` for the fused gates, ``(N, gates·u)``; linear in ``x``."""
-        return project(x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates)
+        return project(x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates,
+                       self.compute_dtype)
 
     def recurrent_projection(self, params, h: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """:math:`(h \\odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
         return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
-                       self.gates)
+                       self.gates, self.compute_dtype)
 
     def step(self, params, state, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None):
         """One batched step: ``x (B, F)`` -> ``(new_state, output)``."""
         xk = self.input_projection(params, x, dropout_masks)
         hr = self.recurrent_projection(params, self.output(state), dropout_masks)
         return self.core(params, xk, hr, state, dropout_masks)
+
+    # --- the core's hand-written VJP, for the layers' backward pass -----------------------------
+    # A cell whose has_core_vjp is True defines
+    #   core_keep(params, xk, hr, state) -> (new_state, y, kept): core plus what its VJP needs,
+    #   core_vjp(params, kept, state, new_state, d_new) -> (d_xk, d_hr or None (= d_xk), d_state),
+    #   core_params_vjp(params, d_xk_rows, d_hr_rows) -> the params cotangent of the core itself,
+    # with y = output(new_state) and d_new including y's cotangent. The reverse scan then runs only
+    # these elementwise ops and d_hr R^T per step, instead of a traced VJP of core that recomputes
+    # h R (SimpleRNN and LSTM have one; GRU measured no gain: benchmarks/README.md).
+
+    @property
+    def has_core_vjp(self) -> bool:
+        """Whether this cell's core has a hand-written VJP (:meth:`core_vjp`); false by default."""
+        return False
 
     # --- helpers for subclasses -------------------------------------------------------------
     def _act(self):

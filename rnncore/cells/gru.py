@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import initializers
-from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, project
+from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, matmul, project
 
 
 class GRUParams(NamedTuple):
@@ -83,6 +83,7 @@ class GRU(Cell):
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     reset_after: bool = True
+    compute_dtype: Any = None
 
     gates = 3
     params_type = GRUParams
@@ -105,9 +106,9 @@ class GRU(Cell):
         candidate's :math:`(r \\odot h) R_h` needs ``r`` first, so it belongs to :meth:`core`)."""
         rec = None if dropout_masks is None else dropout_masks.recurrent
         if self.reset_after:
-            return project(h, params.recurrent_kernel, rec, 3)
+            return project(h, params.recurrent_kernel, rec, 3, self.compute_dtype)
         zr_masks = rec if rec is None or rec.shape[0] == 1 else rec[:2]
-        return project(h, params.recurrent_kernel[:, : 2 * self.units], zr_masks, 2)
+        return project(h, params.recurrent_kernel[:, : 2 * self.units], zr_masks, 2, self.compute_dtype)
 
     def gate_values(self, params: GRUParams, state: GRUState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> GRUGates:
@@ -134,7 +135,7 @@ class GRU(Cell):
         else:
             rec = None if dropout_masks is None else dropout_masks.recurrent
             uu = h if rec is None else h * gate_mask(rec, 2)
-            a_h = x_h + (r * uu) @ params.recurrent_kernel[:, 2 * u:]
+            a_h = x_h + matmul(r * uu, params.recurrent_kernel[:, 2 * u:], self.compute_dtype)
         return GRUGates(a_z, a_r, a_h, z, r, phi(a_h), uu)
 
     def core(self, params: GRUParams, xk: jax.Array, hr: jax.Array, state: GRUState,

@@ -98,6 +98,7 @@ class LayerNormLSTM(Cell):
     unit_forget_bias: bool = True
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    compute_dtype: Any = None
     norm_gamma_initializer: Any = "ones"
     norm_beta_initializer: Any = "zeros"
     norm_epsilon: float = 1e-3

@@ -91,6 +91,7 @@ class LSTM(Cell):
     unit_forget_bias: bool = True
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    compute_dtype: Any = None
 
     gates = 4
     params_type = LSTMParams
@@ -138,6 +139,40 @@ class LSTM(Cell):
         gv = self._gates(params, xk, hr, state)
         h = gv.o * self._act()(gv.c)
         return LSTMState(h, gv.c), h
+
+    @property
+    def has_core_vjp(self) -> bool:
+        return True
+
+    def core_keep(self, params: LSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState):
+        """:meth:`core` and the pre-activation ``z`` ``(B, 4u)`` its VJP starts from (keeping the
+        gate values instead measured slower: benchmarks/README.md)."""
+        gv = self._gates(params, xk, hr, state)
+        h = gv.o * self._act()(gv.c)
+        return LSTMState(h, gv.c), h, gv.z
+
+    def core_vjp(self, params: LSTMParams, z: jax.Array, state: LSTMState, new: LSTMState, d_new: LSTMState):
+        r"""Cotangents of ``z = xk + hr + b`` and of the previous state, the gates recomputed from
+        the kept ``z``:
+
+        .. math::
+            \bar c = \bar c_t + \bar h_t\, o\, \varphi'(c_t), \quad
+            \bar z = [\bar c\, g\, \rho'(z_i),\; \bar c\, c_{t-1} \rho'(z_f),\;
+                       \bar c\, i\, \varphi'(z_c),\; \bar h_t \varphi(c_t)\, \rho'(z_o)], \quad
+            \bar c_{t-1} = \bar c\, f.
+        """
+        rho, phi = self._rec_act(), self._act()
+        zi, zf, zc, zo = jnp.split(z, 4, axis=-1)
+        i, f, g, o = rho(zi), rho(zf), phi(zc), rho(zo)
+        dc = d_new.c + d_new.h * o * derivative(phi, new.c)
+        dz = jnp.concatenate([dc * g * derivative(rho, zi), dc * state.c * derivative(rho, zf),
+                              dc * i * derivative(phi, zc), d_new.h * phi(new.c) * derivative(rho, zo)], axis=-1)
+        return dz, None, LSTMState(jnp.zeros_like(state.h), dc * f)
+
+    def core_params_vjp(self, params: LSTMParams, d_xk: jax.Array, d_hr: jax.Array) -> LSTMParams:
+        """The bias's cotangent, summed over rows; the kernels enter only through the projections."""
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
 
     def jacobian(self, params: LSTMParams, state: LSTMState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:

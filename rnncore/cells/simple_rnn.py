@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .. import initializers
+from .. import activations, initializers
 from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t
 
 
@@ -62,13 +62,11 @@ class SimpleRNN(Cell):
     bias_initializer: Any = "zeros"
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    compute_dtype: Any = None
 
     gates = 1
     params_type = SimpleRNNParams
     state_type = SimpleRNNState
-    # The layers' backward pass reuses the forward pass's h R instead of recomputing it each step
-    # (1.2x faster forward+backward on CPU for SimpleRNN; not for LSTM/GRU: benchmarks/README.md).
-    keep_recurrent_projection = True
 
     def __post_init__(self):
         self._check()
@@ -95,6 +93,31 @@ class SimpleRNN(Cell):
     @staticmethod
     def _preactivation(params, xk, hr):
         return (xk if params.bias is None else xk + params.bias) + hr
+
+    @property
+    def has_core_vjp(self) -> bool:
+        return True
+
+    def core_keep(self, params: SimpleRNNParams, xk: jax.Array, hr: jax.Array, state: SimpleRNNState):
+        """:meth:`core`, keeping nothing where :math:`\varphi'` is a function of the output
+        (tanh, sigmoid, relu, linear), else the pre-activation ``a`` ``(B, u)``."""
+        a = self._preactivation(params, xk, hr)
+        h = self._act()(a)
+        kept = None if activations.derivative_from_output(self._act()) else a
+        return SimpleRNNState(h), h, kept
+
+    def core_vjp(self, params: SimpleRNNParams, kept, state: SimpleRNNState, new: SimpleRNNState,
+                 d_new: SimpleRNNState):
+        r""":math:`\bar a = \bar h_t\, \varphi'(a)`, evaluated from :math:`h_t = \varphi(a)` where it
+        can be, else from the kept ``a``; the previous state enters only through ``hr``."""
+        from_output = activations.derivative_from_output(self._act())
+        d_phi = from_output(new.h) if kept is None else derivative(self._act(), kept)
+        return d_new.h * d_phi, None, SimpleRNNState(jnp.zeros_like(state.h))
+
+    def core_params_vjp(self, params: SimpleRNNParams, d_xk: jax.Array, d_hr: jax.Array) -> SimpleRNNParams:
+        """The bias's cotangent, summed over rows."""
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
 
     def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
