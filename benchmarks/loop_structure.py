@@ -2,15 +2,16 @@
 
 For SimpleRNN, LSTM and GRU at the three benchmark sizes, forward passes of one layer written
 here on the cell's own pieces, all jitted and timed side by side (interleaved rounds, medians,
-compile time apart):
+compile time apart, the order rotated each round):
 
-* ``scan``: ``lax.scan`` of ``cell.step`` (``x_t K`` and ``h R`` per step), what the layers run;
+* ``scan``: ``lax.scan`` of ``cell.step`` (``x_t K`` and ``h R`` per step), what the layers run
+  (undifferentiated they run it with ``unroll=rc.bptt.SCAN_UNROLL``);
 * ``unroll=k``: the same scan with ``unroll=k``;
 * ``precomputed xK``: ``X K`` for all steps as one matmul before the loop, the loop slicing it;
 * and forward+backward of the layer itself (``jax.grad`` of ``mean(y**2)``) in float32 and with
   ``compute_dtype="bfloat16"`` (matmul operands in bfloat16, accumulation, state and gates float32).
 
-    python benchmarks/loop_structure.py [--rounds 9]
+    python benchmarks/loop_structure.py [--rounds 15]
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def timed(fn, *args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     print(f"# loop structure, float32, {jax.devices()[0].platform}, {platform.processor() or platform.machine()}, "
           f"jax {jax.__version__}; median ms (compile s)")
@@ -84,9 +85,10 @@ def main():
                 precomputed_forward(cell), layer_grad(cell), layer_grad(cell_type(h, compute_dtype="bfloat16"))]
             compile_s = [timed(fn, p, x) for fn in fns]
             times = [[] for _ in fns]
-            for _ in range(args.rounds):
-                for fn, ts in zip(fns, times):
-                    ts.append(timed(fn, p, x))
+            for r in range(args.rounds):  # rotated order: no variant always runs first
+                for i in range(len(fns)):
+                    j = (i + r) % len(fns)
+                    times[j].append(timed(fns[j], p, x))
             g32, g16 = fns[-2](p, x), fns[-1](p, x)
             diff = max(float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(u)))
                        for u, v in zip(jax.tree_util.tree_leaves(g32), jax.tree_util.tree_leaves(g16)))

@@ -1053,3 +1053,29 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
                                   autodiff.apply(p, x, mask, training=True, rng=key))
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("unroll_min_work", [1, 10**9])
+def test_undifferentiated_layer_forward_unrolled_or_not_equals_the_kept_trajectory(monkeypatch, kind,
+                                                                                    unroll_min_work):
+    """Undifferentiated, a layer runs a scan that keeps no states, unrolled SCAN_UNROLL steps per
+    iteration where batch * units is large: outputs and final state equal bptt.forward's exactly
+    (not unrolled) or to float32 rounding (unrolled: XLA fuses across the unrolled steps), with T = 7
+    not a multiple of the unroll, masked steps, go_backwards and zero_output_for_mask."""
+    monkeypatch.setattr(rc.bptt, "UNROLL_MIN_WORK", unroll_min_work)
+    rng = np.random.default_rng(4)
+    cell = getattr(rc.cells, kind)(5)
+    p = cell.init(jax.random.PRNGKey(0), 3)
+    x = jnp.asarray(rng.normal(size=(2, 7, 3)).astype(np.float32))
+    mask = jnp.asarray(rng.random((2, 7)) > 0.3)
+    for go_backwards, zero in [(False, False), (True, True)]:
+        layer = rc.layers.RNN(cell, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                              zero_output_for_mask=zero)
+        y, *final = jax.jit(lambda p, x: layer.apply(p, x, mask))(p, x)
+        tr = rc.bptt.forward(cell, p, x, mask=mask, go_backwards=go_backwards, zero_output_for_mask=zero)
+        for a, b in zip([y, *final], [tr.outputs, *tr.final_state]):
+            if unroll_min_work == 1:
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+            else:
+                np.testing.assert_array_equal(a, b)
