@@ -288,24 +288,31 @@ def _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll):
 
 
 def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate,
-             core_kept=None):
+             core_kept=None, state_gradients=True):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
     Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the weight and input gradients
     of both projections are a few large matmuls over all ``T·B`` rows after the loop. With
     ``core_kept = (kept_t,)`` (what the forward pass's ``cell.core_keep`` kept) each step runs the
     cell's hand-written ``core_vjp``; otherwise a traced VJP of ``core``, with the input projection
-    recomputed for all steps at once before the loop and ``h R`` recomputed each step.
-    Returns ``(d_params, d_xs_t, d_s0, d_states_t)``.
+    recomputed for all steps at once before the loop and ``h R`` recomputed each step. Each step
+    reads its states from ``states_t`` by index (no sliced copies of the trajectory).
+    Returns ``(d_params, d_xs_t, d_s0, d_states_t)``; ``d_states_t`` is None without
+    ``state_gradients``.
     """
     cell = _split(cell)
     steps, batch = xs_t.shape[0], xs_t.shape[1]
     rows = steps * batch
     tiled = _tile_masks(dropout_masks, steps)
     x_rows = xs_t.reshape(rows, -1)
-    prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
     seen_t = _seen_before(mask_t)
     t_index = jnp.arange(1, steps + 1)
+
+    def state_at(t):
+        return jax.tree_util.tree_map(lambda s: jax.lax.dynamic_index_in_dim(s, t, keepdims=False), states_t)
+
+    def emitted(g):
+        return cell.state_to_vector(g) if state_gradients else None
 
     def rp_transpose(h_prev, d_hr):
         _, rp_vjp = jax.vjp(lambda h: cell.recurrent_projection(params, h, dropout_masks), h_prev)
@@ -315,19 +322,18 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
         return ds._replace(**{ds._fields[0]: ds[0] + d})
 
     if core_kept is not None:
-        new_t = jax.tree_util.tree_map(lambda s: s[1:], states_t)
-
         def body(g, inp):
-            t, s_prev, new, kept, seen, m, dy = inp
+            t, kept, seen, m, dy = inp
+            s_prev, new = state_at(t - 1), state_at(t)
             d_new, d_y, d_direct = _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll)
             dxk, dhr, ds = cell.core_vjp(params, kept, s_prev, new, add_to_output(d_new, d_y))
             ds = add_to_output(ds, rp_transpose(cell.output(s_prev), dxk if dhr is None else dhr))
             if d_direct is not None:
                 ds = _tree_add(ds, d_direct)
-            return _cut(ds, t, truncate), (dxk, dhr, cell.state_to_vector(g))
+            return _cut(ds, t, truncate), (dxk, dhr, emitted(g))
 
         d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-            body, d_final, (t_index, prev_t, new_t, core_kept[0], seen_t, mask_t, dys_t), reverse=True)
+            body, d_final, (t_index, core_kept[0], seen_t, mask_t, dys_t), reverse=True)
         if dhr_t is None:
             dhr_t = dxk_t
         d_core = cell.core_params_vjp(params, dxk_t.reshape(rows, -1), dhr_t.reshape(rows, -1))
@@ -343,19 +349,20 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
 
         def body(carry, inp):
             g, d_core = carry  # g = dL/ds_t through later steps
-            t, xk, s_prev, seen, m, dy = inp
+            t, xk, seen, m, dy = inp
+            s_prev = state_at(t - 1)
             h_prev = cell.output(s_prev)
             hr = cell.recurrent_projection(params, h_prev, dropout_masks)
             _, core_vjp = jax.vjp(lambda p, a, b, s: masked_core(p, a, b, s, seen, m), params, xk, hr, s_prev)
             dp, dxk, dhr, ds = core_vjp((g, dy))
             ds = add_to_output(ds, rp_transpose(h_prev, dhr))
-            return (_cut(ds, t, truncate), _tree_add(d_core, dp)), (dxk, dhr, cell.state_to_vector(g))
+            return (_cut(ds, t, truncate), _tree_add(d_core, dp)), (dxk, dhr, emitted(g))
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-            body, (d_final, zeros), (t_index, xk_t, prev_t, seen_t, mask_t, dys_t), reverse=True)
+            body, (d_final, zeros), (t_index, xk_t, seen_t, mask_t, dys_t), reverse=True)
 
-    h_rows = cell.output(prev_t).reshape(rows, -1)
+    h_rows = cell.output(states_t)[:-1].reshape(rows, -1)
     _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
     d_ip, dx = ip_vjp(dxk_t.reshape(rows, -1))
     _, rp_vjp = jax.vjp(lambda p: cell.recurrent_projection(p, h_rows, tiled), params)
@@ -444,7 +451,7 @@ def _layer_bwd(cell, flags, residuals, cotangents):
     d_ys, d_final = cotangents
     d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, states_t, jnp.swapaxes(d_ys, 0, 1), d_final,
                                        dropout_masks, zero_output_for_mask and not unroll, unroll, truncate,
-                                       kept if _has_core_vjp(cell) else None)
+                                       kept if _has_core_vjp(cell) else None, state_gradients=False)
     return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
 
 
