@@ -675,7 +675,9 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         state = _State(run.params, good_params, opt_state, jnp.zeros([], dtype), jnp.zeros([], dtype),
                        tuple(m.init() for m in metric_objs),
                        _Health(jnp.array(True), jnp.int32(0), jnp.int32(0), jnp.int32(0)))
-        state = _copy(state)  # distinct buffers: the step donates every one of them
+        # distinct buffers (the step donates every one of them), laid out as the step returns them,
+        # so that its first call compiles the same program as the others
+        state = _replicated(_copy(state), mesh)
         epoch_norms, done = [], 0
         for idx in _batches(n_train, batch_size, perm):
             idx = jnp.asarray(idx)
