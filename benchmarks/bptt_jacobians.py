@@ -34,7 +34,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy and jax load 
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import rnncore as rc  # noqa: E402
 from rnncore import analysis, bptt  # noqa: E402
+from timing import timed  # noqa: E402
 
 UNITS, FEATURES = 128, 16
 CELLS = {"SimpleRNN": rc.cells.SimpleRNN, "LSTM": rc.cells.LSTM}
@@ -66,12 +66,6 @@ def brute_products(cell, params, xs):
 
     jac = jax.jacrev(final_state)(jnp.zeros((steps, xs.shape[0], cell.state_size), xs.dtype))  # (S, T, 1, S)
     return jnp.transpose(jac[:, :, 0, :], (1, 0, 2))[None]
-
-
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
 
 
 def bench(fn, args, rounds):

@@ -10,15 +10,13 @@ compile time is measured apart; rounds are interleaved and the medians compared.
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
+from timing import machine, rounds_argument, timed
 
 SIZES = [  # (B, T, F, H)
     (32, 100, 32, 128),
@@ -37,18 +35,9 @@ def make_grad(kind, units, backward_pass):
     return layer, jax.jit(jax.grad(loss, argnums=(0, 1)))
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    args = ap.parse_args()
-    print(f"# explicit BPTT vs autodiff, float32, {jax.devices()[0].platform}, "
-          f"{platform.processor() or platform.machine()}, jax {jax.__version__}")
+    rounds = rounds_argument(__doc__, 15)
+    print(f"# explicit BPTT vs autodiff, float32, {machine()}")
     print("| layer | B, T, F, H | explicit (ms) | autodiff (ms) | autodiff / explicit | compile explicit / autodiff (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for kind in KINDS:
@@ -59,7 +48,7 @@ def main():
             p = layer.init(jax.random.PRNGKey(0), (t, f))
             c_exp, c_auto = timed(g_exp, p, x), timed(g_auto, p, x)
             te, ta = [], []
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 te.append(timed(g_exp, p, x))
                 ta.append(timed(g_auto, p, x))
             me, ma = statistics.median(te), statistics.median(ta)

@@ -11,33 +11,22 @@ the two relative to the largest product entry.
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
+from timing import machine, rounds_argument, timed
 
 CASES = [("SimpleRNN", 64), ("SimpleRNN", 128), ("LSTM", 64)]
 STEPS = (100, 1000)
 BATCH = 4
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=9)
-    args = ap.parse_args()
-    print(f"# jacobian_products, float32, precision highest, {jax.devices()[0].platform}, "
-          f"{platform.processor() or platform.machine()}, jax {jax.__version__}, batch {BATCH}")
+    rounds = rounds_argument(__doc__, 9)
+    print(f"# jacobian_products, float32, precision highest, {machine()}, batch {BATCH}")
     print("| cell | S | T | sequential (ms) | associative (ms) | sequential / associative | "
           "compile sequential / associative (s) | max diff / max entry |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -52,7 +41,7 @@ def main():
                 assoc = jax.jit(lambda j: rc.bptt.jacobian_products(j, "associative"))
                 c_seq, c_assoc = timed(seq, J), timed(assoc, J)
                 ts, ta = [], []
-                for _ in range(args.rounds):
+                for _ in range(rounds):
                     ts.append(timed(seq, J))
                     ta.append(timed(assoc, J))
                 a, b = seq(J), assoc(J)

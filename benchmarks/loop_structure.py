@@ -16,15 +16,13 @@ compile time apart, the order rotated each round):
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
+from timing import machine, rounds_argument, timed
 
 SIZES = [(32, 100, 32, 128), (128, 200, 64, 256), (16, 1000, 8, 64)]
 KINDS = ("SimpleRNN", "LSTM", "GRU")
@@ -60,18 +58,9 @@ def layer_grad(cell):
     return jax.jit(jax.grad(lambda p, x: jnp.mean(jnp.square(layer.apply(p, x))), argnums=(0, 1)))
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    args = ap.parse_args()
-    print(f"# loop structure, float32, {jax.devices()[0].platform}, {platform.processor() or platform.machine()}, "
-          f"jax {jax.__version__}; median ms (compile s)")
+    rounds = rounds_argument(__doc__, 15)
+    print(f"# loop structure, float32, {machine()}; median ms (compile s)")
     heads = ["scan"] + [f"unroll={k}" for k in UNROLLS] + ["precomputed xK", "fwd+bwd float32", "fwd+bwd bfloat16"]
     print("| cell | B, T, F, H | " + " | ".join(heads) + " | bfloat16 grads: max rel diff |")
     print("| --- | --- |" + " ---: |" * len(heads) + " ---: |")
@@ -85,7 +74,7 @@ def main():
                 precomputed_forward(cell), layer_grad(cell), layer_grad(cell_type(h, compute_dtype="bfloat16"))]
             compile_s = [timed(fn, p, x) for fn in fns]
             times = [[] for _ in fns]
-            for r in range(args.rounds):  # rotated order: no variant always runs first
+            for r in range(rounds):  # rotated order: no variant always runs first
                 for i in range(len(fns)):
                     j = (i + r) % len(fns)
                     times[j].append(timed(fns[j], p, x))

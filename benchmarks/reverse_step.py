@@ -12,16 +12,14 @@ step in the compiled forward and reverse loops (fusions, matmuls, copies: each o
 
 from __future__ import annotations
 
-import argparse
-import platform
 import re
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
+from timing import machine, rounds_argument, timed
 
 SIZES = [  # (B, T, F, H)
     (32, 100, 32, 128),
@@ -55,18 +53,9 @@ def ops_per_step(compiled_text: str) -> list[int]:
     return [counts.get(b, 0) for b in bodies]
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    args = ap.parse_args()
-    print(f"# hand-written vs traced core VJP, float32, {jax.devices()[0].platform}, "
-          f"{platform.processor() or platform.machine()}, jax {jax.__version__}")
+    rounds = rounds_argument(__doc__, 15)
+    print(f"# hand-written vs traced core VJP, float32, {machine()}")
     print("| layer | B, T, F, H | hand-written (ms) | traced (ms) | traced / hand-written | "
           "ops per step fwd / rev: hand-written | traced | compile (s) hand-written / traced | max rel diff |")
     print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |")
@@ -81,7 +70,7 @@ def main():
             c_hand, c_traced = timed(g_hand, p, x), timed(g_traced, p, x)
             ops = [ops_per_step(g.lower(p, x).compile().as_text()) for g in (g_hand, g_traced)]
             th, tt = [], []
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 th.append(timed(g_hand, p, x))
                 tt.append(timed(g_traced, p, x))
             diff = max(float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(v)))
