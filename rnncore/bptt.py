@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 # Steps per iteration of the layers' forward scan when nothing differentiates it (inference), used
 # where a step's matmuls are large enough (batch * units >= UNROLL_MIN_WORK) for XLA to overlap one
-# step's x K with the previous step's h R chain: measured 1.3-1.6x faster on the B=128, H=256 rows,
+# step's x K with the previous step's h R chain: measured 1.4-1.7x faster on the B=128, H=256 rows,
 # neutral at B=32, H=128, slower at B=16, H=64 (T=1000); +0.1 s compile. The scans that keep
 # residuals for the reverse scan, and the reverse scan itself, measured no gain or a loss and run one
 # step per iteration (benchmarks/README.md, "Loop structure"). Unrolled, XLA may fuse across steps:
@@ -102,6 +102,13 @@ def _masked_output(cell, state, y, seen, m, zero_prev: bool, unroll: bool):
     return jnp.where(m[:, None], y, prev)
 
 
+def _apply_mask(cell, state, new, y, seen, m, zero_prev: bool, unroll: bool):
+    """One step's ``(new, y)`` with Keras's masking applied (unchanged where ``m`` is None)."""
+    if m is None:
+        return new, y
+    return _tree_where(m[:, None], new, state), _masked_output(cell, state, y, seen, m, zero_prev, unroll)
+
+
 def _seen_before(mask_t):
     """``(T, B)``: whether a real step came before step t (Keras's unrolled masking)."""
     if mask_t is None:
@@ -125,9 +132,7 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
             new, y, kept = cell.core_keep(params, xk, hr, state)
         else:
             new, y = cell.step(params, state, x, dropout_masks)
-        if m is not None:
-            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
-            new = _tree_where(m[:, None], new, state)
+        new, y = _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
         return new, (y, new, gates, kept)
 
@@ -145,10 +150,7 @@ def _outputs_only(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unro
     def body(state, inp):
         x, m, seen = inp
         new, y = cell.step(params, state, x, dropout_masks)
-        if m is not None:
-            y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
-            new = _tree_where(m[:, None], new, state)
-        return new, y
+        return _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
 
     final, ys = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t), unroll=unroll_steps)
     return ys, final
@@ -281,7 +283,7 @@ def _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll):
         return g, dy, None
 
     def masked(core_new, core_y, s):
-        return _tree_where(m[:, None], core_new, s), _masked_output(cell, s, core_y, seen, m, zero_prev, unroll)
+        return _apply_mask(cell, s, core_new, core_y, seen, m, zero_prev, unroll)
 
     _, vjp = jax.vjp(masked, s_prev, cell.output(s_prev), s_prev)  # linear: the primals only fix shapes
     return vjp((g, dy))
@@ -342,10 +344,7 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
 
         def masked_core(p, xk, hr, state, seen, m):
             new, y = cell.core(p, xk, hr, state, dropout_masks)
-            if m is not None:
-                y = _masked_output(cell, state, y, seen, m, zero_prev, unroll)
-                new = _tree_where(m[:, None], new, state)
-            return new, y
+            return _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
 
         def body(carry, inp):
             g, d_core = carry  # g = dL/ds_t through later steps

@@ -99,7 +99,7 @@ class SimpleRNN(Cell):
         return True
 
     def core_keep(self, params: SimpleRNNParams, xk: jax.Array, hr: jax.Array, state: SimpleRNNState):
-        """:meth:`core`, keeping nothing where :math:`\varphi'` is a function of the output
+        r""":meth:`core`, keeping nothing where :math:`\varphi'` is a function of the output
         (tanh, sigmoid, relu, linear), else the pre-activation ``a`` ``(B, u)``."""
         a = self._preactivation(params, xk, hr)
         h = self._act()(a)
