@@ -1,6 +1,6 @@
 """The layers' reverse step: each cell's hand-written core VJP against a traced VJP of its core.
 
-For SimpleRNN and LSTM at the three benchmark sizes, times ``jax.grad`` of a scalar loss through a
+For SimpleRNN, LSTM and GRU at the three benchmark sizes, times ``jax.grad`` of a scalar loss through a
 layer whose reverse scan runs the cell's hand-written ``core_vjp`` (the default) and through the
 same layer with ``has_core_vjp`` switched off (a traced ``jax.vjp`` of ``core`` per step, ``h R``
 recomputed). Both are jitted, compile time apart, rounds interleaved, medians compared; the
@@ -26,7 +26,7 @@ SIZES = [  # (B, T, F, H)
     (128, 200, 64, 256),
     (16, 1000, 8, 64),
 ]
-KINDS = ("SimpleRNN", "LSTM")
+KINDS = ("SimpleRNN", "LSTM", "GRU")
 
 
 def make_grad(cell):

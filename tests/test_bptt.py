@@ -1017,7 +1017,8 @@ CORE_VJP_CASES = [
     ("SimpleRNN", {"activation": "sigmoid", "use_bias": False}), ("SimpleRNN", {"activation": None}),
     ("LSTM", {}), ("LSTM", {"activation": "relu", "recurrent_activation": "hard_sigmoid"}),
     ("LSTM", {"use_bias": False, "activation": "softsign"}),
-    ("GRU", {}), ("GRU", {"reset_after": False}), ("LayerNormLSTM", {}),
+    ("GRU", {}), ("GRU", {"activation": "relu", "use_bias": False}), ("GRU", {"recurrent_activation": "hard_sigmoid"}),
+    ("GRU", {"reset_after": False}), ("LayerNormLSTM", {}),
 ]
 
 
@@ -1026,14 +1027,16 @@ CORE_VJP_CASES = [
 @pytest.mark.parametrize("masked", [True, False])
 def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64, kind, kwargs, masked,
                                                                              hand_written):
-    """The layers' reverse scan runs a cell's hand-written core VJP (SimpleRNN, LSTM) or a traced
+    """The layers' reverse scan runs a cell's hand-written core VJP (SimpleRNN, LSTM, GRU) or a traced
     VJP of its core; both equal jax.grad of the autodiff layer (masked steps, recurrent and input
     dropout in training, activations whose derivative is or is not a function of the output)."""
     base = getattr(rc.cells, kind)
     if not hand_written:
         base = type(f"Traced{kind}", (base,), {"has_core_vjp": False})
     cell = base(4, dropout=0.2, recurrent_dropout=0.3, **kwargs)
-    assert rc.bptt._has_core_vjp(cell) == (hand_written and kind in ("SimpleRNN", "LSTM"))
+    has_one = kind in ("SimpleRNN", "LSTM") or (kind == "GRU" and kwargs.get("reset_after", True)
+                                                 and "recurrent_activation" not in kwargs)
+    assert rc.bptt._has_core_vjp(cell) == (hand_written and has_one)
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(3, 7, 2)))
     mask = jnp.asarray(rng.random((3, 7)) > 0.3) if masked else None

@@ -244,7 +244,7 @@ class Cell:
     #   core_params_vjp(params, d_xk_rows, d_hr_rows) -> the params cotangent of the core itself,
     # with y = output(new_state) and d_new including y's cotangent. The reverse scan then runs only
     # these elementwise ops and d_hr R^T per step, instead of a traced VJP of core that recomputes
-    # h R (SimpleRNN and LSTM have one; GRU measured no gain: benchmarks/README.md).
+    # h R (SimpleRNN, LSTM and GRU with reset_after have one: benchmarks/README.md).
 
     @property
     def has_core_vjp(self) -> bool:

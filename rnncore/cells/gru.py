@@ -40,7 +40,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .. import initializers
+from .. import activations, initializers
 from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t, matmul, project
 
 
@@ -144,6 +144,53 @@ class GRU(Cell):
         gv = self._gates(params, xk, hr, state, dropout_masks)
         h = gv.z * state.h + (1.0 - gv.z) * gv.hh
         return GRUState(h), h
+
+    def _from_output(self):
+        """The derivatives of both activations as functions of their outputs, or ``None``."""
+        fns = [activations.derivative_from_output(f) for f in (self._rec_act(), self._act())]
+        return None if None in fns else fns
+
+    @property
+    def has_core_vjp(self) -> bool:
+        """With ``reset_after`` (Keras's default) and activations whose derivative is a function of
+        their output (sigmoid, tanh, relu, linear); otherwise the traced VJP of :meth:`core`."""
+        return self.reset_after and self._from_output() is not None
+
+    def core_keep(self, params: GRUParams, xk: jax.Array, hr: jax.Array, state: GRUState):
+        """:meth:`core` and what its VJP starts from: ``(z, r, hh, u)``, each ``(B, u)``, kept as
+        separate arrays (one concatenated array measured slower)."""
+        gv = self._gates(params, xk, hr, state, None)
+        h = gv.z * state.h + (1.0 - gv.z) * gv.hh
+        return GRUState(h), h, (gv.z, gv.r, gv.hh, gv.u)
+
+    def core_vjp(self, params: GRUParams, kept, state: GRUState, new: GRUState, d_new: GRUState):
+        r"""Cotangents of ``xk``, of ``hr`` and of the previous state (``reset_after``), from the kept
+        gate values (every derivative evaluated from its activation's output):
+
+        .. math::
+            \bar a_z = \bar h (h_{t-1} - \tilde h)\rho'(a_z), \quad
+            \bar a_h = \bar h (1 - z) \varphi'(a_h), \quad
+            \bar a_r = \bar a_h\, u\, \rho'(a_r), \\
+            \overline{xk} = [\bar a_z, \bar a_r, \bar a_h], \quad
+            \overline{hr} = [\bar a_z, \bar a_r, r\,\bar a_h], \quad
+            \bar h_{t-1} = \bar h\, z.
+        """
+        d_rho, d_phi = self._from_output()
+        z, r, hh, u = kept
+        dh = d_new.h
+        d_az = dh * (state.h - hh) * d_rho(z)
+        d_ah = dh * (1.0 - z) * d_phi(hh)
+        d_ar = d_ah * u * d_rho(r)
+        d_xk = jnp.concatenate([d_az, d_ar, d_ah], axis=-1)
+        d_hr = jnp.concatenate([d_az, d_ar, d_ah * r], axis=-1)
+        return d_xk, d_hr, GRUState(dh * z)
+
+    def core_params_vjp(self, params: GRUParams, d_xk: jax.Array, d_hr: jax.Array) -> GRUParams:
+        """The input and recurrent biases' cotangents, summed over rows."""
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        if params.bias is None:
+            return zeros
+        return zeros._replace(bias=jnp.stack([d_xk.sum(axis=0), d_hr.sum(axis=0)]))
 
     def jacobian(self, params: GRUParams, state: GRUState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
