@@ -652,6 +652,10 @@ def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1,
     size = cell.state_size
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
         raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
+    if getattr(cell, "compute_dtype", None) is not None:
+        raise ValueError(f"top_singular_values needs forward-mode derivatives, which a cell with "
+                         f"compute_dtype={cell.compute_dtype!r} does not have (its matmuls define a VJP only); "
+                         f"analyse the float32 cell (compute_dtype=None).")
     _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
     s_start = cell.state_to_vector(jax.tree_util.tree_map(lambda a: a[start], states_t))
     run = _span_map(cell, params, xs_t[start:], None if mask_t is None else mask_t[start:], dropout_masks)

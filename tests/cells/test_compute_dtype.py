@@ -116,3 +116,10 @@ def test_compute_dtype_is_normalized_and_part_of_equality():
     assert rc.cells.LSTM(4, compute_dtype=jnp.bfloat16).compute_dtype == "bfloat16"
     assert rc.cells.LSTM(4, compute_dtype="bfloat16") == rc.layers.LSTM(4, compute_dtype="bfloat16").cell
     assert rc.cells.LSTM(4, compute_dtype="bfloat16") != rc.cells.LSTM(4)
+
+
+def test_forward_mode_analysis_refuses_a_compute_dtype_cell_by_name():
+    cell = rc.cells.SimpleRNN(3, compute_dtype="bfloat16")
+    p = cell.init(jax.random.PRNGKey(0), 2)
+    with pytest.raises(ValueError, match=r"top_singular_values needs forward-mode derivatives.*compute_dtype='bfloat16'"):
+        rc.bptt.top_singular_values(cell, p, jnp.ones((1, 4, 2)))
