@@ -55,9 +55,12 @@ def matmul(a: jax.Array, w: jax.Array, compute_dtype=None) -> jax.Array:
     the multiply and the product is accumulated and returned in ``w``'s dtype, so state and gates
     stay float32. Its VJP does the same: the cotangent is cast for the two transposed matmuls and
     both gradients come back accumulated in float32 (the cast itself passes gradients unchanged)."""
-    if compute_dtype is None or jnp.dtype(compute_dtype) == w.dtype:
-        return a @ w
-    return _cast_matmul(a, w, compute_dtype)
+    return _cast_matmul(a, w, compute_dtype) if _casts(compute_dtype, w) else a @ w
+
+
+def _casts(compute_dtype, w) -> bool:
+    """Whether ``compute_dtype`` asks for operands other than ``w``'s own dtype."""
+    return compute_dtype is not None and jnp.dtype(compute_dtype) != w.dtype
 
 
 def _mixed_dot(a, b, compute_dtype, out_dtype):
@@ -94,11 +97,11 @@ def project(x: jax.Array, kernel: jax.Array, masks: Optional[jax.Array], gates: 
         return matmul(x * masks[0], kernel, compute_dtype)
     b, f = x.shape
     u = kernel.shape[1] // gates
-    if compute_dtype is None or jnp.dtype(compute_dtype) == kernel.dtype:
-        per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
-    else:
+    if _casts(compute_dtype, kernel):
         per_gate = jnp.stack([matmul(x * masks[g], kernel[:, g * u:(g + 1) * u], compute_dtype)
                               for g in range(gates)], axis=1)
+    else:
+        per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
     return per_gate.reshape(b, gates * u)
 
 
@@ -241,7 +244,8 @@ class Cell:
     # A cell whose has_core_vjp is True defines
     #   core_keep(params, xk, hr, state) -> (new_state, y, kept): core plus what its VJP needs,
     #   core_vjp(params, kept, state, new_state, d_new) -> (d_xk, d_hr or None (= d_xk), d_state),
-    #   core_params_vjp(params, d_xk_rows, d_hr_rows) -> the params cotangent of the core itself,
+    #   core_params_vjp(params, d_xk_rows, d_hr_rows) -> the params cotangent of the core itself
+    #     (inherited: a bias added to x K),
     # with y = output(new_state) and d_new including y's cotangent. The reverse scan then runs only
     # these elementwise ops and d_hr R^T per step, instead of a traced VJP of core that recomputes
     # h R (SimpleRNN, LSTM and GRU with reset_after have one: benchmarks/README.md).
@@ -250,6 +254,13 @@ class Cell:
     def has_core_vjp(self) -> bool:
         """Whether this cell's core has a hand-written VJP (:meth:`core_vjp`); false by default."""
         return False
+
+    def core_params_vjp(self, params, d_xk: jax.Array, d_hr: jax.Array):
+        """The params cotangent of the core itself from ``d_xk``, ``d_hr`` ``(rows, gates·u)``: a bias
+        added to ``x K`` gets the row sum of ``d_xk``; the kernels enter only through the
+        projections. A cell whose core uses its params otherwise (GRU's two biases) overrides it."""
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
 
     # --- helpers for subclasses -------------------------------------------------------------
     def _act(self):

@@ -169,11 +169,6 @@ class LSTM(Cell):
                               dc * i * derivative(phi, zc), d_new.h * phi(new.c) * derivative(rho, zo)], axis=-1)
         return dz, None, LSTMState(jnp.zeros_like(state.h), dc * f)
 
-    def core_params_vjp(self, params: LSTMParams, d_xk: jax.Array, d_hr: jax.Array) -> LSTMParams:
-        """The bias's cotangent, summed over rows; the kernels enter only through the projections."""
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
-
     def jacobian(self, params: LSTMParams, state: LSTMState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """Closed-form :math:`\\partial (h_t, c_t)/\\partial (h_{t-1}, c_{t-1})`, ``(B, 2u, 2u)``."""

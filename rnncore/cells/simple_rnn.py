@@ -114,11 +114,6 @@ class SimpleRNN(Cell):
         d_phi = from_output(new.h) if kept is None else derivative(self._act(), kept)
         return d_new.h * d_phi, None, SimpleRNNState(jnp.zeros_like(state.h))
 
-    def core_params_vjp(self, params: SimpleRNNParams, d_xk: jax.Array, d_hr: jax.Array) -> SimpleRNNParams:
-        """The bias's cotangent, summed over rows."""
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
-
     def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
                  dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """Closed-form :math:`\\partial s_t/\\partial s_{t-1}`, ``(B, u, u)``."""
