@@ -116,11 +116,17 @@ def _seen_before(mask_t):
     return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
 
 
-def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False):
+def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False,
+          prev_states=False):
     """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
     per-step gate values with ``keep_gates``, then with ``keep_core`` what ``cell.core_keep`` keeps
     for its hand-written VJP (the step then taken through the cell's split ``core(x K, h R, s)``,
-    which is what ``step`` computes)."""
+    which is what ``step`` computes).
+
+    With ``prev_states`` the states come as ``prev_t, final``: ``prev_t`` (leaves (T, B, ·)) holds
+    the state each step starts from, s_0 … s_{T-1}, written by the scan itself, so that no
+    (T+1)-long copy is made and ``prev_t``'s rows line up with the steps' inputs and gradients
+    for the weight-gradient matmuls (:func:`_reverse`)."""
     seen_t = _seen_before(mask_t)
 
     def body(state, inp):
@@ -134,11 +140,14 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
             new, y = cell.step(params, state, x, dropout_masks)
         new, y = _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
-        return new, (y, new, gates, kept)
+        return new, (y, state if prev_states else new, gates, kept)
 
-    _, (ys, ss, gates, kept) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
-    states_t = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss)
-    return (ys, states_t) + ((gates,) if keep_gates else ()) + ((kept,) if keep_core else ())
+    final, (ys, ss, gates, kept) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
+    if prev_states:
+        states = (ss, final)
+    else:
+        states = (jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), s0, ss),)
+    return (ys,) + states + ((gates,) if keep_gates else ()) + ((kept,) if keep_core else ())
 
 
 def _outputs_only(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
@@ -289,16 +298,18 @@ def _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll):
     return vjp((g, dy))
 
 
-def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate,
-             core_kept=None, state_gradients=True):
+def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_masks, zero_prev, unroll,
+             truncate, core_kept=None, state_gradients=True):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
     Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the weight and input gradients
     of both projections are a few large matmuls over all ``T·B`` rows after the loop. With
     ``core_kept = (kept_t,)`` (what the forward pass's ``cell.core_keep`` kept) each step runs the
     cell's hand-written ``core_vjp``; otherwise a traced VJP of ``core``, with the input projection
-    recomputed for all steps at once before the loop and ``h R`` recomputed each step. Each step
-    reads its states from ``states_t`` by index (no sliced copies of the trajectory).
+    recomputed for all steps at once before the loop and ``h R`` recomputed each step. The states
+    come as :func:`_scan` keeps them with ``prev_states``: ``prev_t`` (s_0 … s_{T-1}) and ``final``;
+    each step reads its own by index (no sliced copies of the trajectory), and ``prev_t``'s outputs
+    are the rows of the recurrent kernel's gradient as they are.
     Returns ``(d_params, d_xs_t, d_s0, d_states_t)``; ``d_states_t`` is None without
     ``state_gradients``.
     """
@@ -311,7 +322,10 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
     t_index = jnp.arange(1, steps + 1)
 
     def state_at(t):
-        return jax.tree_util.tree_map(lambda s: jax.lax.dynamic_index_in_dim(s, t, keepdims=False), states_t)
+        """s_t, 0 <= t <= T."""
+        before = jax.tree_util.tree_map(
+            lambda s: jax.lax.dynamic_index_in_dim(s, jnp.minimum(t, steps - 1), keepdims=False), prev_t)
+        return _tree_where(t == steps, final, before)
 
     def emitted(g):
         return cell.state_to_vector(g) if state_gradients else None
@@ -324,18 +338,44 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
         return ds._replace(**{ds._fields[0]: ds[0] + d})
 
     if core_kept is not None:
-        def body(g, inp):
-            t, kept, seen, m, dy = inp
+        def step(g, t, kept, seen, m, dy):
             s_prev, new = state_at(t - 1), state_at(t)
             d_new, d_y, d_direct = _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll)
             dxk, dhr, ds = cell.core_vjp(params, kept, s_prev, new, add_to_output(d_new, d_y))
             ds = add_to_output(ds, rp_transpose(cell.output(s_prev), dxk if dhr is None else dhr))
             if d_direct is not None:
                 ds = _tree_add(ds, d_direct)
-            return _cut(ds, t, truncate), (dxk, dhr, emitted(g))
+            return _cut(ds, t, truncate), dxk, dhr
 
-        d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-            body, d_final, (t_index, core_kept[0], seen_t, mask_t, dys_t), reverse=True)
+        kept_t = core_kept[0]
+        xk_shape = jax.eval_shape(lambda: cell.input_projection(params, xs_t[0], dropout_masks)).shape
+
+        def fits(a):
+            return isinstance(a, jax.Array) and a.shape[1:] == xk_shape and a.dtype == dys_t.dtype
+
+        reuse_kept = fits(kept_t)
+        if reuse_kept or fits(dys_t):
+            # Each step reads its kept values (LSTM: z) or, failing that, its output cotangent
+            # (SimpleRNN) exactly once: its dL/d(x K) overwrites them in place, saving a (T, B, G·H)
+            # buffer that would be fresh memory (page faults) on every call.
+            def body(carry, inp):
+                g, buf = carry
+                t, other, seen, m = inp
+                read = jax.lax.dynamic_index_in_dim(buf, t - 1, keepdims=False)
+                kept, dy = (read, other) if reuse_kept else (other, read)
+                ds, dxk, dhr = step(g, t, kept, seen, m, dy)
+                return (ds, jax.lax.dynamic_update_index_in_dim(buf, dxk, t - 1, 0)), (dhr, emitted(g))
+
+            buf, other = (kept_t, dys_t) if reuse_kept else (dys_t, kept_t)
+            (d_s0, dxk_t), (dhr_t, d_states_t) = jax.lax.scan(
+                body, (d_final, buf), (t_index, other, seen_t, mask_t), reverse=True)
+        else:
+            def body(g, inp):
+                ds, dxk, dhr = step(g, *inp)
+                return ds, (dxk, dhr, emitted(g))
+
+            d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
+                body, d_final, (t_index, kept_t, seen_t, mask_t, dys_t), reverse=True)
         if dhr_t is None:
             dhr_t = dxk_t
         d_core = cell.core_params_vjp(params, dxk_t.reshape(rows, -1), dhr_t.reshape(rows, -1))
@@ -361,7 +401,7 @@ def _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final, dropout_masks
         (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
             body, (d_final, zeros), (t_index, xk_t, seen_t, mask_t, dys_t), reverse=True)
 
-    h_rows = cell.output(states_t)[:-1].reshape(rows, -1)
+    h_rows = cell.output(prev_t).reshape(rows, -1)
     _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
     d_ip, dx = ip_vjp(dxk_t.reshape(rows, -1))
     _, rp_vjp = jax.vjp(lambda p: cell.recurrent_projection(p, h_rows, tiled), params)
@@ -401,7 +441,7 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
     truncate = _check_truncate(truncate_gradient)
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
-    _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll)
+    _, prev_t, final = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, prev_states=True)
     d_final = (jax.tree_util.tree_map(jnp.zeros_like, s0) if d_final_state is None
                else cell.state_type(*d_final_state))
     want = (xs.shape[0], xs.shape[1], cell.output_size)
@@ -409,7 +449,7 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
         raise ValueError(f"d_outputs must have shape (batch, time, units) = {want}; "
                          f"got shape {tuple(jnp.shape(d_outputs))}.")
     dys_t = jnp.swapaxes(jnp.asarray(d_outputs, xs.dtype), 0, 1)
-    d_params, dx_t, d_s0, d_states_t = _reverse(cell, params, xs_t, mask_t, states_t, dys_t, d_final,
+    d_params, dx_t, d_s0, d_states_t = _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final,
                                                 dropout_masks, zero_prev, unroll, truncate)
     return Gradients(d_params, batch_first(dx_t, go_backwards), d_s0, jnp.swapaxes(d_states_t, 0, 1))
 
@@ -439,16 +479,16 @@ def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
     keep = _has_core_vjp(cell)
-    ys, states_t, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_core=keep)
-    final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
-    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, states_t, mask_t, dropout_masks, tuple(kept))
+    ys, prev_t, final, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll,
+                                     keep_core=keep, prev_states=True)
+    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, prev_t, final, mask_t, dropout_masks, tuple(kept))
 
 
 def _layer_bwd(cell, flags, residuals, cotangents):
     go_backwards, zero_output_for_mask, unroll, truncate = flags
-    params, xs_t, states_t, mask_t, dropout_masks, kept = residuals
+    params, xs_t, prev_t, final, mask_t, dropout_masks, kept = residuals
     d_ys, d_final = cotangents
-    d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, states_t, jnp.swapaxes(d_ys, 0, 1), d_final,
+    d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, prev_t, final, jnp.swapaxes(d_ys, 0, 1), d_final,
                                        dropout_masks, zero_output_for_mask and not unroll, unroll, truncate,
                                        kept if _has_core_vjp(cell) else None, state_gradients=False)
     return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
