@@ -24,14 +24,15 @@ Threads: every worker gets the same N cores (default: all this process may use) 
 affinity is set to them, OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N,
 PyTorch gets ``torch.set_num_threads(N)`` (one inter-op thread), TensorFlow N intra-op and one
 inter-op thread; XLA (rnncore, Flax, Keras on JAX) sizes its thread pool by the cores it may use.
-JAX_PLATFORMS=cpu and CUDA_VISIBLE_DEVICES= keep everything on the CPU.
+JAX_PLATFORMS=cpu and CUDA_VISIBLE_DEVICES= keep everything on the CPU. ``--glibc-tunables``
+sets GLIBC_TUNABLES in every worker alike (``glibc.malloc.hugetlb=1``: see benchmarks/memory.py).
 
 Fraction of peak: the forward pass is counted as 2·B·T·(F+H)·G·H FLOPs (G = 1, 4, 3 gates for
 SimpleRNN, LSTM, GRU) and forward+backward as 3× that; the peak is the float32 matmul rate of a
 jitted 2048×2048 ``jnp.dot`` measured in the same run (median, before and after the rows; the
 higher of the two is used).
 
-    python benchmarks/peers.py [--rounds 7] [--only LSTM] [--quick] [--threads N]
+    python benchmarks/peers.py [--rounds 7] [--only LSTM] [--quick] [--threads N] [--glibc-tunables T]
 """
 
 from __future__ import annotations
@@ -270,10 +271,12 @@ def worker(name, threads):
 # --- the driver -----------------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, name, threads, cores, log):
+    def __init__(self, name, threads, cores, log, glibc_tunables=None):
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), **FRAMEWORKS[name][2]}
+        if glibc_tunables:
+            env["GLIBC_TUNABLES"] = glibc_tunables
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", name, "--threads", str(threads)],
@@ -325,6 +328,8 @@ def main():
     cores_avail = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
     ap.add_argument("--threads", type=int, default=len(cores_avail),
                     help=f"cores (and intra-op threads) every framework gets (default {len(cores_avail)})")
+    ap.add_argument("--glibc-tunables", metavar="TUNABLES",
+                    help="GLIBC_TUNABLES for every worker alike, e.g. glibc.malloc.hugetlb=1 (benchmarks/memory.py)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -342,7 +347,7 @@ def main():
     workers = {}
     try:
         for n in names:
-            workers[n] = Worker(n, threads, cores, log)
+            workers[n] = Worker(n, threads, cores, log, args.glibc_tunables)
         live = [n for n in names if workers[n].ok]
         if "rnncore" not in live:
             sys.exit(f"peers: rnncore did not start: {workers['rnncore'].why} (see {log.name})")
@@ -385,7 +390,8 @@ def main():
     today = datetime.date.today().isoformat()
     print(f"# rnncore against peers, {today}, float32, CPU {platform.processor() or platform.machine()}, "
           f"{threads} of {os.cpu_count()} cores (affinity; OMP/MKL/OPENBLAS_NUM_THREADS={threads}, "
-          f"torch.set_num_threads({threads}), TF intra-op {threads} / inter-op 1), {args.rounds} interleaved rounds")
+          f"torch.set_num_threads({threads}), TF intra-op {threads} / inter-op 1), {args.rounds} interleaved rounds"
+          + (f", GLIBC_TUNABLES={args.glibc_tunables} in every worker" if args.glibc_tunables else ""))
     for n in names:
         w = workers[n]
         print(f"# {n}: {w.versions if w.ok else w.why}")
