@@ -354,10 +354,13 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
             return isinstance(a, jax.Array) and a.shape[1:] == xk_shape and a.dtype == dys_t.dtype
 
         reuse_kept = fits(kept_t)
-        if reuse_kept or fits(dys_t):
+        if reuse_kept or (mask_t is None and fits(dys_t)):
             # Each step reads its kept values (LSTM: z) or, failing that, its output cotangent
-            # (SimpleRNN) exactly once: its dL/d(x K) overwrites them in place, saving a (T, B, G·H)
-            # buffer that would be fresh memory (page faults) on every call.
+            # (SimpleRNN, unmasked) exactly once: its dL/d(x K) overwrites them in place, saving a
+            # (T, B, G·H) buffer that would be fresh memory (page faults) on every call. Masked, the
+            # output cotangent also reaches the previous state directly, after the step's matmul,
+            # and XLA would copy the whole trajectory every step to keep it for that late read
+            # (tests/test_bptt.py checks the compiled loops for such copies).
             def body(carry, inp):
                 g, buf = carry
                 t, other, seen, m = inp
