@@ -521,8 +521,7 @@ def step_jacobians(cell, params, xs: jax.Array, initial_state=None, mask: Option
         (4, 5, 6, 6)
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
-    _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
-    prev_t = jax.tree_util.tree_map(lambda s: s[:-1], states_t)
+    _, prev_t, _ = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False, prev_states=True)
     jac = getattr(cell, "jacobian", None)
     if jac is None:
         from .cells._base import Cell
