@@ -28,6 +28,8 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from . import compilation
+
 
 # Steps per iteration of the layers' forward scan when nothing differentiates it (inference), used
 # where a step's matmuls are large enough (batch * units >= UNROLL_MIN_WORK) for XLA to overlap one
@@ -981,7 +983,7 @@ def _jit_static(fn, **static):
 
 @functools.lru_cache(maxsize=None)
 def _jitted(fn, static_names):
-    return jax.jit(fn, static_argnames=static_names)
+    return compilation.jit(fn, static_argnames=static_names)
 
 
 def _model_state_gradients(model, training, params, x, d_output, mask, rng, initial_states):

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import analysis, bptt, data, initializers
+from . import analysis, bptt, compilation, data, initializers
 from . import layers as L
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -202,7 +202,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     def norm(cell, g):  # on the host in float64: the squares of float32 gradients near 1e-20 underflow
         return np.linalg.norm(np.asarray(cell.state_to_vector(g), np.float64), axis=-1)
 
-    grads = jax.jit(jax.grad(loss))(_zero_states(model, x.shape[0], x.dtype))
+    grads = compilation.jit(jax.grad(loss))(_zero_states(model, x.shape[0], x.dtype))
     norms = []
     for layer, g in zip(model.layers, grads):
         if bptt._is_bidirectional(layer):

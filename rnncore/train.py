@@ -82,7 +82,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import checkpoints
+from . import checkpoints, compilation
 from . import layers as L
 from . import losses as _losses
 from . import metrics as _metrics
@@ -416,7 +416,7 @@ def _make_train_step(model, loss, metrics, optimizer, training, chunked, mesh=No
         norms = jnp.stack([_norm(g) for g in grads])
         return new_state, finals, norms
 
-    return jax.jit(step, static_argnames=("length",), donate_argnums=(0,))
+    return compilation.jit(step, static_argnames=("length",), donate_argnums=(0,))
 
 
 def _make_eval_step(model, loss, metrics, mesh=None):
@@ -430,7 +430,7 @@ def _make_eval_step(model, loss, metrics, mesh=None):
                               for m, s in zip(metrics, metric_states))
         return total + value.astype(total.dtype) * n, count + n, metric_states
 
-    return jax.jit(step)
+    return compilation.jit(step)
 
 
 # --- progress -------------------------------------------------------------------------------------
