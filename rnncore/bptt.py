@@ -119,7 +119,7 @@ def _seen_before(mask_t):
 
 
 def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False,
-          prev_states=False):
+          prev_states=False, outputs=True):
     """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
     per-step gate values with ``keep_gates``, then with ``keep_core`` what ``cell.core_keep`` keeps
     for its hand-written VJP (the step then taken through the cell's split ``core(x K, h R, s)``,
@@ -128,7 +128,9 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
     With ``prev_states`` the states come as ``prev_t, final``: ``prev_t`` (leaves (T, B, ·)) holds
     the state each step starts from, s_0 … s_{T-1}, written by the scan itself, so that no
     (T+1)-long copy is made and ``prev_t``'s rows line up with the steps' inputs and gradients
-    for the weight-gradient matmuls (:func:`_reverse`)."""
+    for the weight-gradient matmuls (:func:`_reverse`). Without ``outputs`` the scan writes no
+    ``ys_t`` (returned as None): where each output is the output its state carries, the states hold
+    them already (:func:`_outputs_from_states`)."""
     seen_t = _seen_before(mask_t)
 
     def body(state, inp):
@@ -142,7 +144,7 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
             new, y = cell.step(params, state, x, dropout_masks)
         new, y = _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
-        return new, (y, state if prev_states else new, gates, kept)
+        return new, (y if outputs else None, state if prev_states else new, gates, kept)
 
     final, (ys, ss, gates, kept) = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t))
     if prev_states:
@@ -479,14 +481,27 @@ def _has_core_vjp(cell) -> bool:
     return _split(cell) is cell and getattr(cell, "has_core_vjp", False)
 
 
+def _outputs_from_states(cell, prev_t, final):
+    """``(B, T, u)``: the output each step's new state carries, ``output(s_1) … output(s_T)``, read
+    from the states each step starts from and the final state, batch first, in one pass."""
+    ys_t = jnp.concatenate([cell.output(prev_t)[1:], cell.output(final)[None]], axis=0)
+    return jnp.swapaxes(ys_t, 0, 1)
+
+
 def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     go_backwards, zero_output_for_mask, unroll, _ = flags
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
     keep = _has_core_vjp(cell)
+    # A hand-written core emits y = output(new state); Keras's masking repeats output(state), which
+    # is the output of the state carried. So the outputs are already in the states kept for the
+    # reverse scan, except where a masked step emits zeros (zero_output_for_mask, and the unrolled
+    # masking before the first real step): there the scan writes them, as a (T, B, u) array more.
+    derive = keep and (mask_t is None or not (zero_output_for_mask or unroll))
     ys, prev_t, final, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll,
-                                     keep_core=keep, prev_states=True)
-    return (jnp.swapaxes(ys, 0, 1), final), (params, xs_t, prev_t, final, mask_t, dropout_masks, tuple(kept))
+                                     keep_core=keep, prev_states=True, outputs=not derive)
+    out = _outputs_from_states(cell, prev_t, final) if derive else jnp.swapaxes(ys, 0, 1)
+    return (out, final), (params, xs_t, prev_t, final, mask_t, dropout_masks, tuple(kept))
 
 
 def _layer_bwd(cell, flags, residuals, cotangents):

@@ -475,6 +475,28 @@ def test_scan_with_explicit_vjp_is_forward_with_backward_as_vjp(x64, kind, trunc
     assert_close(got, ref[:3], f"{kind} custom VJP", 1e-12)
 
 
+@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("mask", [None, "pre", "holes"])
+@pytest.mark.parametrize("zero_output_for_mask, unroll", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_differentiated_layer_outputs_equal_the_forward_scan(x64, kind, mask, zero_output_for_mask, unroll,
+                                                             go_backwards):
+    """Differentiated, a layer with a hand-written core VJP reads its outputs from the states it
+    keeps instead of writing them in its scan (except where a masked step emits zeros): the primal of
+    its custom VJP equals ``bptt.forward``'s outputs exactly, with a non-zero initial state, masks
+    that start a row with masked steps, Keras's zero outputs at masked steps, the unrolled masking,
+    go_backwards and dropout."""
+    c = make_case(kind, seed=53, mask=mask, go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
+                  unroll=unroll, dropout=0.2, recurrent_dropout=0.2)
+    flags = (go_backwards, zero_output_for_mask, unroll, None)
+    (ys, final), _ = jax.vjp(lambda p: bptt.scan_with_explicit_vjp(c.cell, flags, p, c.xs, c.s0, c.mask, c.dmasks),
+                             c.params)
+    tr = bptt.forward(c.cell, c.params, c.xs, c.s0, c.mask, dropout_masks=c.dmasks, **c.flags)
+    np.testing.assert_array_equal(ys, tr.outputs)
+    for a, b in zip(final, tr.final_state):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_truncate_gradient_changes_layer_gradient_not_outputs(x64):
     c = make_case("LSTM", seed=5, steps=8)
     full = rc.layers.LSTM(U, return_sequences=True)
@@ -1095,21 +1117,25 @@ def _trajectory_copies_in_loops(text: str, steps: int) -> list[str]:
             if re.search(rf"= f32\[{steps},[^=]* copy\(", line)]
 
 
-@pytest.mark.parametrize("kind, most", [("SimpleRNN", 3.5), ("LSTM", 9.0), ("GRU", 14.0)])
-def test_layer_gradient_temporary_memory(kind, most):
+@pytest.mark.parametrize("kind, masked, most", [
+    ("SimpleRNN", False, 2.5), ("SimpleRNN", True, 3.5), ("LSTM", False, 7.5), ("LSTM", True, 7.5),
+    ("GRU", False, 12.5), ("GRU", True, 12.5)])
+def test_layer_gradient_temporary_memory(kind, masked, most):
     """What forward+backward of a layer holds: the trajectory the forward pass keeps (SimpleRNN: the
-    states each step starts from and the outputs, 2 (T, B, H) arrays; LSTM: h and c, the outputs and
-    z (B, 4H), 7; GRU: h, the outputs and four gate values, 6), the output cotangent (1) and what the
-    reverse scan writes (SimpleRNN and LSTM: over what each step read once, nothing new; GRU: x K's
-    and h R's cotangents, 6). Bounds in units of T·B·H float32 (inputs are F = 2 wide, noise
-    around the units), as XLA's buffer assignment reports them; before the reverse scan wrote in
-    place and the forward scan kept s_0..s_{T-1} without a (T+1)-long copy, SimpleRNN and LSTM took
-    4.0 and 12.1."""
+    states each step starts from, 1 (T, B, H) array; LSTM: h and c and z (B, 4H), 6; GRU: h and
+    four gate values, 5), the outputs (read from those states, 1), the output cotangent (1) and what
+    the reverse scan writes (SimpleRNN and LSTM: over what each step read once, nothing new; masked
+    SimpleRNN 1; GRU: x K's and h R's cotangents, 6). Bounds in units of T·B·H float32 (inputs are
+    F = 2 wide, noise around the units), as XLA's buffer assignment reports them; while the forward
+    scan also wrote the outputs, SimpleRNN, LSTM and GRU took 3.0, 8.1 and 13.1 (masked SimpleRNN
+    4.0), and before the reverse scan wrote in place and the forward scan kept s_0..s_{T-1} without
+    a (T+1)-long copy, SimpleRNN and LSTM took 4.0 and 12.1."""
     b, t, f, h = 8, 50, 2, 16
     layer = rc.layers.RNN(getattr(rc.cells, kind)(h), return_sequences=True)
     x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
     p = layer.cell.init(jax.random.PRNGKey(0), f)
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x))), argnums=(0, 1)))
+    mask = jax.random.uniform(jax.random.PRNGKey(2), (b, t)) > 0.2 if masked else None
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x, mask))), argnums=(0, 1)))
     compiled = grad.lower(p, x).compile()
     assert compiled.memory_analysis().temp_size_in_bytes / (t * b * h * 4) < most
     assert not _trajectory_copies_in_loops(compiled.as_text(), t)
