@@ -4,8 +4,10 @@ For SimpleRNN, LSTM and GRU at three sizes (float32, return_sequences), times th
 and the forward+backward pass (the gradient of the sum of the outputs with respect to the params
 and the inputs) of:
 
-* rnncore: ``rc.Sequential([rc.layers.LSTM(H, return_sequences=True)])``, jitted ``model.apply``
-  and jitted ``jax.grad`` (the layers' explicit reverse-scan VJP);
+* rnncore: ``rc.Sequential([rc.layers.LSTM(H, return_sequences=True)])``, ``model.apply`` and
+  ``jax.grad`` of it (the layers' explicit reverse-scan VJP), each compiled by ``rc.jit`` (``jax.jit``
+  with rnncore's compile options: 512-bit vectors in XLA:CPU's generated code where the CPU has
+  AVX-512, see ``rnncore/compilation.py``);
 * PyTorch: ``nn.RNN(tanh)`` / ``nn.LSTM`` / ``nn.GRU`` with ``batch_first=True``; forward under
   ``torch.inference_mode()``, backward by ``torch.autograd.grad``;
 * Flax (linen): ``nn.RNN`` over ``SimpleCell`` / ``OptimizedLSTMCell`` / ``GRUCell``, jitted;
@@ -25,7 +27,9 @@ affinity is set to them, OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREA
 PyTorch gets ``torch.set_num_threads(N)`` (one inter-op thread), TensorFlow N intra-op and one
 inter-op thread; XLA (rnncore, Flax, Keras on JAX) sizes its thread pool by the cores it may use.
 JAX_PLATFORMS=cpu and CUDA_VISIBLE_DEVICES= keep everything on the CPU. ``--glibc-tunables``
-sets GLIBC_TUNABLES in every worker alike (``glibc.malloc.hugetlb=1``: see benchmarks/memory.py).
+sets GLIBC_TUNABLES in every worker alike (``glibc.malloc.hugetlb=1``: see benchmarks/memory.py);
+``--xla-flags`` sets XLA_FLAGS in every worker alike, e.g. ``--xla_cpu_prefer_vector_width=512`` to
+give Flax and Keras on JAX the vector width rnncore compiles with.
 
 Fraction of peak: the forward pass is counted as 2·B·T·(F+H)·G·H FLOPs (G = 1, 4, 3 gates for
 SimpleRNN, LSTM, GRU) and forward+backward as 3× that; the peak is the float32 matmul rate of a
@@ -33,6 +37,7 @@ jitted 2048×2048 ``jnp.dot`` measured in the same run (median, before and after
 higher of the two is used).
 
     python benchmarks/peers.py [--rounds 7] [--only LSTM] [--quick] [--threads N] [--glibc-tunables T]
+                               [--xla-flags F]
 """
 
 from __future__ import annotations
@@ -87,8 +92,8 @@ def build_rnncore(cell, b, t, f, h):
     import rnncore as rc
     model = rc.Sequential([getattr(rc.layers, cell)(h, return_sequences=True)])
     params = model.init(jax.random.PRNGKey(0), (t, f))
-    fwd = jax.jit(model.apply)
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(model.apply(p, x)), argnums=(0, 1)))
+    fwd = rc.jit(model.apply)
+    grad = rc.jit(jax.grad(lambda p, x: jnp.sum(model.apply(p, x)), argnums=(0, 1)))
     return _jax_pair(fwd, grad, params, jnp.asarray(_inputs(b, t, f)))
 
 
@@ -271,12 +276,14 @@ def worker(name, threads):
 # --- the driver -----------------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, name, threads, cores, log, glibc_tunables=None):
+    def __init__(self, name, threads, cores, log, glibc_tunables=None, xla_flags=None):
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), **FRAMEWORKS[name][2]}
         if glibc_tunables:
             env["GLIBC_TUNABLES"] = glibc_tunables
+        if xla_flags:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", name, "--threads", str(threads)],
@@ -330,6 +337,8 @@ def main():
                     help=f"cores (and intra-op threads) every framework gets (default {len(cores_avail)})")
     ap.add_argument("--glibc-tunables", metavar="TUNABLES",
                     help="GLIBC_TUNABLES for every worker alike, e.g. glibc.malloc.hugetlb=1 (benchmarks/memory.py)")
+    ap.add_argument("--xla-flags", metavar="FLAGS",
+                    help="XLA_FLAGS for every worker alike, e.g. --xla_cpu_prefer_vector_width=512")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -347,7 +356,7 @@ def main():
     workers = {}
     try:
         for n in names:
-            workers[n] = Worker(n, threads, cores, log, args.glibc_tunables)
+            workers[n] = Worker(n, threads, cores, log, args.glibc_tunables, args.xla_flags)
         live = [n for n in names if workers[n].ok]
         if "rnncore" not in live:
             sys.exit(f"peers: rnncore did not start: {workers['rnncore'].why} (see {log.name})")
@@ -391,7 +400,8 @@ def main():
     print(f"# rnncore against peers, {today}, float32, CPU {platform.processor() or platform.machine()}, "
           f"{threads} of {os.cpu_count()} cores (affinity; OMP/MKL/OPENBLAS_NUM_THREADS={threads}, "
           f"torch.set_num_threads({threads}), TF intra-op {threads} / inter-op 1), {args.rounds} interleaved rounds"
-          + (f", GLIBC_TUNABLES={args.glibc_tunables} in every worker" if args.glibc_tunables else ""))
+          + (f", GLIBC_TUNABLES={args.glibc_tunables} in every worker" if args.glibc_tunables else "")
+          + (f", XLA_FLAGS={args.xla_flags} in every worker" if args.xla_flags else ""))
     for n in names:
         w = workers[n]
         print(f"# {n}: {w.versions if w.ok else w.why}")

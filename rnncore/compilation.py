@@ -2,9 +2,9 @@
 
 One option matters on CPUs with AVX-512: XLA:CPU generates its elementwise code (the gate
 nonlinearities, the state updates, every fused loop body of a scan) for a preferred vector width of
-256 bits by default. With 512 bits, measured on a 2-core AMD EPYC (``benchmarks/README.md``,
-"Against peers"), a layer's forward runs 1.02–1.23× and its forward+backward 0.99–1.11× as fast,
-with the same results to float32 rounding (``tests/test_compilation.py``).
+256 bits by default. With 512 bits, measured on an AMD EPYC (``benchmarks/compile_options.py``),
+a layer's forward runs 1.03–1.22× and its forward+backward 1.01–1.12× as fast on one core
+(0.94–1.11× on two), with the same results to float32 rounding (``tests/test_compilation.py``).
 
 rnncore's own compiled programs (the training and evaluation steps of :func:`rnncore.fit`, the
 analyses in :mod:`rnncore.bptt`) use these options. A program compiled with plain ``jax.jit`` does

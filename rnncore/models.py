@@ -12,6 +12,8 @@ Example:
     (2, 1)
     >>> jax.jit(model.apply)(params, jnp.ones((2, 10, 3))).shape
     (2, 1)
+    >>> rc.jit(model.apply)(params, jnp.ones((2, 10, 3))).shape   # jax.jit with rnncore's compile options
+    (2, 1)
 """
 
 from __future__ import annotations
