@@ -95,17 +95,21 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         >>> float(jit(lambda x: jnp.tanh(x).sum())(jnp.zeros(3)))
         0.0
     """
-    options = {**compiler_options(), **(jit_kwargs.pop("compiler_options", None) or {})}
+    callers = jit_kwargs.pop("compiler_options", None) or {}
     plain = jax.jit(fn, **jit_kwargs)
-    if not options:
-        return plain
-    top = jax.jit(fn, compiler_options=options, **jit_kwargs)
+    top = []  # built on the first top-level call, when JAX's backend is the one the program runs on
+
+    def outermost():
+        if not top:
+            options = {**compiler_options(), **callers}
+            top.append(jax.jit(fn, compiler_options=options, **jit_kwargs) if options else plain)
+        return top[0]
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return (top if _at_top_level(args, kwargs) else plain)(*args, **kwargs)
+        return (outermost() if _at_top_level(args, kwargs) else plain)(*args, **kwargs)
 
-    call.lower = top.lower
-    call.trace = top.trace
+    call.lower = lambda *args, **kwargs: outermost().lower(*args, **kwargs)
+    call.trace = lambda *args, **kwargs: outermost().trace(*args, **kwargs)
     call.eval_shape = plain.eval_shape
     return call

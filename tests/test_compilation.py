@@ -64,11 +64,22 @@ def test_callers_options_win(monkeypatch):
     monkeypatch.setattr(compilation.jax, "default_backend", lambda: "cpu")
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setattr(compilation.jax, "jit", fake_jit)
-    compilation.jit(jnp.sin, compiler_options={compilation.VECTOR_WIDTH_OPTION: 256}, donate_argnums=(0,))
+    compilation.jit(jnp.sin, compiler_options={compilation.VECTOR_WIDTH_OPTION: 256}, donate_argnums=(0,))(1.0)
     assert {"compiler_options": {compilation.VECTOR_WIDTH_OPTION: 256}, "donate_argnums": (0,)} in calls
     calls.clear()
-    compilation.jit(jnp.sin)
+    compilation.jit(jnp.sin)(1.0)
     assert {"compiler_options": {compilation.VECTOR_WIDTH_OPTION: 512}} in calls
+
+
+def test_options_are_chosen_at_the_first_call(monkeypatch):
+    """Wrapping a function does not start JAX's backend: the options are chosen when it first runs."""
+    asked = []
+    monkeypatch.setattr(compilation, "compiler_options", lambda backend=None: asked.append(1) or {})
+    f = compilation.jit(jnp.cos)
+    assert not asked
+    assert float(f(0.0)) == 1.0 and len(asked) == 1
+    f(0.0)
+    assert len(asked) == 1
 
 
 def test_rc_jit_inside_other_transformations():
