@@ -112,4 +112,6 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
     call.lower = lambda *args, **kwargs: outermost().lower(*args, **kwargs)
     call.trace = lambda *args, **kwargs: outermost().trace(*args, **kwargs)
     call.eval_shape = plain.eval_shape
+    # How many programs are compiled for it, as jax.jit's own count (top level and nested alike).
+    call._cache_size = lambda: plain._cache_size() + sum(t._cache_size() for t in top if t is not plain)
     return call
