@@ -34,6 +34,15 @@ def random_like(rng: np.random.Generator, arrays, scale: float = 0.5, dtype="flo
 
 
 def max_rel_err(a, b) -> float:
-    """max |a - b| / max(1, max |b|): absolute near zero, relative at scale."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b))) if b.size else 1.0))
+    """max |a - b| / max(1, max |b|) over the finite entries of ``b``: absolute near zero, relative
+    at scale. Where ``b`` is not finite (an overflow both sides must reproduce, e.g. an LSTM with
+    linear gates) ``a`` must hold exactly the same value, and ``a`` must be finite wherever ``b`` is;
+    otherwise the error is inf."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    finite = np.isfinite(b)
+    if not np.array_equal(a[~finite], b[~finite], equal_nan=True) or not np.isfinite(a[finite]).all():
+        return float("inf")
+    if not finite.any():
+        return 0.0
+    a, b = a[finite], b[finite]
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))

@@ -491,6 +491,19 @@ def test_bidirectional_dropout_training_same_masks(keras, kind):
     assert_same_run(got, keras_run(k_bi, x, mask=m, training=True), kind)
 
 
+def test_max_rel_err_compares_overflows_by_position():
+    """The search below can draw cells that overflow float32 (linear gates): Keras's infinities must
+    be reproduced exactly where they are, and the finite entries compared as usual."""
+    inf = np.inf
+    assert max_rel_err([inf, -inf, 2.0], [inf, -inf, 2.0]) == 0.0
+    assert max_rel_err([inf, 1.0], [-inf, 1.0]) == inf
+    assert max_rel_err([inf, 1.0], [3e38, 1.0]) == inf
+    assert max_rel_err([1e38, 1.0], [inf, 1.0]) == inf
+    assert max_rel_err([np.nan, 1.0], [np.nan, 1.0]) == 0.0
+    assert max_rel_err([inf, 4.0, 1.0], [inf, 2.0, 1.0]) == 1.0
+    assert max_rel_err([inf, 1.0 + 1e-3], [inf, 1.0]) == pytest.approx(1e-3)
+
+
 # --- a search over configurations ---------------------------------------------------------------
 
 @st.composite
