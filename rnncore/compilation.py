@@ -72,13 +72,17 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     return {VECTOR_WIDTH_OPTION: 512}
 
 
+try:  # JAX's own test of "no transformation is tracing"; looked up once, it runs on every call
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:
+    _trace_state_clean = None
+
+
 def _at_top_level(args, kwargs) -> bool:
     """Whether a call happens outside every JAX transformation (where XLA compiles what it runs)."""
-    try:
-        from jax._src import core
-        return core.trace_state_clean()
-    except (ImportError, AttributeError):
-        return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs)))
+    if _trace_state_clean is not None:
+        return _trace_state_clean()
+    return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs)))
 
 
 def jit(fn: Callable, **jit_kwargs) -> Callable:
