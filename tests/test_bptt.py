@@ -24,6 +24,7 @@ import re
 from typing import NamedTuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -1163,3 +1164,80 @@ def test_no_loop_of_the_layer_gradient_copies_a_whole_trajectory(kind, masked, s
     text = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(p, x).compile().as_text()
     assert len(set(re.findall(r"body=%([\w.\-]+)", text))) >= 2  # the forward and reverse scans, PRNG loops
     assert not _trajectory_copies_in_loops(text, t)
+
+
+def _dots_per_scan_step(jaxpr) -> list[int]:
+    """The matmuls (``dot_general``) in the body of every ``scan`` of a jaxpr, outermost first,
+    counting those in calls nested inside a body."""
+    def sub_jaxprs(eqn):
+        for value in eqn.params.values():
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(v, jax.extend.core.ClosedJaxpr):
+                    yield v.jaxpr
+                elif isinstance(v, jax.extend.core.Jaxpr):
+                    yield v
+
+    def dots(jx):
+        return sum((e.primitive.name == "dot_general") + sum(dots(j) for j in sub_jaxprs(e)) for e in jx.eqns)
+
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append(dots(eqn.params["jaxpr"].jaxpr))
+        else:
+            for j in sub_jaxprs(eqn):
+                found += _dots_per_scan_step(j)
+    return found
+
+
+@pytest.mark.parametrize("kind, dropout, per_step", [
+    ("SimpleRNN", 0.0, 1), ("LSTM", 0.0, 1), ("LSTM", 0.3, 2), ("GRU", 0.0, 2), ("LayerNormLSTM", 0.0, 2)])
+def test_forward_scans_take_one_matmul_per_step_where_the_core_sums_the_projections(kind, dropout, per_step):
+    """SimpleRNN and LSTM read x K and h R only as their sum, so their forward scans, undifferentiated
+    and the one that keeps residuals for the reverse scan, take both as one matmul [x, h] [K; R]
+    (dispatch counts at small sizes: benchmarks/README.md); with dropout masks, for GRU (its reset
+    gate multiplies h R) and LayerNormLSTM (normalizes each) the two stay apart."""
+    layer = rc.layers.RNN(getattr(rc.cells, kind)(4, dropout=dropout), return_sequences=True)
+    p = layer.cell.init(jax.random.PRNGKey(0), 3)
+    x = jnp.ones((2, 5, 3))
+    key = jax.random.PRNGKey(1)
+    assert _dots_per_scan_step(jax.make_jaxpr(lambda p: layer.apply(p, x, training=True, rng=key))(p).jaxpr) \
+        == [per_step]
+    grad = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, training=True, rng=key))))(p).jaxpr
+    assert _dots_per_scan_step(grad)[0] == per_step
+
+
+@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_one_matmul_per_step_equals_two(x64, monkeypatch, kind, use_bias):
+    """The layer with its step's projections as one matmul [x, h] [K; R] equals the same layer with
+    x K + h R as two (the cell with ``sums_projections`` off), outputs, final states and gradients
+    with respect to params, inputs and initial state, in float64 with masks, go_backwards and an
+    unrolled forward; and its outputs equal the Python loop of cell.step."""
+    rng = np.random.default_rng(7)
+    cell = getattr(rc.cells, kind)(U, use_bias=use_bias)
+    two = type(f"Two{kind}", (type(cell),), {"sums_projections": False})(U, use_bias=use_bias)
+    p = random_params(cell, rng)
+    x = jnp.asarray(rng.normal(size=(B, T, F)))
+    s0 = random_state(cell, rng)
+    mask = make_mask("holes")
+    for go_backwards, unroll_min_work in [(False, 10**9), (True, 1)]:
+        monkeypatch.setattr(rc.bptt, "UNROLL_MIN_WORK", unroll_min_work)
+        results = {}
+        for joint, c in ((True, cell), (False, two)):
+            layer = rc.layers.RNN(c, return_sequences=True, return_state=True, go_backwards=go_backwards)
+
+            def run(p, x, s0, layer=layer):
+                y, *final = layer.apply(p, x, mask, initial_state=s0)
+                return y, final
+
+            def loss(p, x, s0, run=run):
+                y, final = run(p, x, s0)
+                return jnp.sum(jnp.sin(y)) + sum(jnp.sum(jnp.cos(s)) for s in final)
+
+            assert _dots_per_scan_step(jax.make_jaxpr(run)(p, x, s0).jaxpr) == [1 if joint else 2]
+            results[joint] = (jax.jit(run)(p, x, s0), jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(p, x, s0))
+        for a, b in zip(jax.tree_util.tree_leaves(results[True]), jax.tree_util.tree_leaves(results[False])):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        ys, states = run_loop(cell, p, x, s0, mask, go_backwards=go_backwards)
+        np.testing.assert_allclose(results[True][0][0], ys, rtol=1e-12, atol=1e-13)

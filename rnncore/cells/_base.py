@@ -152,6 +152,10 @@ class Cell:
 
     units: int
     gates = 1
+    #: Whether :meth:`core` reads ``x K`` and ``h R`` only through their sum, so that
+    #: ``core(p, xk + hr, 0, s) == core(p, xk, hr, s)`` and a step may take both projections as one
+    #: matmul ``[x, h] [K; R]`` (SimpleRNN and LSTM; not GRU, whose reset gate multiplies ``h R``).
+    sums_projections = False
 
     def _check(self) -> None:
         object.__setattr__(self, "units", positive_int("units", self.units))

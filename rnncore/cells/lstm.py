@@ -94,6 +94,7 @@ class LSTM(Cell):
     compute_dtype: Any = None
 
     gates = 4
+    sums_projections = True
     params_type = LSTMParams
     state_type = LSTMState
 

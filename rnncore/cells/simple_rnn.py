@@ -65,6 +65,7 @@ class SimpleRNN(Cell):
     compute_dtype: Any = None
 
     gates = 1
+    sums_projections = True
     params_type = SimpleRNNParams
     state_type = SimpleRNNState
 

@@ -1,0 +1,88 @@
+"""One matmul per step, ``[x_t, h_{t-1}] [K; R]``, against two, ``x_t K + h_{t-1} R``.
+
+SimpleRNN and LSTM read their two projections only as a sum (``sums_projections``), so their forward
+scans take both as one matmul over the concatenated input and previous output, with ``[K; R]``
+stacked once before the loop. For both cells at the three benchmark sizes (float32,
+return_sequences), times the layer's forward pass and its forward+backward pass (``jax.grad`` of
+the sum of the outputs with respect to the params and the inputs) with the default cell and with
+the same cell with ``sums_projections`` switched off, each compiled by ``rc.jit``, in one process.
+Compile time apart; rounds interleaved in alternating order, each sample the mean of enough calls
+to last about 0.05 s, medians compared. Also printed: the operations XLA runs per step in the
+compiled forward loop, and the largest difference between the two programs' results relative to
+the largest entry.
+
+    python benchmarks/joint_projection.py [--rounds 15]     # pin to one core: taskset -c 0 python ...
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+import rnncore as rc
+from reverse_step import ops_per_step
+from timing import machine, rounds_argument, timed
+
+SIZES = [  # (B, T, F, H)
+    (32, 100, 32, 128),
+    (128, 200, 64, 256),
+    (16, 1000, 8, 64),
+]
+KINDS = ("SimpleRNN", "LSTM")
+
+
+def _sample(fn, args, calls):
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - t0) / calls
+
+
+def _compare(two, one, args, rounds):
+    """(median s two, median s one, compile s two, compile s one, max diff / max entry)."""
+    c_two, c_one = timed(two, *args), timed(one, *args)
+    a, b = jax.tree_util.tree_leaves(two(*args)), jax.tree_util.tree_leaves(one(*args))
+    diff = max(float(jnp.max(jnp.abs(u - v))) / max(float(jnp.max(jnp.abs(u))), 1e-30) for u, v in zip(a, b))
+    calls = max(1, int(0.05 / timed(two, *args)))
+    t2, t1 = [], []
+    for r in range(rounds):
+        pair = ((two, t2), (one, t1)) if r % 2 == 0 else ((one, t1), (two, t2))
+        for fn, samples in pair:
+            samples.append(_sample(fn, args, calls))
+    return statistics.median(t2), statistics.median(t1), c_two, c_one, diff
+
+
+def _programs(cell):
+    model = rc.Sequential([rc.layers.RNN(cell, return_sequences=True)])
+    grad = jax.grad(lambda p, x: jnp.sum(model.apply(p, x)), argnums=(0, 1))
+    return model, rc.jit(model.apply), rc.jit(grad)
+
+
+def main():
+    rounds = rounds_argument(__doc__, 15)
+    print(f"# one matmul per step vs two, float32, {machine()}")
+    print("| layer | B, T, F, H | forward two (ms) | forward one (ms) | speed-up | fwd+bwd two (ms) | "
+          "fwd+bwd one (ms) | speed-up | ops per forward step two / one | compile fwd+bwd two / one (s) | "
+          "max diff / max entry |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    for kind in KINDS:
+        base = getattr(rc.cells, kind)
+        two_matmuls = type(f"TwoMatmul{kind}", (base,), {"sums_projections": False})
+        for (b, t, f, h) in SIZES:
+            model, fwd_one, grad_one = _programs(base(h))
+            _, fwd_two, grad_two = _programs(two_matmuls(h))
+            params = model.init(jax.random.PRNGKey(0), (t, f))
+            x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
+            ops = [ops_per_step(fn.lower(params, x).compile().as_text())[0] for fn in (fwd_two, fwd_one)]
+            f2, f1, _, _, df = _compare(fwd_two, fwd_one, (params, x), rounds)
+            g2, g1, c2, c1, dg = _compare(grad_two, grad_one, (params, x), rounds)
+            print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * f2:.2f} | {1e3 * f1:.2f} | {f2 / f1:.2f} | "
+                  f"{1e3 * g2:.1f} | {1e3 * g1:.1f} | {g2 / g1:.2f} | {ops[0]} / {ops[1]} | {c2:.1f} / {c1:.1f} | "
+                  f"{max(df, dg):.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
