@@ -380,6 +380,13 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
             return _cut(ds, t, truncate), dxk, dhr
 
         kept_t = core_kept[0]
+        # A cell whose d_hr repeats blocks of d_xk (GRU: all but the candidate's) keeps only the rest
+        # of it per step and rebuilds the rows after the loop, when its kept values are dead.
+        rest = getattr(cell, "hr_cotangent_rest", None)
+
+        def keep_hr(dxk, dhr):
+            return dhr if dhr is None or rest is None else rest(dxk, dhr)
+
         xk_shape = jax.eval_shape(lambda: cell.input_projection(params, xs_t[0], dropout_masks)).shape
 
         def fits(a):
@@ -399,7 +406,7 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
                 read = jax.lax.dynamic_index_in_dim(buf, t - 1, keepdims=False)
                 kept, dy = (read, other) if reuse_kept else (other, read)
                 ds, dxk, dhr = step(g, t, kept, seen, m, dy)
-                return (ds, jax.lax.dynamic_update_index_in_dim(buf, dxk, t - 1, 0)), (dhr, emitted(g))
+                return (ds, jax.lax.dynamic_update_index_in_dim(buf, dxk, t - 1, 0)), (keep_hr(dxk, dhr), emitted(g))
 
             buf, other = (kept_t, dys_t) if reuse_kept else (dys_t, kept_t)
             (d_s0, dxk_t), (dhr_t, d_states_t) = jax.lax.scan(
@@ -407,12 +414,14 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
         else:
             def body(g, inp):
                 ds, dxk, dhr = step(g, *inp)
-                return ds, (dxk, dhr, emitted(g))
+                return ds, (dxk, keep_hr(dxk, dhr), emitted(g))
 
             d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
                 body, d_final, (t_index, kept_t, seen_t, mask_t, dys_t), reverse=True)
         if dhr_t is None:
             dhr_t = dxk_t
+        elif rest is not None:
+            dhr_t = cell.hr_cotangent(dxk_t, dhr_t)
         d_core = cell.core_params_vjp(params, dxk_t.reshape(rows, -1), dhr_t.reshape(rows, -1))
     else:
         xk_t = cell.input_projection(params, x_rows, tiled).reshape(steps, batch, -1)

@@ -250,6 +250,8 @@ class Cell:
     #   core_vjp(params, kept, state, new_state, d_new) -> (d_xk, d_hr or None (= d_xk), d_state),
     #   core_params_vjp(params, d_xk_rows, d_hr_rows) -> the params cotangent of the core itself
     #     (inherited: a bias added to x K),
+    # optionally hr_cotangent_rest(d_xk, d_hr) -> the part of d_hr not repeated in d_xk, all the reverse
+    #   scan keeps of it per step, and hr_cotangent(d_xk_rows, rest_rows) -> d_hr rows again (GRU),
     # with y = output(new_state) and d_new including y's cotangent. The reverse scan then runs only
     # these elementwise ops and d_hr R^T per step, instead of a traced VJP of core that recomputes
     # h R (SimpleRNN, LSTM and GRU with reset_after have one: benchmarks/README.md).

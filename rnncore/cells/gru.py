@@ -185,6 +185,16 @@ class GRU(Cell):
         d_hr = jnp.concatenate([d_az, d_ar, d_ah * r], axis=-1)
         return d_xk, d_hr, GRUState(dh * z)
 
+    def hr_cotangent_rest(self, d_xk: jax.Array, d_hr: jax.Array) -> jax.Array:
+        """What of ``d_hr`` the reverse scan keeps per step, ``(..., u)``: the candidate's block
+        :math:`r\,\bar a_h`; the ``z`` and ``r`` blocks equal ``d_xk``'s (a (T, B, 2u) array less in
+        a layer's gradient, fewer fresh pages per call: benchmarks/README.md, "Fresh memory")."""
+        return d_hr[..., 2 * self.units:]
+
+    def hr_cotangent(self, d_xk: jax.Array, rest: jax.Array) -> jax.Array:
+        """``d_hr`` rebuilt from ``d_xk`` and :meth:`hr_cotangent_rest`."""
+        return jnp.concatenate([d_xk[..., : 2 * self.units], rest], axis=-1)
+
     def core_params_vjp(self, params: GRUParams, d_xk: jax.Array, d_hr: jax.Array) -> GRUParams:
         """The input and recurrent biases' cotangents, summed over rows."""
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
