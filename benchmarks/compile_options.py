@@ -13,14 +13,11 @@ results is printed relative to the largest entry.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
-from timing import machine, rounds_argument, timed
+from timing import compare, machine, rounds_argument
 
 SIZES = [  # (B, T, F, H)
     (32, 100, 32, 128),
@@ -28,27 +25,6 @@ SIZES = [  # (B, T, F, H)
     (16, 1000, 8, 64),
 ]
 KINDS = ("SimpleRNN", "LSTM", "GRU")
-
-
-def _sample(fn, args, calls):
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        jax.block_until_ready(fn(*args))
-    return (time.perf_counter() - t0) / calls
-
-
-def _compare(plain, ours, args, rounds):
-    """(median s plain, median s ours, compile s plain, compile s ours, max diff / max entry)."""
-    c_plain, c_ours = timed(plain, *args), timed(ours, *args)
-    a, b = jax.tree_util.tree_leaves(plain(*args)), jax.tree_util.tree_leaves(ours(*args))
-    diff = max(float(jnp.max(jnp.abs(u - v))) / max(float(jnp.max(jnp.abs(u))), 1e-30) for u, v in zip(a, b))
-    calls = max(1, int(0.05 / timed(plain, *args)))
-    tp, to = [], []
-    for r in range(rounds):
-        pair = ((plain, tp), (ours, to)) if r % 2 == 0 else ((ours, to), (plain, tp))
-        for fn, samples in pair:
-            samples.append(_sample(fn, args, calls))
-    return statistics.median(tp), statistics.median(to), c_plain, c_ours, diff
 
 
 def main():
@@ -64,8 +40,8 @@ def main():
             params = model.init(jax.random.PRNGKey(0), (t, f))
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             grad = jax.grad(lambda p, x: jnp.sum(model.apply(p, x)), argnums=(0, 1))
-            fp, fo, _, _, df = _compare(jax.jit(model.apply), rc.jit(model.apply), (params, x), rounds)
-            gp, go, cp, co, dg = _compare(jax.jit(grad), rc.jit(grad), (params, x), rounds)
+            fp, fo, _, _, df = compare(jax.jit(model.apply), rc.jit(model.apply), (params, x), rounds)
+            gp, go, cp, co, dg = compare(jax.jit(grad), rc.jit(grad), (params, x), rounds)
             print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * fp:.2f} | {1e3 * fo:.2f} | {fp / fo:.2f} | "
                   f"{1e3 * gp:.1f} | {1e3 * go:.1f} | {gp / go:.2f} | {cp:.1f} / {co:.1f} | {max(df, dg):.1e} |",
                   flush=True)

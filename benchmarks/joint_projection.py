@@ -16,15 +16,12 @@ the largest entry.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import jax
 import jax.numpy as jnp
 
 import rnncore as rc
 from reverse_step import ops_per_step
-from timing import machine, rounds_argument, timed
+from timing import compare, machine, rounds_argument
 
 SIZES = [  # (B, T, F, H)
     (32, 100, 32, 128),
@@ -32,27 +29,6 @@ SIZES = [  # (B, T, F, H)
     (16, 1000, 8, 64),
 ]
 KINDS = ("SimpleRNN", "LSTM")
-
-
-def _sample(fn, args, calls):
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        jax.block_until_ready(fn(*args))
-    return (time.perf_counter() - t0) / calls
-
-
-def _compare(two, one, args, rounds):
-    """(median s two, median s one, compile s two, compile s one, max diff / max entry)."""
-    c_two, c_one = timed(two, *args), timed(one, *args)
-    a, b = jax.tree_util.tree_leaves(two(*args)), jax.tree_util.tree_leaves(one(*args))
-    diff = max(float(jnp.max(jnp.abs(u - v))) / max(float(jnp.max(jnp.abs(u))), 1e-30) for u, v in zip(a, b))
-    calls = max(1, int(0.05 / timed(two, *args)))
-    t2, t1 = [], []
-    for r in range(rounds):
-        pair = ((two, t2), (one, t1)) if r % 2 == 0 else ((one, t1), (two, t2))
-        for fn, samples in pair:
-            samples.append(_sample(fn, args, calls))
-    return statistics.median(t2), statistics.median(t1), c_two, c_one, diff
 
 
 def _programs(cell):
@@ -77,8 +53,8 @@ def main():
             params = model.init(jax.random.PRNGKey(0), (t, f))
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             ops = [ops_per_step(fn.lower(params, x).compile().as_text())[0] for fn in (fwd_two, fwd_one)]
-            f2, f1, _, _, df = _compare(fwd_two, fwd_one, (params, x), rounds)
-            g2, g1, c2, c1, dg = _compare(grad_two, grad_one, (params, x), rounds)
+            f2, f1, _, _, df = compare(fwd_two, fwd_one, (params, x), rounds)
+            g2, g1, c2, c1, dg = compare(grad_two, grad_one, (params, x), rounds)
             print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * f2:.2f} | {1e3 * f1:.2f} | {f2 / f1:.2f} | "
                   f"{1e3 * g2:.1f} | {1e3 * g1:.1f} | {g2 / g1:.2f} | {ops[0]} / {ops[1]} | {c2:.1f} / {c1:.1f} | "
                   f"{max(df, dg):.1e} |", flush=True)
