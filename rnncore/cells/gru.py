@@ -186,7 +186,7 @@ class GRU(Cell):
         return d_xk, d_hr, GRUState(dh * z)
 
     def hr_cotangent_rest(self, d_xk: jax.Array, d_hr: jax.Array) -> jax.Array:
-        """What of ``d_hr`` the reverse scan keeps per step, ``(..., u)``: the candidate's block
+        r"""What of ``d_hr`` the reverse scan keeps per step, ``(..., u)``: the candidate's block
         :math:`r\,\bar a_h`; the ``z`` and ``r`` blocks equal ``d_xk``'s (a (T, B, 2u) array less in
         a layer's gradient, fewer fresh pages per call: benchmarks/README.md, "Fresh memory")."""
         return d_hr[..., 2 * self.units:]
