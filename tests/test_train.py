@@ -34,11 +34,12 @@ def _manual_fit(model, params, x, y, opt, batch_size, epochs):
     """The training loop written out: consecutive batches, L = mean squared error, one optax
     update per batch, epoch loss = batch-size weighted mean of the batch losses before each update."""
     state, losses = opt.init(params), []
+    value_and_grad = jax.jit(jax.value_and_grad(lambda p, xb, yb: _mse(model.apply(p, xb), yb)))
     for _ in range(epochs):
         total, count = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            value, grads = jax.value_and_grad(lambda p: _mse(model.apply(p, xb), yb))(params)
+            value, grads = value_and_grad(params, xb, yb)
             updates, state = opt.update(grads, state, params)
             params = optax.apply_updates(params, updates)
             total, count = total + float(value) * len(xb), count + len(xb)
@@ -115,9 +116,10 @@ def test_gradient_norms_are_the_per_layer_norms_of_each_steps_gradient():
                         gradient_norms=True)
     assert history.gradient_norms.shape == (4, 4)
     p, state, expected = params, opt.init(params), []
+    grad = jax.jit(jax.grad(lambda q, xb, yb: _mse(model.apply(q, xb), yb)))
     for _ in range(2):
         for i in (0, 4):
-            g = jax.grad(lambda q: _mse(model.apply(q, x[i:i + 4]), y[i:i + 4]))(p)
+            g = grad(p, x[i:i + 4], y[i:i + 4])
             expected.append([float(optax.tree.norm(gl)) for gl in g])
             updates, state = opt.update(g, state, p)
             p = optax.apply_updates(p, updates)
