@@ -17,13 +17,8 @@ import jax
 import jax.numpy as jnp
 
 import rnncore as rc
-from timing import compare, machine, rounds_argument
+from timing import SIZES, compare, machine, rounds_argument
 
-SIZES = [  # (B, T, F, H)
-    (32, 100, 32, 128),
-    (128, 200, 64, 256),
-    (16, 1000, 8, 64),
-]
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 
 

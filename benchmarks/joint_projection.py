@@ -21,13 +21,8 @@ import jax.numpy as jnp
 
 import rnncore as rc
 from reverse_step import ops_per_step
-from timing import compare, machine, rounds_argument
+from timing import SIZES, compare, machine, rounds_argument
 
-SIZES = [  # (B, T, F, H)
-    (32, 100, 32, 128),
-    (128, 200, 64, 256),
-    (16, 1000, 8, 64),
-]
 KINDS = ("SimpleRNN", "LSTM")
 
 

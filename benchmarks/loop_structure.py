@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 
 import rnncore as rc
-from timing import machine, rounds_argument, timed
+from timing import SIZES, machine, rounds_argument, timed
 
-SIZES = [(32, 100, 32, 128), (128, 200, 64, 256), (16, 1000, 8, 64)]
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 UNROLLS = (2, 4, 8)
 

@@ -19,13 +19,8 @@ import jax
 import jax.numpy as jnp
 
 import rnncore as rc
-from timing import machine, rounds_argument, timed
+from timing import SIZES, machine, rounds_argument, timed
 
-SIZES = [  # (B, T, F, H)
-    (32, 100, 32, 128),
-    (128, 200, 64, 256),
-    (16, 1000, 8, 64),
-]
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 
 

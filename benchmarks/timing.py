@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: one timed call, two programs compared in interleaved rounds,
+"""What the benchmark scripts share: the layer sizes, one timed call, two programs compared in interleaved rounds,
 the ``--rounds`` argument and the line that names the machine. Imported by the scripts next to it (``python benchmarks/<script>.py``)."""
 
 from __future__ import annotations
@@ -10,6 +10,14 @@ import time
 
 import jax
 import jax.numpy as jnp
+
+
+#: The layer sizes every speed benchmark times, (B, T, F, H): small, large, long and thin.
+SIZES = [
+    (32, 100, 32, 128),
+    (128, 200, 64, 256),
+    (16, 1000, 8, 64),
+]
 
 
 def timed(fn, *args) -> float:
