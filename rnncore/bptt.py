@@ -141,6 +141,13 @@ def _projections(cell, params, x, state, dropout_masks, joint):
     return matmul(xh, joint, cell.compute_dtype), jnp.zeros((), joint.dtype)
 
 
+def _step(cell, params, state, x, dropout_masks, joint):
+    """``cell.step``, or with a joint kernel its core over the one matmul ``[x, h] [K; R]``."""
+    if joint is None:
+        return cell.step(params, state, x, dropout_masks)
+    return cell.core(params, *_projections(cell, params, x, state, dropout_masks, joint), state)
+
+
 def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False,
           prev_states=False, outputs=True):
     """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
@@ -162,10 +169,8 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
         kept = None
         if keep_core:
             new, y, kept = cell.core_keep(params, *_projections(cell, params, x, state, dropout_masks, joint), state)
-        elif joint is not None:
-            new, y = cell.core(params, *_projections(cell, params, x, state, dropout_masks, joint), state)
         else:
-            new, y = cell.step(params, state, x, dropout_masks)
+            new, y = _step(cell, params, state, x, dropout_masks, joint)
         new, y = _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
         gates = cell.gate_values(params, state, x, dropout_masks) if keep_gates else None
         return new, (y if outputs else None, state if prev_states else new, gates, kept)
@@ -187,10 +192,7 @@ def _outputs_only(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unro
 
     def body(state, inp):
         x, m, seen = inp
-        if joint is None:
-            new, y = cell.step(params, state, x, dropout_masks)
-        else:
-            new, y = cell.core(params, *_projections(cell, params, x, state, dropout_masks, joint), state)
+        new, y = _step(cell, params, state, x, dropout_masks, joint)
         return _apply_mask(cell, state, new, y, seen, m, zero_prev, unroll)
 
     final, ys = jax.lax.scan(body, s0, (xs_t, mask_t, seen_t), unroll=unroll_steps)
