@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow test-all clean
+.PHONY: setup demo test test-slow test-all docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,20 @@ test-slow: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -n 2
+
+# The documentation site (docs/conf.py): the README's sections, the notebooks executed, the API reference.
+# Warnings are errors. MathJax is served by the site itself: npm installs it into the build folder.
+MATHJAX := docs/_build/vendor/node_modules/mathjax/es5/tex-chtml.js
+
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	touch $@
+
+$(MATHJAX):
+	npm install --prefix docs/_build/vendor --no-save --no-audit --no-fund --silent mathjax@3.2.2
+
+docs: $(VENV)/.docs-installed $(MATHJAX)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
