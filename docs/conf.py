@@ -71,7 +71,6 @@ autosummary_ignore_module_all = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_mock_imports = ["keras"]  # optional; the package never imports it at module level
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 add_module_names = False
