@@ -58,8 +58,14 @@ nb_merge_streams = True
 # The environment tests/test_notebooks.py runs the notebooks in; the kernels inherit it.
 os.environ.setdefault("RNNCORE_FAST", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # this checkout
-os.environ.update({"MPLBACKEND": "module://matplotlib_inline.backend_inline", "KERAS_BACKEND": "jax",
-                   "OPENBLAS_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"})
+os.environ.update(
+    {
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "KERAS_BACKEND": "jax",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    }
+)
 
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
@@ -92,8 +98,10 @@ def _copy_mathjax(app):
     if app.builder.format != "html":
         return
     if not (MATHJAX / "tex-chtml.js").is_file():
-        raise RuntimeError(f"MathJax not found at {MATHJAX}: run `make docs` (it installs the npm package mathjax "
-                           "there); the site never loads it from a CDN")
+        raise RuntimeError(
+            f"MathJax not found at {MATHJAX}: run `make docs` (it installs the npm package mathjax "
+            "there); the site never loads it from a CDN"
+        )
     target = pathlib.Path(app.outdir) / "_static" / "mathjax"
     if not (target / "tex-chtml.js").is_file():
         shutil.copytree(MATHJAX, target, dirs_exist_ok=True)

@@ -30,13 +30,24 @@ SITE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "_build" / "htm
 NOTEBOOK_PAGE = "notebooks/01_backward_by_hand.html"
 API_PAGE = "_api/rnncore.bptt.html"
 TIMEOUT_S = 90.0
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--remote-debugging-pipe"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+]
 
 # Moves the two pipe ends given as arguments to descriptors 3 and 4, then becomes the browser.
-LAUNCHER = ("import os, sys; r, w = [os.dup(int(fd)) for fd in sys.argv[1:3]]; os.dup2(r, 3); os.dup2(w, 4); "
-            "os.set_inheritable(3, True); os.set_inheritable(4, True); os.execv(sys.argv[3], sys.argv[3:])")
+LAUNCHER = (
+    "import os, sys; r, w = [os.dup(int(fd)) for fd in sys.argv[1:3]]; os.dup2(r, 3); os.dup2(w, 4); "
+    "os.set_inheritable(3, True); os.set_inheritable(4, True); os.execv(sys.argv[3], sys.argv[3:])"
+)
 
 # Run in the page once it has loaded: waits for MathJax's typesetting and the images' decoding.
 PAGE_REPORT = """(async () => {
@@ -98,10 +109,22 @@ class _DevTools:
         # The protocol's pipe ends must be descriptors 3 and 4 in the browser: a small Python launcher
         # puts them there and execs it (no preexec_fn, which is unsafe once threads run).
         self._process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(to_browser_read), str(from_browser_write),
-             binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(to_browser_read, from_browser_write))
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(to_browser_read),
+                str(from_browser_write),
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(to_browser_read, from_browser_write),
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._buffer = b""
@@ -156,8 +179,9 @@ class _DevTools:
         self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
         self.call("Page.navigate", session=True, url=url)
         self.wait_for("Page.loadEventFired")
-        result = self.call("Runtime.evaluate", session=True, expression=PAGE_REPORT, awaitPromise=True,
-                           returnByValue=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=PAGE_REPORT, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"the page script failed on {url}: {result['exceptionDetails']}")
         return result["result"]["value"]
