@@ -2,10 +2,11 @@
 
 ``make docs`` builds the site into ``docs/_build/html``; this test serves it from ``127.0.0.1`` and
 drives Chromium over the DevTools protocol (``--remote-debugging-pipe``: NUL-terminated JSON on file
-descriptors 3 and 4, nothing but the standard library). It checks, on the index, on a notebook page
-and on an API page, that every formula was typeset by MathJax (``mjx-container`` elements, no
-``mjx-merror``, no formula left as TeX source), that the notebook's figures are PNGs that loaded
-(``naturalWidth > 0``), and that the browser requested nothing outside the local server.
+descriptors 3 and 4, nothing but the standard library). It checks that the index links the guide,
+the notebooks and the API reference; that on a notebook page and on an API page MathJax typeset
+every formula (``mjx-container`` elements, no ``mjx-merror``, no formula left as TeX source); that
+every notebook page shows figures, PNGs that loaded (``naturalWidth > 0``); and that the browser
+requested nothing outside the local server.
 
 Without a built site or a Chromium the test is skipped, saying which is missing; with
 ``RNNCORE_REQUIRE_DOCS_SITE=1`` (as ``.ci/run`` sets it, after ``make docs``) it fails instead.
@@ -26,8 +27,10 @@ import time
 
 import pytest
 
-SITE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "_build" / "html"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SITE = ROOT / "docs" / "_build" / "html"
 NOTEBOOK_PAGE = "notebooks/01_backward_by_hand.html"
+NOTEBOOK_PAGES = [f"notebooks/{path.stem}.html" for path in sorted(ROOT.glob("notebooks/[0-9][0-9]_*.py"))]
 API_PAGE = "_api/rnncore.bptt.html"
 TIMEOUT_S = 90.0
 CHROMIUM_FLAGS = [
@@ -233,12 +236,24 @@ def test_index_links_the_guide_the_notebooks_and_the_api(browser, site_url):
     _assert_only_local_requests(browser, site_url)
 
 
+def _assert_figures_loaded(report):
+    assert report["pngs"], f"the executed notebook {report['title']!r} shows no PNG figure"
+    broken = [png["src"] for png in report["pngs"] if png["width"] == 0 or png["height"] == 0]
+    assert not broken, f"figures that did not load: {broken}"
+
+
 def test_notebook_page_shows_typeset_maths_and_its_figures(browser, site_url):
     report = browser.open(site_url + NOTEBOOK_PAGE)
     _assert_maths_typeset(report)
-    assert report["pngs"], "the executed notebook shows no PNG figure"
-    broken = [png["src"] for png in report["pngs"] if png["width"] == 0 or png["height"] == 0]
-    assert not broken, f"figures that did not load: {broken}"
+    _assert_figures_loaded(report)
+    _assert_only_local_requests(browser, site_url)
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES, ids=[pathlib.Path(p).stem for p in NOTEBOOK_PAGES])
+def test_every_notebook_page_shows_its_figures(browser, site_url, page):
+    report = browser.open(site_url + page)
+    assert report["math_errors"] == 0 and not report["untypeset"], f"formulas not typeset on {page}"
+    _assert_figures_loaded(report)
     _assert_only_local_requests(browser, site_url)
 
 
