@@ -48,15 +48,19 @@ templates_path = ["_templates"]
 
 # The notebooks are jupytext percent files; myst-nb reads them through jupytext.
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+# Executions are cached, keyed on each notebook's code (not on rnncore's): after changing the package,
+# RNNCORE_DOCS_EXECUTION=force re-executes them (off: not at all). The fast and the full sizes keep
+# separate caches, and switching between them rereads every page (rnncore_notebook_sizes, see setup).
+os.environ.setdefault("RNNCORE_FAST", "1")
+rnncore_notebook_sizes = "fast" if os.environ["RNNCORE_FAST"] == "1" else "full"
 nb_execution_mode = os.environ.get("RNNCORE_DOCS_EXECUTION", "cache")
-nb_execution_cache_path = str(DOCS / "_build" / "jupyter_cache")
+nb_execution_cache_path = str(DOCS / "_build" / "jupyter_cache" / rnncore_notebook_sizes)
 nb_execution_timeout = 1200
 nb_execution_raise_on_error = True  # a notebook whose assertion fails breaks the build
 nb_execution_show_tb = True
 nb_merge_streams = True
 
 # The environment tests/test_notebooks.py runs the notebooks in; the kernels inherit it.
-os.environ.setdefault("RNNCORE_FAST", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # this checkout
 os.environ.update(
     {
@@ -192,6 +196,7 @@ class _KnownDocstringWarnings(logging.Filter):
 
 
 def setup(app):
+    app.add_config_value("rnncore_notebook_sizes", "fast", "env")
     app.connect("builder-inited", _copy_mathjax)
     for handler in logging.getLogger("sphinx").handlers:
         handler.filters.insert(0, _KnownDocstringWarnings())
