@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow test-all lint clean
+.PHONY: setup demo test test-slow test-all lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,19 @@ lint: setup
 	$(BIN)/ruff format --check rnncore tests benchmarks notebooks
 	$(BIN)/mypy
 
+# The documentation site (docs/conf.py): the README's sections, the notebooks executed, the API reference.
+# Warnings are errors. MathJax is served by the site itself: npm installs it into the build folder.
+MATHJAX := docs/_build/vendor/node_modules/mathjax/es5/tex-chtml.js
+
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,lint,docs]"
+	touch $@
+
+$(MATHJAX):
+	npm install --prefix docs/_build/vendor --no-save --no-audit --no-fund --silent mathjax@3.2.2
+
+docs: $(VENV)/.docs-installed $(MATHJAX)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis docs/_build docs/_api docs/guide
