@@ -118,7 +118,7 @@ SIMPLE_INITIALIZERS = {"Zeros": "zeros", "Ones": "ones", "GlorotUniform": "gloro
                        "GlorotNormal": "glorot_normal", "HeUniform": "he_uniform", "HeNormal": "he_normal",
                        "LecunUniform": "lecun_uniform", "LecunNormal": "lecun_normal"}
 # class -> (rnncore class, argument names with Keras defaults, snake name used when all are default)
-PARAM_INITIALIZERS = {
+PARAM_INITIALIZERS: dict[str, tuple[Any, dict, str]] = {
     "Orthogonal": (initializers.Orthogonal, {"gain": 1.0}, "orthogonal"),
     "Identity": (initializers.Identity, {"gain": 1.0}, "identity"),
     "IdentityInitializer": (initializers.Identity, {"gain": 1.0}, "identity"),

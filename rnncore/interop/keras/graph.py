@@ -174,7 +174,9 @@ def _is_mask_of(by_name: dict, recorded: Any, active: tuple, used: set) -> bool:
     if len(nodes) != 1 or len(nodes[0].get("args") or []) != 1 or nodes[0].get("kwargs"):
         return False
     ne_hist = _history(nodes[0]["args"][0])
-    ne_entry = by_name.get(ne_hist[0]) if ne_hist else None
+    if ne_hist is None:
+        return False
+    ne_entry = by_name.get(ne_hist[0])
     if not ne_entry or ne_entry.get("class_name") != "NotEqual" or not is_op(ne_entry) or ne_hist[1:] != (0, 0):
         return False
     ne_nodes = ne_entry.get("inbound_nodes") or []

@@ -47,7 +47,7 @@ def _fixed_cases() -> list:
 
 def _random_layer(kind: str, rng: np.random.Generator, return_sequences: bool) -> L.RNN:
     units = int(rng.integers(1, 9))
-    flags = dict(return_sequences=return_sequences, go_backwards=bool(rng.integers(2)),
+    flags: dict[str, Any] = dict(return_sequences=return_sequences, go_backwards=bool(rng.integers(2)),
                  use_bias=bool(rng.integers(2)))
     if kind == "SimpleRNN":
         return L.SimpleRNN(units, activation=str(rng.choice(["tanh", "relu", "sigmoid"])), **flags)

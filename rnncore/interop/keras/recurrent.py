@@ -62,7 +62,8 @@ def _rnn_of_cell(ctx: Context, config: Any, at: str) -> L.RNN:
         )
     cell_at = f"{at}, cell {entry_name(cell_entry)!r} ({cell_cls})"
     cell_type = RNN_CELLS[cell_cls]
-    cell_kwargs = parse_args(ctx, cell_entry.get("config"), cell_at, CELL_ARGS[cell_type])
+    cell_config = cell_entry.get("config") if isinstance(cell_entry, dict) else None
+    cell_kwargs = parse_args(ctx, cell_config, cell_at, CELL_ARGS[cell_type])
     if "units" not in cell_kwargs:
         raise ctx.error(f"{cell_at}: config has no units.")
     flags = parse_args(ctx, {k: v for k, v in config.items() if k != "cell"}, at, FLAGS)
