@@ -93,8 +93,9 @@ def test_diagnose_table_shows_the_numbers_of_the_json(capsys, lstm_report):
 
 
 def test_diagnose_stack_and_init(capsys, tmp_path):
+    # as many features as units: both layers' cells then see (B, T, 8) inputs and share compiled programs
     code, out, err = _run(capsys, "diagnose", "--cell", "simple_rnn", "--init", "identity", "--layers", "2",
-                          *SMALL, "--json", "--no-plot")
+                          *SMALL, "--features", "8", "--json", "--no-plot")
     assert code == 0, err
     report = json.loads(out)
     assert [r["layer"] for r in report["rows"]] == ["0:SimpleRNN", "1:SimpleRNN"]

@@ -65,7 +65,7 @@ def test_lag_norms_are_the_gradients_of_the_probe(stacked):
             assert row["grad_norm_by_lag"][k] == pytest.approx(want, rel=1e-6)
 
     zeros = diagnosis.zero_states(model, B, x.dtype)
-    g = jax.grad(lambda s0: jnp.sum(model.apply(params, x, initial_states=s0) * v))(zeros)
+    g = jax.jit(jax.grad(lambda s0: jnp.sum(model.apply(params, x, initial_states=s0) * v)))(zeros)
     assert g[2] is None
     want = [np.linalg.norm(np.concatenate([np.asarray(a, np.float64) for a in state], axis=-1), axis=-1)
             for state in (g[0][0], g[0][1], g[1])]  # each a NamedTuple of (B, units) parts
