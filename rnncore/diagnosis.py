@@ -144,8 +144,9 @@ def random_inputs(batch: int, steps: int, features: int, seed: int) -> np.ndarra
         >>> x.shape, x.dtype, bool(abs(x.mean()) < 1e-6), bool(abs(x.std() - 1) < 1e-5)
         ((4, 20, 3), dtype('float32'), True, True)
     """
-    shape = tuple(checks.positive_int(name, n) for name, n in (("batch", batch), ("steps", steps),
-                                                                ("features", features)))
+    shape = tuple(
+        checks.positive_int(name, n) for name, n in (("batch", batch), ("steps", steps), ("features", features))
+    )
     x = np.random.default_rng(checks.integer("seed", seed, minimum=0)).normal(size=shape)
     return data.Standardizer().fit(x).transform(x).astype(np.float32)
 
@@ -198,8 +199,12 @@ def zero_states(model, batch: int, dtype) -> tuple:
     states: list = []
     for layer in model.layers:
         if _is_bidirectional(layer):
-            states.append((layer.forward_layer.cell.initial_state(batch, dtype),
-                           layer.backward_layer.cell.initial_state(batch, dtype)))
+            states.append(
+                (
+                    layer.forward_layer.cell.initial_state(batch, dtype),
+                    layer.backward_layer.cell.initial_state(batch, dtype),
+                )
+            )
         elif hasattr(layer, "cell"):
             states.append(layer.cell.initial_state(batch, dtype))
         else:
@@ -215,6 +220,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     The norms are taken on the host in float64: the squares of float32 gradients near
     :math:`10^{-20}` underflow.
     """
+
     def loss(s0):
         return projection_loss(model.apply(params, x, initial_states=s0), v)
 
@@ -299,8 +305,9 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
     seed = checks.integer("seed", seed)
     k_singular = checks.positive_int("k_singular", k_singular)
     if not has_recurrent_layer(model):
-        raise ValueError("the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); "
-                         "nothing to diagnose.")
+        raise ValueError(
+            "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."
+        )
     x = jnp.asarray(x)
     steps = x.shape[1]
     v = output_directions(model, params, x, seed)
@@ -325,19 +332,25 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
         lyap = analysis.lyapunov_spectrum(cell, c.params, c.xs, c.initial_state, k=k, warmup=warmup, **kw)
         sat = analysis.gate_saturation(cell, c.params, c.xs, c.initial_state, **kw)
         name = flow.layer_names[r]
-        rows.append(dict(
-            layer=name,
-            grad_norm_by_lag=by_lag,
-            memory_horizon=horizon,
-            lyapunov_max=float(np.mean(np.asarray(lyap[:, 0], np.float64))),
-            saturation=float(np.mean(list(sat.values()))) if sat else None,
-            gates=sat,
-            verdict=label,
-            log_gain=log_gain,
-        ))
-        one_row = flow._replace(state_norms=flow.state_norms[r:r + 1], hidden_norms=flow.hidden_norms[r:r + 1],
-                                layer_names=flow.layer_names[r:r + 1], layer_indices=flow.layer_indices[r:r + 1],
-                                go_backwards=flow.go_backwards[r:r + 1])
+        rows.append(
+            dict(
+                layer=name,
+                grad_norm_by_lag=by_lag,
+                memory_horizon=horizon,
+                lyapunov_max=float(np.mean(np.asarray(lyap[:, 0], np.float64))),
+                saturation=float(np.mean(list(sat.values()))) if sat else None,
+                gates=sat,
+                verdict=label,
+                log_gain=log_gain,
+            )
+        )
+        one_row = flow._replace(
+            state_norms=flow.state_norms[r : r + 1],
+            hidden_norms=flow.hidden_norms[r : r + 1],
+            layer_names=flow.layer_names[r : r + 1],
+            layer_indices=flow.layer_indices[r : r + 1],
+            go_backwards=flow.go_backwards[r : r + 1],
+        )
         results[name] = dict(flow=one_row, lyapunov=lyap, saturation=sat, singular_values=svals)
     return rows, results
 
@@ -349,12 +362,17 @@ def _fmt_lag(value) -> str:
 def format_table(rows: list, lags: Sequence[int]) -> str:
     """The diagnosis as a text table: a heading, then one line per row of :func:`diagnose_model`
     with a ``model`` key added (a lag the row lacks shows as ``—``)."""
-    head = (f"{'model':<14} {'layer':<22} " + " ".join(f"{'k=' + str(k):>9}" for k in lags)
-            + f" {'horizon':>8} {'λ_max':>8} {'saturated':>9}  verdict")
+    head = (
+        f"{'model':<14} {'layer':<22} "
+        + " ".join(f"{'k=' + str(k):>9}" for k in lags)
+        + f" {'horizon':>8} {'λ_max':>8} {'saturated':>9}  verdict"
+    )
     lines = [head]
     for r in rows:
         sat = "—" if r["saturation"] is None else f"{r['saturation']:.1%}"
-        lines.append(f"{r['model']:<14} {r['layer']:<22} "
-                     + " ".join(f"{_fmt_lag(r['grad_norm_by_lag'].get(k)):>9}" for k in lags)
-                     + f" {r['memory_horizon']:>8.1f} {r['lyapunov_max']:>+8.4f} {sat:>9}  {r['verdict']}")
+        lines.append(
+            f"{r['model']:<14} {r['layer']:<22} "
+            + " ".join(f"{_fmt_lag(r['grad_norm_by_lag'].get(k)):>9}" for k in lags)
+            + f" {r['memory_horizon']:>8.1f} {r['lyapunov_max']:>+8.4f} {sat:>9}  {r['verdict']}"
+        )
     return "\n".join(lines)

@@ -20,8 +20,9 @@ B, T, F = 3, 8, 2
 def stacked():
     """A Bidirectional SimpleRNN under a GRU (two layers, three directions), its params, inputs and
     diagnosis: one run shared by the tests below."""
-    model = rc.Sequential([rc.layers.Bidirectional(rc.layers.SimpleRNN(3, return_sequences=True)),
-                           rc.layers.GRU(2), rc.layers.Dense(1)])
+    model = rc.Sequential(
+        [rc.layers.Bidirectional(rc.layers.SimpleRNN(3, return_sequences=True)), rc.layers.GRU(2), rc.layers.Dense(1)]
+    )
     params = model.init(jax.random.PRNGKey(0), (T, F))
     x = jnp.asarray(diagnosis.random_inputs(B, T, F, seed=0))
     rows, results = diagnosis.diagnose_model(model, params, x, lags=(1, 3, T, T + 1), seed=0)
@@ -32,11 +33,16 @@ def test_rows_are_what_analysis_says_of_each_direction_alone(stacked):
     model, params, x, rows, results = stacked
     bidi, gru = model.layers[0], model.layers[1]
     x1 = model.layers[0].apply(params[0], x)  # what the GRU consumes
-    directions = [(bidi.forward_layer.cell, params[0].forward, x, False),
-                  (bidi.backward_layer.cell, params[0].backward, x, True),
-                  (gru.cell, params[1], x1, False)]
-    assert [r["layer"] for r in rows] == list(results) == [
-        "0:Bidirectional(SimpleRNN).forward", "0:Bidirectional(SimpleRNN).backward", "1:GRU"]
+    directions = [
+        (bidi.forward_layer.cell, params[0].forward, x, False),
+        (bidi.backward_layer.cell, params[0].backward, x, True),
+        (gru.cell, params[1], x1, False),
+    ]
+    assert (
+        [r["layer"] for r in rows]
+        == list(results)
+        == ["0:Bidirectional(SimpleRNN).forward", "0:Bidirectional(SimpleRNN).backward", "1:GRU"]
+    )
     for row, (cell, p, xs, backwards) in zip(rows, directions):
         kw = dict(go_backwards=backwards)
         assert row["memory_horizon"] == pytest.approx(float(np.mean(rc.analysis.memory_horizon(cell, p, xs, **kw))))
@@ -67,8 +73,10 @@ def test_lag_norms_are_the_gradients_of_the_probe(stacked):
     zeros = diagnosis.zero_states(model, B, x.dtype)
     g = jax.jit(jax.grad(lambda s0: jnp.sum(model.apply(params, x, initial_states=s0) * v)))(zeros)
     assert g[2] is None
-    want = [np.linalg.norm(np.concatenate([np.asarray(a, np.float64) for a in state], axis=-1), axis=-1)
-            for state in (g[0][0], g[0][1], g[1])]  # each a NamedTuple of (B, units) parts
+    want = [
+        np.linalg.norm(np.concatenate([np.asarray(a, np.float64) for a in state], axis=-1), axis=-1)
+        for state in (g[0][0], g[0][1], g[1])
+    ]  # each a NamedTuple of (B, units) parts
     got = diagnosis.initial_state_gradient_norms(model, params, x, v)
     for row, mine, theirs in zip(rows, got, want):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5)
@@ -84,9 +92,11 @@ def test_a_model_without_a_recurrent_layer_is_refused():
 
 
 def test_input_features():
-    for layers, want in [([rc.layers.Bidirectional(rc.layers.LSTM(2)), rc.layers.Dense(1)], F),
-                         ([rc.layers.Masking(0.0), rc.layers.GRU(2)], F),
-                         ([rc.layers.Masking(0.0)], None)]:
+    for layers, want in [
+        ([rc.layers.Bidirectional(rc.layers.LSTM(2)), rc.layers.Dense(1)], F),
+        ([rc.layers.Masking(0.0), rc.layers.GRU(2)], F),
+        ([rc.layers.Masking(0.0)], None),
+    ]:
         model = rc.Sequential(layers)
         assert diagnosis.input_features(model, model.init(jax.random.PRNGKey(0), (T, F))) == want
 
@@ -112,8 +122,17 @@ def test_horizon_and_verdict_from_a_log_spectrum():
 
 
 def test_format_table_marks_missing_lags_and_saturation():
-    rows = [dict(model="simple_rnn", layer="0:SimpleRNN", grad_norm_by_lag={1: 1.0}, memory_horizon=3.0,
-                 lyapunov_max=0.25, saturation=None, verdict="exploding")]
+    rows = [
+        dict(
+            model="simple_rnn",
+            layer="0:SimpleRNN",
+            grad_norm_by_lag={1: 1.0},
+            memory_horizon=3.0,
+            lyapunov_max=0.25,
+            saturation=None,
+            verdict="exploding",
+        )
+    ]
     head, line = diagnosis.format_table(rows, (1, 10)).splitlines()
     assert head.split() == ["model", "layer", "k=1", "k=10", "horizon", "λ_max", "saturated", "verdict"]
     assert line.split() == ["simple_rnn", "0:SimpleRNN", "1.00e+00", "—", "3.0", "+0.2500", "—", "exploding"]
