@@ -232,7 +232,19 @@ def test_check_keras_without_keras(capsys, monkeypatch):
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("rnncore: error:")
 
 
+def test_python_m_rnncore_is_the_command(tmp_path):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "rnncore", "--help"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: rnncore")
+    assert all(command in proc.stdout for command in ("diagnose", "train", "check-keras"))
+
+
+@pytest.mark.slow
 def test_python_m_rnncore_runs_diagnose(tmp_path):
+    """Three cells compiled in a fresh process (14-50 s on 2 cores): behind ``slow``; the default run
+    keeps :func:`test_python_m_rnncore_is_the_command`."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, "-m", "rnncore", "diagnose", "--seq-len", "20", "--units", "8"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
