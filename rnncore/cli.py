@@ -1,4 +1,4 @@
-r"""The ``rnncore`` command: ``diagnose``, ``train`` and ``check-keras``.
+r"""The ``rnncore`` command: ``diagnose``, ``train`` and ``check-keras``; parsing and printing only.
 
 ``rnncore diagnose`` measures how gradients travel through recurrent networks: SimpleRNN, LSTM
 and GRU layers with Keras's default initialization on a standardized random sequence, or every
@@ -13,46 +13,74 @@ direction of a Bidirectional one) it reports
   lag T is the initial state :math:`s_0`);
 * the memory horizon (:func:`rnncore.analysis.memory_horizon`, batch mean), the largest Lyapunov
   exponent (:func:`rnncore.analysis.lyapunov_spectrum`, nats/step, batch mean, T//10 warm-up
-  steps; the picture shows the 8 largest), the fraction of saturated gate values (:func:`rnncore.analysis.gate_saturation`, pooled
-  over its gates) and the verdict (:func:`rnncore.analysis.verdict`);
+  steps; the picture shows the 8 largest), the fraction of saturated gate values
+  (:func:`rnncore.analysis.gate_saturation`, pooled over its gates) and the verdict
+  (:func:`rnncore.analysis.verdict`);
 
-and draws them (:func:`rnncore.plot.diagnose`). ``rnncore train`` trains on a synthetic task with a
-chosen cell and remedies (optimizer, clipping, initialization, layer normalization, truncated
-BPTT) and compares the final loss with the task's known baseline. ``rnncore check-keras``
-compares rnncore with Keras 3 on fixed and random configurations.
+and draws them (:func:`rnncore.plot.diagnose`). What it computes is :mod:`rnncore.diagnosis`
+(:func:`rnncore.diagnosis.diagnose_model`); a ``--data`` file is read by
+:func:`rnncore.data.load_array` and a ``.keras`` model by :func:`rnncore.keras.from_keras`.
+``rnncore train`` trains on a synthetic task with a chosen cell and remedies (optimizer, clipping,
+initialization, layer normalization, truncated BPTT) and compares the final loss with the task's
+known baseline. ``rnncore check-keras`` compares rnncore with Keras 3 on fixed and random
+configurations (:func:`rnncore.interop.keras.parity.parity_table`).
 
 Errors in what the user gave (arguments, files, data shapes) print one line starting
 ``rnncore: error:`` on stderr and exit with status 2.
+
+``diagnose_model``, ``format_table``, ``initial_state_gradient_norms``, ``load_data`` and
+``parity_table`` were once defined here; those names still resolve, with a ``DeprecationWarning``,
+to :mod:`rnncore.diagnosis`, :func:`rnncore.data.load_array` and
+:mod:`rnncore.interop.keras.parity`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
 import sys
 import time
-from typing import Optional, Sequence
+import warnings
+from typing import Any, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from . import analysis, bptt, compilation, data, initializers
+from . import data, diagnosis, initializers
 from . import layers as L
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .interop.keras.parity import parity_table
 from .models import Sequential
 
-__all__ = ["main", "build_parser", "diagnose_model", "format_table", "load_data", "parity_table", "CELLS", "LAGS"]
+__all__ = ["main", "build_parser", "CELLS", "LAGS"]
 
 CELLS = {"simple_rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU, "layernorm_lstm": L.LayerNormLSTM}
-LAGS = (1, 10, 50, 100)
+LAGS = diagnosis.LAGS
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 TASKS = ("adding", "copy", "sine")
 LAYER_TYPES = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+
+# name once defined here -> (module that holds it now, its name there)
+_MOVED = {
+    "diagnose_model": ("rnncore.diagnosis", "diagnose_model"),
+    "format_table": ("rnncore.diagnosis", "format_table"),
+    "initial_state_gradient_norms": ("rnncore.diagnosis", "initial_state_gradient_norms"),
+    "load_data": ("rnncore.data", "load_array"),
+    "parity_table": ("rnncore.interop.keras.parity", "parity_table"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names that moved out of the command line, with a ``DeprecationWarning``."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _MOVED[name]
+    warnings.warn(f"rnncore.cli.{name} is deprecated; use {module}.{attribute}.", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attribute)
 
 
 class UsageError(Exception):
@@ -92,220 +120,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-# --- data ---------------------------------------------------------------------------------------
-
-
-def load_data(path: str) -> np.ndarray:
-    """Inputs from ``path``, float32, ``(B, T, F)``.
-
-    ``.npy``: the array; ``.npz``: the array named ``x``, else the first one; ``.csv``: one
-    sequence, a row per time step and a column per feature (comma-separated; a first line that is
-    not numbers is taken as a header). A 2-D array is one sequence ``(T, F)``.
-    """
-    ext = os.path.splitext(path)[1].lower()
-    if not os.path.isfile(path):
-        raise ValueError(f"--data {path}: no such file.")
-    try:
-        if ext == ".npy":
-            x = np.load(path, allow_pickle=False)
-        elif ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if not z.files:
-                    raise ValueError(f"--data {path}: the .npz file holds no array.")
-                x = z["x"] if "x" in z.files else z[z.files[0]]
-        elif ext == ".csv":
-            with open(path, encoding="utf-8") as f:
-                lines = [ln for ln in f.read().splitlines() if ln.strip()]
-            if lines:
-                try:
-                    [float(v) for v in lines[0].split(",")]
-                except ValueError:
-                    lines = lines[1:]  # a header
-            if not lines:
-                raise ValueError(f"--data {path}: the .csv file holds no rows of numbers.")
-            x = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
-        else:
-            raise ValueError(f"--data {path}: unknown file type {ext!r}; expected .npy, .npz or .csv.")
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        msg = str(e)
-        raise ValueError(msg if msg.startswith("--data") else f"--data {path}: cannot read it ({msg}).") from None
-    if not np.issubdtype(np.asarray(x).dtype, np.number) or np.asarray(x).dtype == bool:
-        raise ValueError(f"--data {path}: expected numbers; got an array of dtype {np.asarray(x).dtype}.")
-    x = np.asarray(x, np.float32)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or 0 in x.shape:
-        raise ValueError(f"--data {path}: expected (batch, time, features) or one sequence (time, features); "
-                         f"got shape {x.shape}.")
-    return x
-
-
-def _input_features(model, params) -> Optional[int]:
-    """The feature size the model's first weighted layer takes."""
-    for layer, p in zip(model.layers, params):
-        if isinstance(p, L.BidirectionalParams):
-            return int(p.forward.kernel.shape[0])
-        kernel = getattr(p, "kernel", None)
-        if kernel is not None:
-            return int(kernel.shape[0])
-    return None
-
-
-def _random_inputs(batch: int, steps: int, features: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(size=(batch, steps, features))
-    return data.Standardizer().fit(x).transform(x).astype(np.float32)
-
-
-# --- the diagnosis ------------------------------------------------------------------------------
-
-
-def _projection_loss(y_pred, v):
-    """:math:`L = \\sum \\langle y, v\\rangle` (the first output where the model returns several)."""
-    if isinstance(y_pred, (tuple, list)):
-        y_pred = y_pred[0]
-    return jnp.sum(y_pred * v)
-
-
-def _directions(model, params, x, seed: int):
-    """Unit vectors per batch row on the model's (first) output at its last step."""
-    out = jax.eval_shape(lambda p, xx: model.apply(p, xx), params, x)
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    b, width = out.shape[0], out.shape[-1]
-    v = np.random.default_rng(seed + 1).normal(size=(b, width))
-    v /= np.linalg.norm(v, axis=-1, keepdims=True)
-    if len(out.shape) == 3:
-        full = np.zeros(out.shape)
-        full[:, -1] = v
-        v = full
-    return jnp.asarray(v, out.dtype)
-
-
-def _zero_states(model, batch, dtype):
-    states = []
-    for layer in model.layers:
-        if bptt._is_bidirectional(layer):
-            states.append((layer.forward_layer.cell.initial_state(batch, dtype),
-                           layer.backward_layer.cell.initial_state(batch, dtype)))
-        elif hasattr(layer, "cell"):
-            states.append(layer.cell.initial_state(batch, dtype))
-        else:
-            states.append(None)
-    return tuple(states)
-
-
-def initial_state_gradient_norms(model, params, x, v) -> list:
-    """:math:`\\lVert\\partial L/\\partial s_0\\rVert` per recurrent direction, ``(B,)`` each, for
-    :math:`L` = :func:`_projection_loss` (NumPy float64 arrays)."""
-    def loss(s0):
-        return _projection_loss(model.apply(params, x, initial_states=s0), v)
-
-    def norm(cell, g):  # on the host in float64: the squares of float32 gradients near 1e-20 underflow
-        return np.linalg.norm(np.asarray(cell.state_to_vector(g), np.float64), axis=-1)
-
-    grads = compilation.jit(jax.grad(loss))(_zero_states(model, x.shape[0], x.dtype))
-    norms = []
-    for layer, g in zip(model.layers, grads):
-        if bptt._is_bidirectional(layer):
-            for sub, gs in zip((layer.forward_layer, layer.backward_layer), g):
-                norms.append(norm(sub.cell, gs))
-        elif hasattr(layer, "cell"):
-            norms.append(norm(layer.cell, g))
-    return norms
-
-
-def _consumed(model, params, x):
-    """``(layer, _Consumed)`` per recurrent direction, in ``gradient_flow``'s row order."""
-    run = bptt._jit_static(bptt._model_forward, model=model, training=False)
-    _, consumed, _, _ = run(params=params, x=x, mask=None, rng=None, initial_states=None, taps=None)
-    rows = []
-    for layer, c in zip(model.layers, consumed):
-        if c is None:
-            continue
-        if isinstance(c, bptt.Directions):
-            rows += [(layer.forward_layer, c.forward), (layer.backward_layer, c.backward)]
-        else:
-            rows.append((layer, c))
-    return rows
-
-
-def _horizon_and_verdict(logn, fraction: float = 0.01, low: float = 1e-3, high: float = 1e3):
-    """From :math:`\\log\\lVert\\partial s_T/\\partial s_{T-\\ell}\\rVert` ``(B, T)``: the batch mean of
-    :func:`rnncore.analysis.memory_horizon`, and :func:`rnncore.analysis.verdict`'s ``log_gain``
-    and label, with their defaults."""
-    horizon = float(np.mean(np.asarray(analysis.horizon_from_log_norms(logn, fraction))))
-    log_gain = float(np.mean(np.asarray(logn[:, -1], np.float64)))
-    return horizon, log_gain, analysis.verdict_label(log_gain, low, high)
-
-
-def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 0, k_singular: int = 8):
-    """Diagnose every recurrent layer of ``model`` on inputs ``x (B, T, F)``.
-
-    Returns ``(rows, results)``: ``rows`` one dict per recurrent direction (``layer``,
-    ``grad_norm_by_lag`` {k: batch mean of :math:`\\lVert\\partial L/\\partial s_{T-k}\\rVert`},
-    ``memory_horizon``, ``lyapunov_max``, ``saturation``, ``gates``, ``verdict``, ``log_gain``);
-    ``results`` {layer name: dict(flow, lyapunov, saturation, singular_values)} for
-    :func:`rnncore.plot.diagnose` (``flow`` is the whole model's :class:`GradientFlow`).
-    """
-    if not any(bptt._is_recurrent(layer) for layer in model.layers):
-        raise ValueError("the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); "
-                         "nothing to diagnose.")
-    x = jnp.asarray(x)
-    steps = x.shape[1]
-    v = _directions(model, params, x, seed)
-    flow = analysis.gradient_flow(model, params, x, v, loss=_projection_loss)
-    s0_norms = initial_state_gradient_norms(model, params, x, v)
-    warmup = steps // 10
-    rows, results = [], {}
-    for r, (layer, c) in enumerate(_consumed(model, params, x)):
-        cell, kw = layer.cell, dict(mask=c.mask, dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards)
-        norms = np.asarray(flow.state_norms[r], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
-        by_lag = {}
-        for k in lags:
-            if 1 <= k < steps:
-                by_lag[k] = float(norms[:, steps - 1 - k].mean())
-            elif k == steps:
-                by_lag[k] = float(s0_norms[r].mean())
-        # one log-domain lag spectrum serves the horizon, the verdict and the picture (the costly part:
-        # a QR and an SVD of S x S per step); the formulas are memory_horizon's and verdict's
-        svals = analysis.singular_values_by_lag(cell, c.params, c.xs, c.initial_state,
-                                                k=min(k_singular, cell.state_size), **kw)
-        horizon, log_gain, label = _horizon_and_verdict(svals[..., 0])
-        lyap = analysis.lyapunov_spectrum(cell, c.params, c.xs, c.initial_state, k=min(k_singular, cell.state_size),
-                                          warmup=warmup, **kw)
-        sat = analysis.gate_saturation(cell, c.params, c.xs, c.initial_state, **kw)
-        name = flow.layer_names[r]
-        rows.append(dict(
-            layer=name,
-            grad_norm_by_lag=by_lag,
-            memory_horizon=horizon,
-            lyapunov_max=float(np.mean(np.asarray(lyap[:, 0], np.float64))),
-            saturation=float(np.mean(list(sat.values()))) if sat else None,
-            gates=sat,
-            verdict=label,
-            log_gain=log_gain,
-        ))
-        one_row = flow._replace(state_norms=flow.state_norms[r:r + 1], hidden_norms=flow.hidden_norms[r:r + 1],
-                                layer_names=flow.layer_names[r:r + 1], layer_indices=flow.layer_indices[r:r + 1],
-                                go_backwards=flow.go_backwards[r:r + 1])
-        results[name] = dict(flow=one_row, lyapunov=lyap, saturation=sat, singular_values=svals)
-    return rows, results
-
-
-def _fmt_lag(value) -> str:
-    return "—" if value is None else f"{value:.2e}"
-
-
-def format_table(rows: list, lags: Sequence[int]) -> str:
-    """The diagnosis as a text table, one line per row (``rows`` with a ``model`` key added)."""
-    head = (f"{'model':<14} {'layer':<22} " + " ".join(f"{'k=' + str(k):>9}" for k in lags)
-            + f" {'horizon':>8} {'λ_max':>8} {'saturated':>9}  verdict")
-    lines = [head]
-    for r in rows:
-        sat = "—" if r["saturation"] is None else f"{r['saturation']:.1%}"
-        lines.append(f"{r['model']:<14} {r['layer']:<22} "
-                     + " ".join(f"{_fmt_lag(r['grad_norm_by_lag'].get(k)):>9}" for k in lags)
-                     + f" {r['memory_horizon']:>8.1f} {r['lyapunov_max']:>+8.4f} {sat:>9}  {r['verdict']}")
-    return "\n".join(lines)
+# --- diagnose -----------------------------------------------------------------------------------
 
 
 def _synthetic_model(cell_name: str, units: int, n_layers: int, init: str) -> Sequential:
@@ -324,17 +139,18 @@ def _cmd_diagnose(args) -> int:
         from .keras import from_keras
 
         model, params = from_keras(args.model)
-        if not any(bptt._is_recurrent(layer) for layer in model.layers):
+        if not diagnosis.has_recurrent_layer(model):
             raise ValueError(f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
                              "Bidirectional); nothing to diagnose.")
-        x = load_data(args.data)
-        features = _input_features(model, params)
+        x = data.load_array(args.data)
+        features = diagnosis.input_features(model, params)
         if features is not None and x.shape[2] != features:
+            got = x.shape if x.shape[0] > 1 else x.shape[1:]
             raise ValueError(f"--data {args.data}: the model expects inputs of shape (batch, time, {features}) "
-                             f"(or (time, {features}) for one sequence); got {x.shape if x.shape[0] > 1 else x.shape[1:]}.")
+                             f"(or (time, {features}) for one sequence); got {got}.")
         x = x[:args.batch]
         label = os.path.basename(args.model)
-        rows, res = diagnose_model(model, params, x, lags=lags, seed=args.seed)
+        rows, res = diagnosis.diagnose_model(model, params, x, lags=lags, seed=args.seed)
         for r in rows:
             r["model"] = label
         all_rows += rows
@@ -347,11 +163,11 @@ def _cmd_diagnose(args) -> int:
     else:
         if args.data is not None:
             raise UsageError("--data goes with --model (without --model the inputs are random).")
-        x = _random_inputs(args.batch, args.seq_len, args.features, args.seed)
+        x = diagnosis.random_inputs(args.batch, args.seq_len, args.features, args.seed)
         for cell_name in args.cell:
             model = _synthetic_model(cell_name, args.units, args.layers, args.init)
             params = model.init(jax.random.PRNGKey(args.seed), (args.seq_len, args.features))
-            rows, res = diagnose_model(model, params, x, lags=lags, seed=args.seed)
+            rows, res = diagnosis.diagnose_model(model, params, x, lags=lags, seed=args.seed)
             for r in rows:
                 r["model"] = cell_name
             all_rows += rows
@@ -377,11 +193,12 @@ def _cmd_diagnose(args) -> int:
     print(heading)
     print("k=…: ‖∂L/∂s_{T-k}‖, the gradient a loss at the last step (a unit vector on the output per row) sends "
           "back k steps, batch mean")
-    print(format_table(all_rows, lags))
-    print(f"horizon: lags over which the gradient stays above 1% of lag 1's; λ_max: largest Lyapunov exponent "
-          f"(nats/step); saturated: gate values outside [0.05, 0.95] (sigmoid) or beyond ±0.95 (tanh)")
+    print(diagnosis.format_table(all_rows, lags))
+    print("horizon: lags over which the gradient stays above 1% of lag 1's; λ_max: largest Lyapunov exponent "
+          "(nats/step); saturated: gate values outside [0.05, 0.95] (sigmoid) or beyond ±0.95 (tanh)")
     print((f"picture: {picture}; " if picture else "") + f"{seconds:.1f} s")
     return 0
+
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -488,20 +305,28 @@ def _training_picture(histories: dict, path: str, baseline: float) -> None:
 # --- check-keras --------------------------------------------------------------------------------
 
 
+def _keras_backend() -> str:
+    """The backend Keras runs on, without importing it: a Keras already imported says; otherwise
+    ``KERAS_BACKEND``, which Keras reads first when it is imported."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.backend.backend()
+    return os.environ.get("KERAS_BACKEND", "jax")
+
+
 def _cmd_check_keras(args) -> int:
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    import importlib.util
-
     if importlib.util.find_spec("keras") is None:
         print("rnncore: error: check-keras compares rnncore with Keras 3, which is not installed; "
               "install it with: pip install 'rnncore[test]'", file=sys.stderr)
         return 2
-    import keras
-
-    if keras.backend.backend() != "jax":
+    backend = _keras_backend()
+    if backend != "jax":
         print(f"rnncore: error: check-keras needs Keras on the JAX backend; KERAS_BACKEND is "
-              f"{keras.backend.backend()!r} (set KERAS_BACKEND=jax).", file=sys.stderr)
+              f"{backend!r} (set KERAS_BACKEND=jax).", file=sys.stderr)
         return 2
+    from .interop.keras.parity import parity_table
+
     t0 = time.perf_counter()
     rows = parity_table(seed=args.seed, trials=args.trials, kinds=args.only)
     print(f"rnncore vs Keras 3 (JAX backend), float32, random weights, masked batch, 2-layer stacks + Dense; "
@@ -598,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--global-clipnorm", type=_positive_float, help="clip the global gradient norm")
     t.add_argument("--init", choices=init_names, default="orthogonal", help="recurrent kernel initializer")
     t.add_argument("--layernorm", action="store_true", help="layer-normalized LSTM (with --cell lstm)")
-    t.add_argument("--truncate", type=_positive_int, metavar="K2", help="truncated BPTT: cut the gradient every K2 steps")
+    t.add_argument("--truncate", type=_positive_int, metavar="K2",
+                   help="truncated BPTT: cut the gradient every K2 steps")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="data, weights, shuffling (default 0)")
     t.add_argument("--verbose", default="auto", type=lambda s: s if s == "auto" else int(s),
                    help="auto (progress bar on a terminal), 0, 1 or 2, as rc.fit")

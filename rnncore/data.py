@@ -478,3 +478,61 @@ def noisy_sine(n, T, noise=0.1, seed=0):
     clean = np.sin(omega * t + phi)
     x = clean[:, :T] + noise * rng.standard_normal((n, T))
     return x[..., None].astype(np.float32), clean[:, T:].astype(np.float32)
+
+
+def load_array(path: str) -> np.ndarray:
+    """Inputs from the file ``path``, float32, ``(B, T, F)``: what ``rnncore diagnose --data`` reads.
+
+    ``.npy``: the array; ``.npz``: the array named ``x``, else the first one; ``.csv``: one
+    sequence, a row per time step and a column per feature (comma-separated; a first line that is
+    not numbers is taken as a header). A 2-D array is one sequence ``(T, F)`` and gets a batch axis
+    of 1. Anything else (a missing or unreadable file, an unknown extension, an empty file,
+    non-numbers, another number of axes) raises a one-line ``ValueError`` starting ``--data PATH:``.
+
+    Example:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "x.csv")
+        ...     with open(path, "w") as f:
+        ...         _ = f.write("a,b\\n1,2\\n3,4\\n5,6\\n")  # a header, then three steps of two features
+        ...     print(load_array(path).shape)
+        (1, 3, 2)
+    """
+    import os
+
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.isfile(path):
+        raise ValueError(f"--data {path}: no such file.")
+    try:
+        if ext == ".npy":
+            x = np.load(path, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if not z.files:
+                    raise ValueError(f"--data {path}: the .npz file holds no array.")
+                x = z["x"] if "x" in z.files else z[z.files[0]]
+        elif ext == ".csv":
+            with open(path, encoding="utf-8") as f:
+                lines = [ln for ln in f.read().splitlines() if ln.strip()]
+            if lines:
+                try:
+                    [float(v) for v in lines[0].split(",")]
+                except ValueError:
+                    lines = lines[1:]  # a header
+            if not lines:
+                raise ValueError(f"--data {path}: the .csv file holds no rows of numbers.")
+            x = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
+        else:
+            raise ValueError(f"--data {path}: unknown file type {ext!r}; expected .npy, .npz or .csv.")
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("--data") else f"--data {path}: cannot read it ({msg}).") from None
+    if not np.issubdtype(np.asarray(x).dtype, np.number) or np.asarray(x).dtype == bool:
+        raise ValueError(f"--data {path}: expected numbers; got an array of dtype {np.asarray(x).dtype}.")
+    x = np.asarray(x, np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or 0 in x.shape:
+        raise ValueError(f"--data {path}: expected (batch, time, features) or one sequence (time, features); "
+                         f"got shape {x.shape}.")
+    return x

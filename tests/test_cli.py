@@ -1,9 +1,13 @@
 """The ``rnncore`` command: each subcommand on small settings, its numbers against rnncore.analysis and
 rnncore.bptt called directly, user models and data files, and one-line errors with exit status 2."""
 
+import ast
+import contextlib
 import importlib.util
+import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -24,17 +28,31 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+def _run_captured(*argv):
+    """``_run`` for module-scope fixtures, where capsys is not available."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
 def _inputs(batch, steps, features, seed):
     x = np.random.default_rng(seed).normal(size=(batch, steps, features))
     return rc.data.Standardizer().fit(x).transform(x).astype(np.float32)
 
 
-def test_diagnose_json_and_table_hold_the_numbers_of_rnncore_analysis(capsys, tmp_path):
-    picture = tmp_path / "d.png"
-    code, out, err = _run(capsys, "diagnose", "--cell", "lstm", *SMALL, "--lags", "1", "5", "20",
-                          "--json", "--out", str(picture))
+@pytest.fixture(scope="module")
+def lstm_report(tmp_path_factory):
+    """``rnncore diagnose --json`` on one small LSTM, run once for the tests that read its numbers."""
+    picture = tmp_path_factory.mktemp("diagnose") / "d.png"
+    code, out, err = _run_captured("diagnose", "--cell", "lstm", *SMALL, "--lags", "1", "5", "20", "--json",
+                                   "--out", str(picture))
     assert code == 0, err
-    report = json.loads(out)
+    return json.loads(out), picture
+
+
+def test_diagnose_json_holds_the_numbers_of_rnncore_analysis(lstm_report):
+    report, picture = lstm_report
     assert picture.stat().st_size > 0 and report["picture"] == str(picture)
     rows = {r["model"]: r for r in report["rows"]}
     assert list(rows) == ["lstm"]
@@ -60,7 +78,9 @@ def test_diagnose_json_and_table_hold_the_numbers_of_rnncore_analysis(capsys, tm
         verdict = rc.analysis.verdict(cell, p, x)
         assert row["verdict"] == verdict.label and row["log_gain"] == pytest.approx(verdict.log_gain, rel=1e-5)
 
-    # the table shows the same numbers
+
+def test_diagnose_table_shows_the_numbers_of_the_json(capsys, lstm_report):
+    rows = {r["model"]: r for r in lstm_report[0]["rows"]}
     code, out, err = _run(capsys, "diagnose", "--cell", "lstm", *SMALL, "--lags", "1", "5", "20", "--no-plot")
     assert code == 0, err
     for name, row in rows.items():
@@ -73,8 +93,9 @@ def test_diagnose_json_and_table_hold_the_numbers_of_rnncore_analysis(capsys, tm
 
 
 def test_diagnose_stack_and_init(capsys, tmp_path):
+    # as many features as units: both layers' cells then see (B, T, 8) inputs and share compiled programs
     code, out, err = _run(capsys, "diagnose", "--cell", "simple_rnn", "--init", "identity", "--layers", "2",
-                          *SMALL, "--json", "--no-plot")
+                          *SMALL, "--features", "8", "--json", "--no-plot")
     assert code == 0, err
     report = json.loads(out)
     assert [r["layer"] for r in report["rows"]] == ["0:SimpleRNN", "1:SimpleRNN"]
@@ -105,7 +126,25 @@ def test_data_files(tmp_path):
     np.savetxt(tmp_path / "plain.csv", x[1], delimiter=",")
     for name, want in [("x.npy", x), ("one.npy", x[:1]), ("x.npz", x), ("first.npz", x[1:]), ("x.csv", x[:1]),
                        ("plain.csv", x[1:])]:
-        np.testing.assert_allclose(cli.load_data(str(tmp_path / name)), want, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(rc.data.load_array(str(tmp_path / name)), want, rtol=1e-6, err_msg=name)
+
+
+def test_data_files_that_cannot_be_inputs_say_why(tmp_path):
+    np.savez(tmp_path / "empty.npz")
+    (tmp_path / "header.csv").write_text("a,b,c\n")
+    np.save(tmp_path / "words.npy", np.array(["a", "b"]))
+    np.save(tmp_path / "flat.npy", np.zeros(4, np.float32))
+    (tmp_path / "x.txt").write_text("1,2\n")
+    for name, message in [("none.npy", "no such file."), ("empty.npz", "the .npz file holds no array."),
+                          ("header.csv", "the .csv file holds no rows of numbers."),
+                          ("words.npy", "expected numbers; got an array of dtype <U1."),
+                          ("flat.npy", "expected (batch, time, features) or one sequence (time, features); "
+                                       "got shape (4,)."),
+                          ("x.txt", "unknown file type '.txt'; expected .npy, .npz or .csv.")]:
+        path = str(tmp_path / name)
+        with pytest.raises(ValueError) as e:
+            rc.data.load_array(path)
+        assert str(e.value) == f"--data {path}: {message}"
 
 
 def test_diagnose_a_saved_keras_model_on_user_data(capsys, tmp_path, saved_models):
@@ -178,18 +217,34 @@ def test_train_prints_the_baseline_and_draws_the_curve(capsys, tmp_path):
 
 
 def test_check_keras(capsys, monkeypatch, keras):
-    monkeypatch.setattr(cli, "_fixed_cases", lambda: [])
+    from rnncore.interop.keras import parity
+    monkeypatch.setattr(parity, "_fixed_cases", lambda: [])
     code, out, err = _run(capsys, "check-keras", "--only", "LSTM", "--trials", "1", "--seed", "3")
     assert code == 0, err
     row = next(ln for ln in out.splitlines() if ln.startswith("LSTM "))
     assert row.split()[1] == "1" and float(row.split()[3]) <= 1e-5
+
+
+def test_check_keras_without_keras(capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a))
     code, out, err = _run(capsys, "check-keras")
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("rnncore: error:")
 
 
+def test_python_m_rnncore_is_the_command(tmp_path):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "rnncore", "--help"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: rnncore")
+    assert all(command in proc.stdout for command in ("diagnose", "train", "check-keras"))
+
+
+@pytest.mark.slow
 def test_python_m_rnncore_runs_diagnose(tmp_path):
+    """Three cells compiled in a fresh process (14-50 s on 2 cores): behind ``slow``; the default run
+    keeps :func:`test_python_m_rnncore_is_the_command`."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, "-m", "rnncore", "diagnose", "--seq-len", "20", "--units", "8"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -219,7 +274,37 @@ def test_each_subcommand_on_its_defaults(tmp_path, argv, expect):
 
 def test_random_check_keras_configurations_are_ones_keras_accepts():
     """Keras refuses Bidirectional around a go_backwards layer; the generator must never draw one."""
+    from rnncore.interop.keras import parity
     rng = np.random.default_rng(0)
     for _ in range(200):
-        _, layers = cli._random_case("Bidirectional", rng)
+        _, layers = parity._random_case("Bidirectional", rng)
         assert not layers[0].forward_layer.go_backwards and layers[0].backward_layer.go_backwards
+
+
+@pytest.mark.parametrize("old, module, name", [
+    ("diagnose_model", "rnncore.diagnosis", "diagnose_model"),
+    ("format_table", "rnncore.diagnosis", "format_table"),
+    ("initial_state_gradient_norms", "rnncore.diagnosis", "initial_state_gradient_norms"),
+    ("load_data", "rnncore.data", "load_array"),
+    ("parity_table", "rnncore.interop.keras.parity", "parity_table"),
+])
+def test_names_that_moved_out_of_the_cli_warn_and_are_the_same_object(old, module, name):
+    new = getattr(importlib.import_module(module), name)
+    with pytest.warns(DeprecationWarning, match=f"rnncore.cli.{old} is deprecated; use {module}.{name}"):
+        alias = getattr(cli, old)
+    assert alias is new
+
+
+def test_an_unknown_cli_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        cli.nothing
+
+
+def test_the_cli_never_imports_keras():
+    """Keras is reached only through rnncore.keras (rnncore.interop.keras), imported inside a command."""
+    tree = ast.parse(pathlib.Path(cli.__file__).read_text())
+    names = [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    names += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0]
+    assert not [n for n in names if n == "keras" or n.startswith("keras.")]
+    top = [node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.level]
+    assert not [module for module in top if module in ("keras", "interop.keras", "interop.keras.parity")]

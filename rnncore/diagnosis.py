@@ -1,0 +1,378 @@
+r"""What ``rnncore diagnose`` computes: how gradients travel back through every recurrent layer of a
+model, one row of numbers per recurrent direction (a Bidirectional layer has two).
+
+The probe is a projection of the model's (first) output at its last step,
+
+.. math::
+
+    L = \sum_b \langle y_{b,T},\, v_b \rangle, \qquad \lVert v_b \rVert_2 = 1,
+
+with :math:`v_b` a random unit vector per batch row (:func:`output_directions`), so that
+:math:`\lVert\partial L/\partial y_{b,T}\rVert = 1` for every row and the numbers below do not
+depend on the scale of a loss. For each recurrent direction :func:`diagnose_model` reports
+
+* :math:`\lVert\partial L/\partial s_{T-k}\rVert` at the chosen lags k (batch mean): the gradient
+  the loss sends back k steps, the total derivative through every later step and every layer above
+  (:func:`rnncore.analysis.gradient_flow`); lag k = T is the initial state :math:`s_0`
+  (:func:`initial_state_gradient_norms`);
+* the memory horizon and the verdict, both from the log lag spectrum
+  :math:`\log\lVert\partial s_T/\partial s_{T-\ell}\rVert_2` (:func:`horizon_and_verdict`,
+  the formulas of :func:`rnncore.analysis.memory_horizon` and :func:`rnncore.analysis.verdict`);
+* the largest Lyapunov exponent :math:`\lambda_1` (:func:`rnncore.analysis.lyapunov_spectrum`,
+  nats/step, batch mean, :math:`\lfloor T/10 \rfloor` warm-up steps);
+* the fraction of saturated gate values (:func:`rnncore.analysis.gate_saturation`, per gate and
+  pooled over the gates).
+
+:func:`format_table` prints those rows; the per-layer results feed :func:`rnncore.plot.diagnose`.
+Everything here is library code on the analysis floor: it imports the layers, bptt and analysis,
+never Keras, matplotlib or the command line.
+
+Example:
+    >>> from rnncore import diagnosis
+    >>> rows = [dict(model="lstm", layer="0:LSTM", grad_norm_by_lag={1: 0.5, 10: 0.0123},
+    ...              memory_horizon=12.0, lyapunov_max=-0.0712, saturation=0.031, verdict="healthy")]
+    >>> print(diagnosis.format_table(rows, lags=(1, 10, 50)))  # doctest: +NORMALIZE_WHITESPACE
+    model          layer                        k=1      k=10      k=50  horizon    λ_max saturated  verdict
+    lstm           0:LSTM                  5.00e-01  1.23e-02         —     12.0  -0.0712      3.1%  healthy
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import analysis, bptt, checks, compilation, data
+from . import layers as L
+
+__all__ = [
+    "LAGS",
+    "diagnose_model",
+    "format_table",
+    "has_recurrent_layer",
+    "horizon_and_verdict",
+    "initial_state_gradient_norms",
+    "input_features",
+    "output_directions",
+    "projection_loss",
+    "random_inputs",
+    "zero_states",
+]
+
+LAGS = (1, 10, 50, 100)
+"""The lags k at which ``rnncore diagnose`` reports :math:`\\lVert\\partial L/\\partial s_{T-k}\\rVert`."""
+
+
+# --- the model's forward and its layer kinds: one function each --------------------------------
+
+
+def _jit_static(fn, **static):
+    """``fn`` under ``jax.jit`` with the hashable ``static`` arguments bound."""
+    return bptt._jit_static(fn, **static)
+
+
+def _is_recurrent(layer) -> bool:
+    """Whether ``layer`` is recurrent (has a cell, or is a Bidirectional wrapper)."""
+    return bptt._is_recurrent(layer)
+
+
+def _is_bidirectional(layer) -> bool:
+    """Whether ``layer`` is a Bidirectional wrapper (a forward and a backward layer)."""
+    return bptt._is_bidirectional(layer)
+
+
+def _model_run(model, params, x, mask, training, rng, initial_states, taps):
+    """``model`` on ``x`` layer by layer: ``(output, consumed, input_masks, output_mask)``, with
+    ``consumed[i]`` what recurrent layer i's scan consumed (per direction for Bidirectional)."""
+    return bptt._model_forward(model, params, x, mask, training, rng, initial_states, taps)
+
+
+def _by_direction(consumed):
+    """``consumed`` of a Bidirectional layer as ``(forward, backward)``, of any other as None."""
+    if isinstance(consumed, bptt.Directions):
+        return consumed.forward, consumed.backward
+    return None
+
+
+# --- inputs and the probe ----------------------------------------------------------------------
+
+
+def has_recurrent_layer(model) -> bool:
+    """Whether ``model`` has a recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional).
+
+    Example:
+        >>> import rnncore as rc
+        >>> from rnncore import diagnosis
+        >>> diagnosis.has_recurrent_layer(rc.Sequential([rc.layers.Dense(2)]))
+        False
+        >>> diagnosis.has_recurrent_layer(rc.Sequential([rc.layers.GRU(2), rc.layers.Dense(1)]))
+        True
+    """
+    return any(_is_recurrent(layer) for layer in model.layers)
+
+
+def input_features(model, params) -> Optional[int]:
+    """The feature size F of the inputs ``(B, T, F)`` the model's first weighted layer takes (from
+    its kernel, ``(F, ...)``), or None where no layer has a kernel.
+
+    Example:
+        >>> import jax, rnncore as rc
+        >>> from rnncore import diagnosis
+        >>> model = rc.Sequential([rc.layers.Masking(0.0), rc.layers.LSTM(4)])
+        >>> diagnosis.input_features(model, model.init(jax.random.PRNGKey(0), (5, 3)))
+        3
+    """
+    for p in params:
+        if isinstance(p, L.BidirectionalParams):
+            return int(p.forward.kernel.shape[0])
+        kernel = getattr(p, "kernel", None)
+        if kernel is not None:
+            return int(kernel.shape[0])
+    return None
+
+
+def random_inputs(batch: int, steps: int, features: int, seed: int) -> np.ndarray:
+    r"""Standard normal inputs ``(batch, steps, features)``, float32, standardized per feature over
+    the batch and time (:class:`rnncore.data.Standardizer`): mean 0 and variance 1 exactly, the
+    inputs ``rnncore diagnose`` uses without ``--data``.
+
+    Example:
+        >>> from rnncore import diagnosis
+        >>> x = diagnosis.random_inputs(4, 20, 3, seed=0)
+        >>> x.shape, x.dtype, bool(abs(x.mean()) < 1e-6), bool(abs(x.std() - 1) < 1e-5)
+        ((4, 20, 3), dtype('float32'), True, True)
+    """
+    shape = tuple(
+        checks.positive_int(name, n) for name, n in (("batch", batch), ("steps", steps), ("features", features))
+    )
+    x = np.random.default_rng(checks.integer("seed", seed, minimum=0)).normal(size=shape)
+    return data.Standardizer().fit(x).transform(x).astype(np.float32)
+
+
+def projection_loss(y_pred, v) -> jax.Array:
+    r"""The probe :math:`L = \sum \langle y, v \rangle` (elementwise product summed), on the first
+    output where the model returns several.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import diagnosis
+        >>> float(diagnosis.projection_loss(jnp.array([[1.0, 2.0]]), jnp.array([[0.5, 0.25]])))
+        1.0
+    """
+    if isinstance(y_pred, (tuple, list)):
+        y_pred = y_pred[0]
+    return jnp.sum(y_pred * v)
+
+
+def output_directions(model, params, x, seed: int) -> jax.Array:
+    r"""Random unit vectors :math:`v_b` per batch row on the model's (first) output at its last step,
+    shaped like that output: ``(B, W)``, or ``(B, T, W)`` with zeros before the last step for a
+    model that returns sequences. Drawn from ``numpy.random.default_rng(seed + 1)``.
+
+    Example:
+        >>> import jax, numpy as np, rnncore as rc
+        >>> from rnncore import diagnosis
+        >>> model = rc.Sequential([rc.layers.SimpleRNN(3, return_sequences=True)])
+        >>> params = model.init(jax.random.PRNGKey(0), (5, 2))
+        >>> v = diagnosis.output_directions(model, params, np.zeros((4, 5, 2), np.float32), seed=0)
+        >>> v.shape, np.allclose(np.linalg.norm(v[:, -1], axis=-1), 1), bool((v[:, :-1] == 0).all())
+        ((4, 5, 3), True, True)
+    """
+    out = jax.eval_shape(lambda p, xx: model.apply(p, xx), params, x)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    b, width = out.shape[0], out.shape[-1]
+    v = np.random.default_rng(seed + 1).normal(size=(b, width))
+    v /= np.linalg.norm(v, axis=-1, keepdims=True)
+    if len(out.shape) == 3:
+        full = np.zeros(out.shape)
+        full[:, -1] = v
+        v = full
+    return jnp.asarray(v, out.dtype)
+
+
+def zero_states(model, batch: int, dtype) -> tuple:
+    """One initial state per layer of ``model``: the cell's zero state for a recurrent layer, a
+    ``(forward, backward)`` pair for a Bidirectional one, None for the others (the
+    ``initial_states`` argument of ``model.apply``)."""
+    states: list = []
+    for layer in model.layers:
+        if _is_bidirectional(layer):
+            states.append(
+                (
+                    layer.forward_layer.cell.initial_state(batch, dtype),
+                    layer.backward_layer.cell.initial_state(batch, dtype),
+                )
+            )
+        elif hasattr(layer, "cell"):
+            states.append(layer.cell.initial_state(batch, dtype))
+        else:
+            states.append(None)
+    return tuple(states)
+
+
+def initial_state_gradient_norms(model, params, x, v) -> list:
+    r""":math:`\lVert\partial L/\partial s_0\rVert_2` per recurrent direction (``(B,)`` NumPy float64
+    arrays, in :func:`rnncore.analysis.gradient_flow`'s row order), for the probe
+    :math:`L` = :func:`projection_loss` of the model's output and ``v``, at zero initial states.
+
+    The norms are taken on the host in float64: the squares of float32 gradients near
+    :math:`10^{-20}` underflow.
+    """
+
+    def loss(s0):
+        return projection_loss(model.apply(params, x, initial_states=s0), v)
+
+    def norm(cell, g):
+        return np.linalg.norm(np.asarray(cell.state_to_vector(g), np.float64), axis=-1)
+
+    grads = compilation.jit(jax.grad(loss))(zero_states(model, x.shape[0], x.dtype))
+    norms = []
+    for layer, g in zip(model.layers, grads):
+        if _is_bidirectional(layer):
+            for sub, gs in zip((layer.forward_layer, layer.backward_layer), g):
+                norms.append(norm(sub.cell, gs))
+        elif hasattr(layer, "cell"):
+            norms.append(norm(layer.cell, g))
+    return norms
+
+
+def _consumed(model, params, x) -> list:
+    """``(layer, consumed)`` per recurrent direction, in ``gradient_flow``'s row order: what each
+    direction's scan consumed (its params, inputs, initial state, mask and dropout masks)."""
+    run = _jit_static(_model_run, model=model, training=False)
+    _, consumed, _, _ = run(params=params, x=x, mask=None, rng=None, initial_states=None, taps=None)
+    rows = []
+    for layer, c in zip(model.layers, consumed):
+        if c is None:
+            continue
+        pair = _by_direction(c)
+        if pair is not None:
+            rows += [(layer.forward_layer, pair[0]), (layer.backward_layer, pair[1])]
+        else:
+            rows.append((layer, c))
+    return rows
+
+
+def horizon_and_verdict(log_norms, fraction: float = 0.01, low: float = 1e-3, high: float = 1e3) -> tuple:
+    r"""From the log lag spectrum :math:`\log n(\ell) = \log\lVert\partial s_T/\partial s_{T-\ell}\rVert_2`,
+    ``(B, T)`` with ``[:, ℓ-1]`` for lag ℓ: ``(horizon, log_gain, label)``.
+
+    ``horizon`` is the batch mean of :func:`rnncore.analysis.memory_horizon` (the largest L with
+    :math:`n(\ell) \ge \text{fraction}\cdot n(1)` for every :math:`\ell \le L`); ``log_gain`` the
+    batch mean of :math:`\log n(T) = \log\lVert\partial s_T/\partial s_0\rVert_2` and ``label``
+    :func:`rnncore.analysis.verdict_label` of it with the thresholds ``low`` and ``high``.
+
+    Example:
+        >>> import numpy as np
+        >>> from rnncore import diagnosis
+        >>> lags = np.arange(1, 21)
+        >>> h, g, label = diagnosis.horizon_and_verdict(np.log(0.5) * lags[None], fraction=0.1)
+        >>> float(h), round(g, 3), label  # 0.5**4 >= 0.1 * 0.5 > 0.5**5; 0.5**20 < 1e-3
+        (4.0, -13.863, 'vanishing')
+    """
+    horizon = float(np.mean(np.asarray(analysis.horizon_from_log_norms(jnp.asarray(log_norms), fraction))))
+    log_gain = float(np.mean(np.asarray(log_norms[:, -1], np.float64)))
+    return horizon, log_gain, analysis.verdict_label(log_gain, low, high)
+
+
+# --- the diagnosis -----------------------------------------------------------------------------
+
+
+def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 0, k_singular: int = 8) -> tuple:
+    r"""Diagnose every recurrent layer of ``model`` on inputs ``x (B, T, F)``.
+
+    Returns ``(rows, results)``. ``rows`` holds one dict per recurrent direction:
+
+    * ``layer``: its name in :func:`rnncore.analysis.gradient_flow` (``"0:LSTM"``);
+    * ``grad_norm_by_lag``: {k: batch mean of :math:`\lVert\partial L/\partial s_{T-k}\rVert`} for
+      the lags :math:`1 \le k \le T` (k = T is :math:`s_0`), for :math:`L` = :func:`projection_loss`
+      on the directions of :func:`output_directions` (drawn from ``seed``);
+    * ``memory_horizon``, ``log_gain``, ``verdict``: :func:`horizon_and_verdict` of the lag spectrum
+      :func:`rnncore.analysis.singular_values_by_lag` (its ``min(k_singular, S)`` largest values);
+    * ``lyapunov_max``: the batch mean of the largest exponent of
+      :func:`rnncore.analysis.lyapunov_spectrum` (``min(k_singular, S)`` exponents,
+      :math:`\lfloor T/10 \rfloor` warm-up steps);
+    * ``gates``: :func:`rnncore.analysis.gate_saturation`, and ``saturation`` its mean over the gates
+      (None for a cell without saturating gates).
+
+    ``results`` is {layer name: dict(flow, lyapunov, saturation, singular_values)} for
+    :func:`rnncore.plot.diagnose` (``flow`` the :class:`rnncore.analysis.GradientFlow` row of that
+    direction). Raises ``ValueError`` where the model has no recurrent layer.
+    """
+    lags = tuple(checks.integer("lags", k) for k in lags)
+    seed = checks.integer("seed", seed)
+    k_singular = checks.positive_int("k_singular", k_singular)
+    if not has_recurrent_layer(model):
+        raise ValueError(
+            "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."
+        )
+    x = jnp.asarray(x)
+    steps = x.shape[1]
+    v = output_directions(model, params, x, seed)
+    flow = analysis.gradient_flow(model, params, x, v, loss=projection_loss)
+    s0_norms = initial_state_gradient_norms(model, params, x, v)
+    warmup = steps // 10
+    rows, results = [], {}
+    for r, (layer, c) in enumerate(_consumed(model, params, x)):
+        cell, kw = layer.cell, dict(mask=c.mask, dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards)
+        norms = np.asarray(flow.state_norms[r], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
+        by_lag = {}
+        for k in lags:
+            if 1 <= k < steps:
+                by_lag[k] = float(norms[:, steps - 1 - k].mean())
+            elif k == steps:
+                by_lag[k] = float(s0_norms[r].mean())
+        # one log-domain lag spectrum serves the horizon, the verdict and the picture (the costly part:
+        # a QR and an SVD of S x S per step)
+        k = min(k_singular, cell.state_size)
+        svals = analysis.singular_values_by_lag(cell, c.params, c.xs, c.initial_state, k=k, **kw)
+        horizon, log_gain, label = horizon_and_verdict(svals[..., 0])
+        lyap = analysis.lyapunov_spectrum(cell, c.params, c.xs, c.initial_state, k=k, warmup=warmup, **kw)
+        sat = analysis.gate_saturation(cell, c.params, c.xs, c.initial_state, **kw)
+        name = flow.layer_names[r]
+        rows.append(
+            dict(
+                layer=name,
+                grad_norm_by_lag=by_lag,
+                memory_horizon=horizon,
+                lyapunov_max=float(np.mean(np.asarray(lyap[:, 0], np.float64))),
+                saturation=float(np.mean(list(sat.values()))) if sat else None,
+                gates=sat,
+                verdict=label,
+                log_gain=log_gain,
+            )
+        )
+        one_row = flow._replace(
+            state_norms=flow.state_norms[r : r + 1],
+            hidden_norms=flow.hidden_norms[r : r + 1],
+            layer_names=flow.layer_names[r : r + 1],
+            layer_indices=flow.layer_indices[r : r + 1],
+            go_backwards=flow.go_backwards[r : r + 1],
+        )
+        results[name] = dict(flow=one_row, lyapunov=lyap, saturation=sat, singular_values=svals)
+    return rows, results
+
+
+def _fmt_lag(value) -> str:
+    return "—" if value is None else f"{value:.2e}"
+
+
+def format_table(rows: list, lags: Sequence[int]) -> str:
+    """The diagnosis as a text table: a heading, then one line per row of :func:`diagnose_model`
+    with a ``model`` key added (a lag the row lacks shows as ``—``)."""
+    head = (
+        f"{'model':<14} {'layer':<22} "
+        + " ".join(f"{'k=' + str(k):>9}" for k in lags)
+        + f" {'horizon':>8} {'λ_max':>8} {'saturated':>9}  verdict"
+    )
+    lines = [head]
+    for r in rows:
+        sat = "—" if r["saturation"] is None else f"{r['saturation']:.1%}"
+        lines.append(
+            f"{r['model']:<14} {r['layer']:<22} "
+            + " ".join(f"{_fmt_lag(r['grad_norm_by_lag'].get(k)):>9}" for k in lags)
+            + f" {r['memory_horizon']:>8.1f} {r['lyapunov_max']:>+8.4f} {sat:>9}  {r['verdict']}"
+        )
+    return "\n".join(lines)
