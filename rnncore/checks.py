@@ -94,7 +94,7 @@ def real(name: str, value: Any, minimum: Optional[float] = None, maximum: Option
 
 def rate(name: str, value: Any, what: Optional[str] = None) -> float:
     """A dropout-style rate: a float in [0, 1)."""
-    return real(name, value, 0.0, 1.0, high_open=True, what=what)
+    return real(name, value, 0, 1, high_open=True, what=what)
 
 
 def boolean(name: str, value: Any, what: Optional[str] = None) -> bool:

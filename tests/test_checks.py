@@ -33,7 +33,7 @@ def test_integer_bounds_and_context():
 def test_real_intervals():
     assert checks.real("lr", 1) == 1.0 and type(checks.real("lr", 1)) is float
     assert checks.rate("dropout", 0.0) == 0.0
-    with pytest.raises(ValueError, match=r"^dropout=1\.0; expected a float in \[0\.0, 1\.0\)\.$"):
+    with pytest.raises(ValueError, match=r"^dropout=1\.0; expected a float in \[0, 1\)\.$"):
         checks.rate("dropout", 1.0)
     with pytest.raises(ValueError, match=r"^eps=0; expected a positive float\.$"):
         checks.real("eps", 0, 0, low_open=True)
