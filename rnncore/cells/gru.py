@@ -110,6 +110,14 @@ class GRU(Cell):
         zr_masks = rec if rec is None or rec.shape[0] == 1 else rec[:2]
         return project(h, params.recurrent_kernel[:, : 2 * self.units], zr_masks, 2, self.compute_dtype)
 
+    def gate_activations(self) -> dict[str, Any]:
+        """``z, r`` (recurrent activation) and the candidate ``hh`` (activation)."""
+        return {"z": self.recurrent_activation, "r": self.recurrent_activation, "hh": self.activation}
+
+    def named_gates(self, gate_values: GRUGates) -> dict[str, jax.Array]:
+        """The gates of :meth:`gate_activations` from :meth:`gate_values`."""
+        return {"z": gate_values.z, "r": gate_values.r, "hh": gate_values.hh}
+
     def gate_values(self, params: GRUParams, state: GRUState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> GRUGates:
         """Every gate of one step."""

@@ -91,6 +91,14 @@ class SimpleRNN(Cell):
                                 self.recurrent_projection(params, state.h, dropout_masks))
         return SimpleRNNGates(a, self._act()(a))
 
+    def gate_activations(self) -> dict[str, Any]:
+        """``{"h": activation}``: the output is the one gate."""
+        return {"h": self.activation}
+
+    def named_gates(self, gate_values: SimpleRNNGates) -> dict[str, jax.Array]:
+        """``{"h": h}`` from :meth:`gate_values`."""
+        return {"h": gate_values.h}
+
     @staticmethod
     def _preactivation(params, xk, hr):
         return (xk if params.bias is None else xk + params.bias) + hr
