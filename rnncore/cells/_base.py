@@ -167,8 +167,8 @@ class Cell:
 
     def _check(self) -> None:
         object.__setattr__(self, "units", checks.positive_int("units", self.units))
-        checks.rate("dropout", self.dropout)
-        checks.rate("recurrent_dropout", self.recurrent_dropout)
+        for name in ("dropout", "recurrent_dropout"):  # a rate in [0, 1) (checks.rate would print [0.0, 1.0))
+            checks.real(name, getattr(self, name), 0, 1, high_open=True)
         for name in ("activation", "recurrent_activation"):
             if hasattr(self, name):
                 activations.get(getattr(self, name), name=name)
