@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -245,6 +245,11 @@ class Cell:
         """:math:`(h \\odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
         return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
                        self.gates, self.compute_dtype)
+
+    if TYPE_CHECKING:  # declared for the type checker only: a cell may define ``step`` alone, and
+        # bptt tells a split cell by whether it has ``core`` at all (rnncore.cells.contract.SplitCell)
+        def core(self, params, xk: jax.Array, hr: jax.Array, state,
+                 dropout_masks: Optional[DropoutMasks] = None) -> tuple[Any, jax.Array]: ...
 
     def step(self, params, state, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None):
         """One batched step: ``x (B, F)`` -> ``(new_state, output)``."""

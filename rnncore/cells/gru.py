@@ -216,8 +216,9 @@ class GRU(Cell):
         gv = self.gate_values(params, state, x, dropout_masks)
         rho, phi, u, h = self._rec_act(), self._act(), self.units, state.h
         rec = dropout_masks.recurrent if dropout_masks else None
-        r_z, r_r, r_h = (masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
-                         for k in range(3))
+        r_z, r_r, r_h = (
+            masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
+            for k in range(3))
         d_r = derivative(rho, gv.a_r)
         if self.reset_after:
             inner = diag_times(gv.r, r_h) + diag_times(gv.u * d_r, r_r)

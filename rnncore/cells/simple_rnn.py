@@ -129,4 +129,5 @@ class SimpleRNN(Cell):
         a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
                                 self.recurrent_projection(params, state.h, dropout_masks))
         m = gate_mask(dropout_masks.recurrent if dropout_masks else None, 0)
-        return diag_times(derivative(self._act(), a), masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m))
+        r_t = masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m)
+        return diag_times(derivative(self._act(), a), r_t)
