@@ -455,7 +455,7 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
     return -jnp.sort(-lam, axis=-1)
 
 
-# The short names this module's compiled call sites use (bptt._jit_static(...)).
+# The short names under which this module compiles its kernels (the jit_static call sites).
 _finite_states, _lyapunov = finite_states, lyapunov_kernel
 
 

@@ -246,6 +246,13 @@ class Cell:
         return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
                        self.gates, self.compute_dtype)
 
+    if TYPE_CHECKING:  # declared for the type checker only: each cell has these as dataclass fields
+        @property
+        def dropout(self) -> float: ...
+
+        @property
+        def recurrent_dropout(self) -> float: ...
+
     if TYPE_CHECKING:  # declared for the type checker only: a cell may define ``step`` alone, and
         # bptt tells a split cell by whether it has ``core`` at all (rnncore.cells.contract.SplitCell)
         def core(self, params, xk: jax.Array, hr: jax.Array, state,

@@ -120,7 +120,11 @@ class SimpleRNN(Cell):
         r""":math:`\bar a = \bar h_t\, \varphi'(a)`, evaluated from :math:`h_t = \varphi(a)` where it
         can be, else from the kept ``a``; the previous state enters only through ``hr``."""
         from_output = activations.derivative_from_output(self._act())
-        d_phi = from_output(new.h) if kept is None else derivative(self._act(), kept)
+        if kept is None:  # exactly when phi' is a function of the output (core_keep)
+            assert from_output is not None
+            d_phi = from_output(new.h)
+        else:
+            d_phi = derivative(self._act(), kept)
         return d_new.h * d_phi, None, SimpleRNNState(jnp.zeros_like(state.h))
 
     def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
