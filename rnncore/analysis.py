@@ -33,19 +33,22 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, layers, losses
+from . import activations, bptt, cells, checks, layers, losses
+from .cells import contract
 
 __all__ = [
     "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
     "singular_values_by_lag", "memory_horizon", "horizon_from_log_norms", "gate_saturation", "verdict",
     "verdict_label", "pascanu_gamma",
+    # the traceable kernels and host-side checks behind them, shared with rnncore.sweeps
+    "state_directions", "highest_precision", "raise_first_nonfinite", "finite_states", "lyapunov_kernel",
+    "lyapunov_options", "initial_frame", "check_lyapunov_run", "lag_spectrum_kernel", "saturation_kind",
 ]
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -59,12 +62,12 @@ def _check_mask(mask, xs):
     return layers.check_mask(mask, xs)
 
 
-def _check_k(k, size: int) -> int:
+def state_directions(k: Optional[int], state_size: int) -> int:
+    """How many directions of the state an analysis follows: ``k`` checked to be an integer in
+    ``[1, state_size]``, or ``state_size`` (all of them) for ``k=None``."""
     if k is None:
-        return size
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
-        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size S={size}).")
-    return int(k)
+        return state_size
+    return checks.integer("k", k, minimum=1, maximum=state_size, what=f"the state size S={state_size}")
 
 
 def _initial_state(cell, xs, initial_state):
@@ -73,15 +76,20 @@ def _initial_state(cell, xs, initial_state):
     return cell.state_type(*(jnp.asarray(a, xs.dtype) for a in initial_state))
 
 
-def _precision():
+def highest_precision():
+    """A context in which matmuls run at full float32 precision on an accelerator
+    (``jax.default_matmul_precision("highest")``), so that reduced-precision matmuls do not blur
+    the spectra."""
     return jax.default_matmul_precision("highest")
 
 
 # --- finiteness, checked on the host -----------------------------------------------------------
 
 
-def _raise_first_nonfinite(finite, what: str = "state") -> None:
-    """``finite``: ``(T + 1, B)`` booleans over ``s_0 .. s_T`` (processing order)."""
+def raise_first_nonfinite(finite, what: str = "state") -> None:
+    """On the host: a ``ValueError`` naming the first step and batch row where ``finite`` is False;
+    ``finite``: ``(T + 1, B)`` booleans over ``s_0 .. s_T`` (processing order), as
+    :func:`finite_states` returns."""
     finite = np.asarray(finite)
     if finite.all():
         return
@@ -94,7 +102,9 @@ def _raise_first_nonfinite(finite, what: str = "state") -> None:
     )
 
 
-def _finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
+def finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
+    """Traceable: whether each state of the trajectory on ``xs (B, T, F)`` from ``s0`` is finite,
+    ``(T + 1, B)`` booleans over :math:`s_0 \\ldots s_T` in processing order."""
     tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
     vec = cell.state_to_vector(tr.states)  # (B, T + 1, S)
     return jnp.all(jnp.isfinite(vec), axis=-1).T  # (T + 1, B)
@@ -102,7 +112,7 @@ def _finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
 
 def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -> None:
     run = bptt._jit_static(_finite_states, cell=cell, go_backwards=go_backwards)
-    _raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
+    raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
 
 
 # --- losses, as Keras defines them (rnncore.losses) --------------------------------------------
@@ -276,7 +286,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
     run = bptt._jit_static(_gradient_flow, model=model, loss=loss, training=training)
-    with _precision():
+    with highest_precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
     _check_flow(states, value, rows)
@@ -287,7 +297,16 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
 # --- Lyapunov exponents -------------------------------------------------------------------------
 
 
-def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropout_masks, q0):
+def lyapunov_kernel(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropout_masks, q0):
+    r"""Traceable core of :func:`lyapunov_spectrum`: the QR recursion :math:`J_t Q_{t-1} = Q_t R_t`
+    from the frame ``q0 (B, S, k)`` (:func:`initial_frame`), summing :math:`\log|\operatorname{diag}
+    R_t|` over the real steps after ``warmup``.
+
+    ``method``: ``"jacobian"`` (``cell.jacobian``, or ``jax.jacfwd`` of its step) or ``"jvp"`` (the
+    frame pushed through ``cell.step`` by JVPs), as :func:`lyapunov_options` resolves it. Returns
+    ``(exponents (B, k) unsorted, count (B,) steps counted, finite (T + 1, B) per state, bad (T, B)
+    per step's Jacobian)``, for :func:`check_lyapunov_run`.
+    """
     tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
     states_t = jax.tree_util.tree_map(lambda s: jnp.swapaxes(s, 0, 1), tr.states)  # (T + 1, B, ·)
     finite = jnp.all(jnp.isfinite(cell.state_to_vector(states_t)), axis=-1)  # (T + 1, B)
@@ -305,7 +324,7 @@ def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropo
             s_vec = cell.state_to_vector(s_prev)
             return jax.vmap(lambda col: jax.jvp(step_vec, (s_vec,), (col,))[1], in_axes=2, out_axes=2)(q)
     else:
-        jac = getattr(cell, "jacobian", None) or functools.partial(cells.Cell.jacobian_fallback, cell)
+        jac = contract.optional_member(cell, "jacobian") or functools.partial(cells.Cell.jacobian_fallback, cell)
 
         def advance(s_prev, x, q):
             return jac(params, s_prev, x, dropout_masks) @ q
@@ -334,34 +353,36 @@ def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropo
 def _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key):
     """Checked arguments of :func:`lyapunov_spectrum`: ``(xs, k, method, mask, s0, q0)``."""
     xs = _check_xs(xs)
-    k, method = _lyapunov_options(cell, xs.shape[1], k, warmup, method)
+    k, method = lyapunov_options(cell, xs.shape[1], k, warmup, method)
     mask = _check_mask(mask, xs)
     s0 = _initial_state(cell, xs, initial_state)
-    q0 = _frame(jax.random.PRNGKey(0) if key is None else key, xs.shape[0], cell.state_size, k, xs.dtype)
+    q0 = initial_frame(jax.random.PRNGKey(0) if key is None else key, xs.shape[0], cell.state_size, k, xs.dtype)
     return xs, k, method, mask, s0, q0
 
 
-def _lyapunov_options(cell, steps: int, k, warmup, method):
-    """Checked ``(k, method)`` for T = ``steps``; ``method="auto"`` resolved."""
-    k = _check_k(k, cell.state_size)
-    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup < steps:
-        raise ValueError(f"warmup={warmup!r}; expected an integer in [0, {steps - 1}] (T={steps} steps).")
-    if method not in ("auto", "jacobian", "jvp"):
-        raise ValueError(f"method={method!r}; expected 'auto', 'jacobian' or 'jvp'.")
+def lyapunov_options(cell, steps: int, k: Optional[int], warmup: int, method: str) -> tuple[int, str]:
+    """Checked ``(k, method)`` of :func:`lyapunov_spectrum` for T = ``steps`` (``warmup`` checked to
+    be in ``[0, T - 1]``); ``method="auto"`` resolved to ``"jacobian"`` for a cell with a
+    closed-form ``jacobian``, else ``"jvp"``."""
+    k = state_directions(k, cell.state_size)
+    checks.integer("warmup", warmup, minimum=0, maximum=steps - 1, what=f"T={steps} steps")
+    checks.one_of("method", method, ("auto", "jacobian", "jvp"))
     if method == "auto":
-        method = "jacobian" if getattr(cell, "jacobian", None) is not None else "jvp"
+        method = "jacobian" if contract.optional_member(cell, "jacobian") is not None else "jvp"
     return k, method
 
 
-def _frame(key, batch: int, size: int, k: int, dtype) -> jax.Array:
-    """The initial orthonormal frame ``Q_0``, ``(B, S, k)``."""
+def initial_frame(key: jax.Array, batch: int, size: int, k: int, dtype) -> jax.Array:
+    """The initial orthonormal frame ``Q_0`` of :func:`lyapunov_kernel`, ``(B, S, k)``: the Q of a
+    Gaussian matrix's QR."""
     q0, _ = jnp.linalg.qr(jax.random.normal(key, (batch, size, k), dtype))
     return q0
 
 
-def _check_lyapunov(finite, bad, count, warmup) -> None:
-    """On the host: a non-finite state or Jacobian, or a row with no counted step, raises."""
-    _raise_first_nonfinite(finite)
+def check_lyapunov_run(finite, bad, count, warmup: int) -> None:
+    """On the host, from what :func:`lyapunov_kernel` returns: a non-finite state or Jacobian, or a
+    batch row with no counted step, raises a ``ValueError`` naming it."""
+    raise_first_nonfinite(finite)
     bad = np.asarray(bad)
     if bad.any():
         t, b = np.argwhere(bad)[0]
@@ -428,18 +449,27 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
     """
     xs, k, method, mask, s0, q0 = _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key)
     run = bptt._jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
-    with _precision():
+    with highest_precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
-    _check_lyapunov(finite, bad, count, warmup)
+    check_lyapunov_run(finite, bad, count, warmup)
     return -jnp.sort(-lam, axis=-1)
+
+
+# The short names under which this module compiles its kernels (the jit_static call sites).
+_finite_states, _lyapunov = finite_states, lyapunov_kernel
 
 
 # --- singular values by lag, memory horizon ------------------------------------------------------
 
 
-def _lag_spectrum(cell, k, go_backwards, params, xs, s0, mask, dropout_masks):
+def lag_spectrum_kernel(cell, k, go_backwards, params, xs, s0, mask, dropout_masks):
+    r"""Traceable core of :func:`singular_values_by_lag`: the ``k`` largest
+    :math:`\log\sigma_i(\partial s_T/\partial s_{T-\ell})` for every lag, ``(B, T, k)``, ``[:, ℓ-1]``."""
     J = bptt.step_jacobians(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
     return bptt.log_singular_values_to_end(J, k=k)[:, ::-1]
+
+
+_lag_spectrum = lag_spectrum_kernel
 
 
 def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
@@ -465,12 +495,12 @@ def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask
         [-0.1054, -0.2107, -0.3161, -0.4214]
     """
     xs = _check_xs(xs)
-    k = _check_k(k, cell.state_size)
+    k = state_directions(k, cell.state_size)
     mask = _check_mask(mask, xs)
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
     run = bptt._jit_static(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
-    with _precision():
+    with highest_precision():
         return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
 
 
@@ -495,8 +525,7 @@ def memory_horizon(cell, params, xs: jax.Array, initial_state=None, mask: Option
         >>> analysis.memory_horizon(cell, p, jnp.ones((1, 20, 1)), fraction=0.1).tolist()  # 0.5**3 >= 0.1 > 0.5**4
         [4]
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction={fraction!r}; expected a number in (0, 1].")
+    checks.real("fraction", fraction, 0, 1, low_open=True)
     logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
                                   go_backwards=go_backwards)[..., 0]
     return horizon_from_log_norms(logn, fraction)
@@ -515,7 +544,10 @@ _SIGMOID_LIKE = ("sigmoid", "hard_sigmoid", "sparse_sigmoid")
 _TANH_LIKE = ("tanh", "hard_tanh", "softsign")
 
 
-def _kind(identifier) -> Optional[str]:
+def saturation_kind(identifier) -> Optional[str]:
+    """How a gate with this activation saturates: ``"sigmoid"`` (near 0 and 1: ``sigmoid``,
+    ``hard_sigmoid``, ``sparse_sigmoid``), ``"tanh"`` (near ±1: ``tanh``, ``hard_tanh``,
+    ``softsign``), or None (no saturation of this kind: ``relu``, linear, ...)."""
     name = identifier if isinstance(identifier, str) else activations.name_of(activations.get(identifier))
     if name in _SIGMOID_LIKE:
         return "sigmoid"
@@ -524,29 +556,13 @@ def _kind(identifier) -> Optional[str]:
     return None
 
 
-def _c_name(cell) -> str:
-    return f"{activations.name_of(activations.get(cell.activation)) or 'activation'}(c)"
-
-
 def _gate_activations(cell) -> dict:
-    """``{gate name: activation identifier}`` for the known cells."""
-    if isinstance(cell, (cells.LSTM, cells.LayerNormLSTM)):
-        rec, act = cell.recurrent_activation, cell.activation
-        return {"i": rec, "f": rec, "g": act, "o": rec, _c_name(cell): act}
-    if isinstance(cell, cells.GRU):
-        return {"z": cell.recurrent_activation, "r": cell.recurrent_activation, "hh": cell.activation}
-    if isinstance(cell, cells.SimpleRNN):
-        return {"h": cell.activation}
-    raise ValueError(f"gate_saturation knows SimpleRNN, LSTM, GRU and LayerNormLSTM cells; got {type(cell).__name__}.")
-
-
-def _named_gates(cell, gv) -> dict:
-    """``{gate name: values}`` from a cell's ``gate_values`` (leaves ``(B, T, u)``)."""
-    if isinstance(cell, (cells.LSTM, cells.LayerNormLSTM)):
-        return {"i": gv.i, "f": gv.f, "g": gv.g, "o": gv.o, _c_name(cell): activations.get(cell.activation)(gv.c)}
-    if isinstance(cell, cells.GRU):
-        return {"z": gv.z, "r": gv.r, "hh": gv.hh}
-    return {"h": gv.h}
+    """``{gate name: activation identifier}``, as the cell names them (``cell.gate_activations()``)."""
+    order = cell.gate_activations() if isinstance(cell, contract.GatedCell) else {}
+    if not order:
+        raise ValueError(f"gate_saturation needs a cell that names its gates (gate_activations() and named_gates(), "
+                         f"rnncore.cells.contract); got {type(cell).__name__}.")
+    return order
 
 
 def _saturation(cell, low, high, go_backwards, params, xs, s0, mask, dropout_masks):
@@ -554,10 +570,10 @@ def _saturation(cell, low, high, go_backwards, params, xs, s0, mask, dropout_mas
                       keep_gates=True)
     real = jnp.ones(xs.shape[:2], bool) if mask is None else mask
     real = real[:, ::-1] if go_backwards else real  # (B, T) in processing order, as the gates
-    gates = _named_gates(cell, tr.gates)
+    gates = cell.named_gates(tr.gates)
     out = {}
-    for name, act in _gate_activations(cell).items():
-        v, kind = gates[name], _kind(act)
+    for name, act in cell.gate_activations().items():
+        v, kind = gates[name], saturation_kind(act)
         if kind is None:
             continue
         sat = (v < low) | (v > high) if kind == "sigmoid" else jnp.abs(v) > high
@@ -580,7 +596,7 @@ def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optio
     the identity; gates stuck near 0 or 1 everywhere are hard to move (Gu et al. 2020, "Improving
     the gating mechanism of recurrent neural networks").
 
-    Gates (from the cells' ``gate_values``): LSTM and LayerNormLSTM ``i, f, o`` (recurrent
+    Gates (the cell's ``gate_activations()`` and ``named_gates()``): LSTM and LayerNormLSTM ``i, f, o`` (recurrent
     activation), ``g`` and ``tanh(c)`` (activation; ``c`` the new cell state); GRU ``z, r``
     (recurrent activation) and ``hh`` (the candidate); SimpleRNN ``h`` (its activation output).
     The rule follows the activation: sigmoid-like (``sigmoid``, ``hard_sigmoid``,

@@ -33,6 +33,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from . import checks
+
 Initializer = Callable[..., jax.Array]
 
 # Standard deviation of a unit normal truncated to [-2, 2] (Keras's correction constant).
@@ -120,13 +122,8 @@ class VarianceScaling:
     distribution: str = "truncated_normal"  # | "untruncated_normal" | "uniform"
 
     def __post_init__(self):
-        if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"mode={self.mode!r}; expected 'fan_in', 'fan_out' or 'fan_avg'.")
-        if self.distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
-            raise ValueError(
-                f"distribution={self.distribution!r}; expected 'truncated_normal', "
-                "'untruncated_normal' or 'uniform'."
-            )
+        checks.one_of("mode", self.mode, ("fan_in", "fan_out", "fan_avg"))
+        checks.one_of("distribution", self.distribution, ("truncated_normal", "untruncated_normal", "uniform"))
 
     def __call__(self, key, shape, dtype=jnp.float32):
         fan_in, fan_out = compute_fans(shape)

@@ -52,11 +52,12 @@ Location Parameter"; Szegedy et al. 2016, "Rethinking the Inception Architecture
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+
+from . import checks
 
 __all__ = [
     "EPSILON", "REDUCTIONS", "squeeze_or_expand_to_same_rank", "reduce_weighted_values",
@@ -64,6 +65,8 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy", "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy", "FunctionLoss", "get",
+    # the arithmetic rnncore.metrics shares
+    "divide_no_nan", "merge_mask", "sparse_crossentropy_values", "check_label_smoothing", "shape_of",
 ]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -107,7 +110,9 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1: bool = True):
     return x1, x2
 
 
-def _divide_no_nan(x, y):
+def divide_no_nan(x, y) -> jax.Array:
+    """``x / y`` where ``y != 0``, else 0 (Keras's ``ops.divide_no_nan``), with zero gradients at
+    ``y == 0``."""
     safe = jnp.where(y == 0, jnp.ones_like(y), y)
     return jnp.where(y == 0, jnp.zeros_like(x / safe), x / safe)
 
@@ -123,8 +128,7 @@ def _check_same_shape(fn: str, y_true, y_pred, upto_last: bool = False):
 
 
 def _check_axis(axis, ndim: int):
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -ndim <= axis < max(ndim, 1):
-        raise ValueError(f"axis={axis!r}; expected an integer in [{-ndim}, {ndim - 1}] (y_pred has rank {ndim}).")
+    checks.integer("axis", axis, minimum=-ndim, maximum=max(ndim, 1) - 1, what=f"y_pred has rank {ndim}")
 
 
 # --- per-sample functions ------------------------------------------------------------------------
@@ -245,8 +249,11 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     return -jnp.sum(y_true * _log_probs(y_pred, from_logits, axis), axis=axis)
 
 
-def _sparse_crossentropy(y_true, y_pred, from_logits, ignore_class, axis):
-    """(values, valid) where ``valid`` is the ``ignore_class`` mask Keras attaches to the values."""
+def sparse_crossentropy_values(y_true, y_pred, from_logits: bool, ignore_class: Optional[int],
+                               axis: int) -> tuple[jax.Array, Optional[jax.Array]]:
+    """:func:`sparse_categorical_crossentropy` and the mask Keras attaches to its values:
+    ``(values (B, ...), valid)``, ``valid`` ``(B, ...)`` booleans, False where the label is
+    ``ignore_class`` (None without one)."""
     y_pred = jnp.asarray(y_pred)
     y_true = jnp.asarray(y_true)
     _check_axis(axis, y_pred.ndim)
@@ -284,7 +291,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, i
     >>> sparse_categorical_crossentropy(jnp.array([1, 0]), jnp.array([[1.0, 3.0], [1.0, 3.0]]))
     Array([0.2876821, 1.3862944], dtype=float32)
     """
-    return _sparse_crossentropy(y_true, y_pred, from_logits, ignore_class, axis)[0]
+    return sparse_crossentropy_values(y_true, y_pred, from_logits, ignore_class, axis)[0]
 
 
 # --- reduction -----------------------------------------------------------------------------------
@@ -305,8 +312,9 @@ def _broadcast_or_raise(a, b, a_name: str, b_name: str):
         ) from None
 
 
-def _merge_mask(sample_weight, mask, dtype, reduction):
-    """Keras's ``apply_mask``: the mask becomes (part of) the sample weights. For ``"mean"`` and
+def merge_mask(sample_weight, mask, dtype, reduction: Optional[str]):
+    """Keras's ``apply_mask``: the mask (booleans, or nonzero where real) becomes (part of) the
+    sample weights, returned in ``dtype`` (``sample_weight`` itself where ``mask`` is None). For ``"mean"`` and
     ``"sum_over_batch_size"`` a real entry weighs ``total/valid`` (0 if nothing is real), so the mean
     over all ``total`` entries equals the mean over the ``valid`` real ones."""
     if mask is None:
@@ -316,7 +324,7 @@ def _merge_mask(sample_weight, mask, dtype, reduction):
     if reduction in ("mean", "sum_over_batch_size"):
         total = jnp.asarray(mask.size, dtype)
         valid = jnp.sum(mask.astype(dtype))
-        float_mask = jnp.where(mask, _divide_no_nan(total, valid), jnp.zeros((), dtype))
+        float_mask = jnp.where(mask, divide_no_nan(total, valid), jnp.zeros((), dtype))
     else:
         float_mask = mask.astype(dtype)
     if sample_weight is None:
@@ -337,7 +345,7 @@ def _reduce_values(values, sample_weight, reduction):
         divisor = jnp.sum(sample_weight).astype(loss.dtype)
     else:
         divisor = jnp.asarray(values.size, loss.dtype)
-    return _divide_no_nan(loss, divisor)
+    return divide_no_nan(loss, divisor)
 
 
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size"):
@@ -354,7 +362,7 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
     values = values.astype(dtype)
     if sample_weight is not None:
         sample_weight = jnp.asarray(sample_weight, dtype)
-    sample_weight = _merge_mask(sample_weight, mask, dtype, reduction)
+    sample_weight = merge_mask(sample_weight, mask, dtype, reduction)
     if sample_weight is not None:
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
         _broadcast_or_raise(values, sample_weight, "the per-sample loss values", "sample_weight")
@@ -407,14 +415,9 @@ class Loss:
         return reduce_weighted_values(values, sample_weight=sample_weight, mask=mask, reduction=self.reduction)
 
 
-def _check_flag(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r}; expected True or False.")
-
-
-def _check_smoothing(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"label_smoothing={value!r}; expected a float in [0, 1].")
+def check_label_smoothing(value) -> float:
+    """``label_smoothing`` checked: a float in [0, 1]."""
+    return checks.real("label_smoothing", value, 0, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,8 +467,7 @@ class Huber(Loss):
 
     def __post_init__(self):
         super().__post_init__()
-        if isinstance(self.delta, bool) or not isinstance(self.delta, numbers.Real) or not self.delta >= 0:
-            raise ValueError(f"delta={self.delta!r}; expected a float >= 0.")
+        checks.real("delta", self.delta, 0)
 
     def call(self, y_true, y_pred):
         return huber(y_true, y_pred, delta=self.delta)
@@ -488,8 +490,8 @@ class BinaryCrossentropy(Loss):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_flag("from_logits", self.from_logits)
-        _check_smoothing(self.label_smoothing)
+        checks.boolean("from_logits", self.from_logits)
+        check_label_smoothing(self.label_smoothing)
 
     def call(self, y_true, y_pred):
         return binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
@@ -512,8 +514,8 @@ class CategoricalCrossentropy(Loss):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_flag("from_logits", self.from_logits)
-        _check_smoothing(self.label_smoothing)
+        checks.boolean("from_logits", self.from_logits)
+        check_label_smoothing(self.label_smoothing)
 
     def call(self, y_true, y_pred):
         return categorical_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
@@ -538,13 +540,12 @@ class SparseCategoricalCrossentropy(Loss):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_flag("from_logits", self.from_logits)
-        if self.ignore_class is not None and (isinstance(self.ignore_class, bool)
-                                              or not isinstance(self.ignore_class, numbers.Integral)):
+        checks.boolean("from_logits", self.from_logits)
+        if self.ignore_class is not None and not checks.is_integer(self.ignore_class):
             raise ValueError(f"ignore_class={self.ignore_class!r}; expected an integer or None.")
 
     def _values(self, y_true, y_pred):
-        return _sparse_crossentropy(y_true, y_pred, self.from_logits, self.ignore_class, self.axis)
+        return sparse_crossentropy_values(y_true, y_pred, self.from_logits, self.ignore_class, self.axis)
 
     def call(self, y_true, y_pred):
         return self._values(y_true, y_pred)[0]
@@ -597,7 +598,8 @@ _SHAPE_NAMES = ("crossentropy", "ce")  # resolved from the shapes of y_true and 
 NAMES = tuple(_FUNCTION_NAMES) + tuple(_CLASS_NAMES) + _SHAPE_NAMES
 
 
-def _shape(x):
+def shape_of(x) -> Optional[tuple]:
+    """The shape of an array, or a shape given as a tuple or list, as a tuple (None stays None)."""
     if x is None:
         return None
     return tuple(x) if isinstance(x, (tuple, list)) else tuple(jnp.shape(x))
@@ -635,7 +637,7 @@ def get(identifier: Union[str, Loss, Callable], y_true=None, y_pred=None) -> Los
             if y_true is None or y_pred is None:
                 raise ValueError(f"loss={identifier!r} is resolved from the shapes of y_true and y_pred; "
                                  "pass both (arrays or shapes) to get.")
-            is_binary, is_sparse = is_binary_or_sparse_categorical(_shape(y_true), _shape(y_pred))
+            is_binary, is_sparse = is_binary_or_sparse_categorical(shape_of(y_true), shape_of(y_pred))
             cls = (BinaryCrossentropy if is_binary else
                    SparseCategoricalCrossentropy if is_sparse else CategoricalCrossentropy)
             return cls(name=identifier)

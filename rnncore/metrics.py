@@ -38,13 +38,13 @@ References: the definitions follow Keras 3 (``keras.metrics`` and the string res
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import re
 from typing import Callable, ClassVar, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 
+from . import checks
 from . import losses as _losses
 
 __all__ = [
@@ -128,7 +128,7 @@ def _samplewise(values, sample_weight, values_mask, dtype):
     if sample_weight is not None:
         sample_weight = jnp.asarray(sample_weight, dtype)
         if values_mask is not None:
-            sample_weight = _losses._merge_mask(sample_weight, values_mask, dtype, "sum")
+            sample_weight = _losses.merge_mask(sample_weight, values_mask, dtype, "sum")
         values, sample_weight = _losses.squeeze_or_expand_to_same_rank(values, sample_weight)
         w_ndim, v_ndim = sample_weight.ndim, values.ndim
         if v_ndim > w_ndim:
@@ -192,12 +192,12 @@ class Metric:
         ``y_pred``), shaped like the per-sample values; it multiplies ``sample_weight``."""
         dtype = state.total.dtype
         values, values_mask = self._values(y_true, y_pred)
-        sample_weight = _losses._merge_mask(sample_weight, mask, dtype, "sum")
+        sample_weight = _losses.merge_mask(sample_weight, mask, dtype, "sum")
         return _accumulate(state, values, sample_weight, values_mask)
 
     def result(self, state: MeanState) -> jax.Array:
         """``total / count``, 0 before any weight was seen."""
-        return _losses._divide_no_nan(state.total, state.count)
+        return _losses.divide_no_nan(state.total, state.count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,13 +224,12 @@ class Mean(Metric):
     def update(self, state: MeanState, values, sample_weight=None, mask=None) -> MeanState:
         """Add ``values`` (any shape; reduced per sample over every axis after the first) with
         ``sample_weight``; ``mask``, shaped like ``values``, multiplies ``sample_weight``."""
-        sample_weight = _losses._merge_mask(sample_weight, mask, state.total.dtype, "sum")
+        sample_weight = _losses.merge_mask(sample_weight, mask, state.total.dtype, "sum")
         return _accumulate(state, values, sample_weight)
 
 
 def _check_direction(direction):
-    if direction not in ("up", "down", None):
-        raise ValueError(f"direction={direction!r}; expected 'up', 'down' or None.")
+    checks.one_of("direction", direction, ("up", "down", None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,8 +270,7 @@ class BinaryAccuracy(Metric):
 
     def __post_init__(self):
         super().__post_init__()
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
-            raise ValueError(f"threshold={self.threshold!r}; expected a float.")
+        checks.real("threshold", self.threshold)
 
     def values(self, y_true, y_pred):
         return binary_accuracy(y_true, y_pred, self.threshold)
@@ -311,8 +309,8 @@ class BinaryCrossentropy(Metric):
 
     def __post_init__(self):
         super().__post_init__()
-        _losses._check_flag("from_logits", self.from_logits)
-        _losses._check_smoothing(self.label_smoothing)
+        checks.boolean("from_logits", self.from_logits)
+        _losses.check_label_smoothing(self.label_smoothing)
 
     def values(self, y_true, y_pred):
         return _losses.binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing)
@@ -331,8 +329,8 @@ class CategoricalCrossentropy(Metric):
 
     def __post_init__(self):
         super().__post_init__()
-        _losses._check_flag("from_logits", self.from_logits)
-        _losses._check_smoothing(self.label_smoothing)
+        checks.boolean("from_logits", self.from_logits)
+        _losses.check_label_smoothing(self.label_smoothing)
 
     def values(self, y_true, y_pred):
         return _losses.categorical_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
@@ -352,10 +350,10 @@ class SparseCategoricalCrossentropy(Metric):
 
     def __post_init__(self):
         super().__post_init__()
-        _losses._check_flag("from_logits", self.from_logits)
+        checks.boolean("from_logits", self.from_logits)
 
     def _values(self, y_true, y_pred):
-        return _losses._sparse_crossentropy(y_true, y_pred, self.from_logits, self.ignore_class, self.axis)
+        return _losses.sparse_crossentropy_values(y_true, y_pred, self.from_logits, self.ignore_class, self.axis)
 
     def values(self, y_true, y_pred):
         return self._values(y_true, y_pred)[0]
@@ -460,7 +458,7 @@ def get(identifier: Union[str, Metric, Callable], y_true=None, y_pred=None, loss
         if identifier.lower() in ("accuracy", "acc"):
             if y_true is not None and y_pred is not None:
                 is_binary, is_sparse = _losses.is_binary_or_sparse_categorical(
-                    _losses._shape(y_true), _losses._shape(y_pred))
+                    _losses.shape_of(y_true), _losses.shape_of(y_pred))
                 cls = BinaryAccuracy if is_binary else SparseCategoricalAccuracy if is_sparse else CategoricalAccuracy
             else:
                 cls = _accuracy_from_loss(loss)

@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,15 +40,21 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, train
+from . import analysis, cells, checks, train
 
 __all__ = [
     "CELL_COLORS", "cell_type", "gradient_flow", "gradient_heatmap", "singular_values_by_lag",
     "lyapunov_spectrum", "gate_saturation", "training_curves", "diagnose",
 ]
 
-CELL_COLORS = {"SimpleRNN": "#D55E00", "LSTM": "#0072B2", "GRU": "#009E73", "LayerNormLSTM": "#CC79A7"}
-"""One colour per cell type (Okabe & Ito's colour-blind-safe palette): vermilion, blue, green, pink."""
+_CELL_PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7")
+CELL_COLORS = dict(zip(cells.CELL_TYPES, _CELL_PALETTE))
+"""One colour per cell type of :data:`rnncore.cells.CELL_TYPES`, in its order (Okabe & Ito's
+colour-blind-safe palette): SimpleRNN vermilion, LSTM blue, GRU green, LayerNormLSTM pink. A cell
+type beyond the palette is drawn like any other label, in the remaining colours."""
+
+#: Labels that name a cell type by another name (a Keras ``RNN`` layer wraps a SimpleRNN cell here).
+_CELL_TYPE_ALIASES = {"rnn": "SimpleRNN"}
 
 _OTHER_COLORS = ("#E69F00", "#56B4E9", "#000000", "#999999", "#F0E442", "#8C564B")
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -120,8 +125,9 @@ def cell_type(name) -> Optional[str]:
         ['LSTM', 'GRU', 'SimpleRNN', None]
     """
     s = "".join(ch for ch in str(name).lower() if ch.isalnum())
-    for key, canonical in (("layernormlstm", "LayerNormLSTM"), ("simplernn", "SimpleRNN"), ("lstm", "LSTM"),
-                           ("gru", "GRU"), ("rnn", "SimpleRNN")):
+    # The longest names first, so that "LayerNormLSTM" is not read as "LSTM"; the aliases last.
+    by_length = sorted(cells.CELL_TYPES, key=len, reverse=True)
+    for key, canonical in [(n.lower(), n) for n in by_length] + list(_CELL_TYPE_ALIASES.items()):
         if key in s:
             return canonical
     return None
@@ -152,7 +158,7 @@ def _row_styles(names) -> list:
     unknown = {}
     for name in names:
         kind = cell_type(name)
-        color = CELL_COLORS[kind] if kind else unknown.setdefault(name, next(spare))
+        color = CELL_COLORS.get(kind) or unknown.setdefault(name, next(spare))
         n = seen.get(color, 0)
         seen[color] = n + 1
         out.append((color, _LINESTYLES[n % len(_LINESTYLES)]))
@@ -349,7 +355,7 @@ def singular_values_by_lag(values, *, labels=None, k: Optional[int] = None, ax=N
         >>> len(fig.axes[0].lines)
         2
     """
-    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
+    if k is not None and not (checks.is_integer(k) and k >= 1):
         raise ValueError(f"singular_values_by_lag: k={k!r}; expected a positive integer or None.")
     names, items = _named(values, labels, "singular_values_by_lag")
     logs = [_log_sv(v, f"singular_values_by_lag[{n!r}]" if n else "singular_values_by_lag")
@@ -427,7 +433,11 @@ def lyapunov_spectrum(exponents, *, labels=None, ax=None, path=None, title=None)
 
 # --- gate saturation --------------------------------------------------------------------------------
 
-_SIGMOID_GATES = ("i", "f", "o", "z", "r")  # the recurrent-activation gates of LSTM and GRU
+def _sigmoid_gates() -> set:
+    """The gates that saturate near 0 and 1: those whose activation is sigmoid-like in a default
+    cell of each type of :data:`rnncore.cells.CELL_TYPES` (LSTM ``i, f, o``; GRU ``z, r``)."""
+    return {gate for cell_class in cells.CELL_TYPES.values()
+            for gate, act in cell_class(1).gate_activations().items() if analysis.saturation_kind(act) == "sigmoid"}
 
 
 def _check_saturation(result, what: str) -> dict:
@@ -436,7 +446,7 @@ def _check_saturation(result, what: str) -> dict:
                          f"returns); got {type(result).__name__}.")
     out = {}
     for gate, f in result.items():
-        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0.0 <= float(f) <= 1.0:
+        if not (checks.is_real(f) and 0.0 <= float(f) <= 1.0):
             raise ValueError(f"{what}: gate {gate!r} has fraction {f!r}; expected a number in [0, 1].")
         out[str(gate)] = float(f)
     return out
@@ -469,6 +479,7 @@ def gate_saturation(result, *, ax=None, path=None, title=None):
         groups = {None: _check_saturation(result, "gate_saturation")}
         colors = ["#555555"]
     fig, ax = _axes(ax)
+    sigmoid_gates = _sigmoid_gates()
     x0, ticks, ticklabels = 0.0, [], []
     for (label, fractions), color in zip(groups.items(), colors):
         xs = x0 + np.arange(len(fractions))
@@ -478,7 +489,7 @@ def gate_saturation(result, *, ax=None, path=None, title=None):
         ax.bar_label(bars, labels=[f"{100 * h:.0f}%" if h >= 0.1 or h == 0 else f"{100 * h:.1f}%" for h in heights],
                      fontsize="x-small", padding=1.5)
         ticks.extend(xs.tolist())
-        ticklabels.extend(f"{g}\n{'0|1' if g in _SIGMOID_GATES else '±1'}" for g in fractions)
+        ticklabels.extend(f"{g}\n{'0|1' if g in sigmoid_gates else '±1'}" for g in fractions)
         x0 += len(fractions) + 0.8
     from matplotlib.ticker import PercentFormatter
 

@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import analysis, bptt
+from . import analysis, bptt, checks
 
 __all__ = ["lyapunov_spectra", "singular_values_by_lag", "log_norms_to_end", "step_jacobians",
            "stack_params", "network_mesh"]
@@ -182,8 +182,7 @@ def _inputs(cell, stacked_params, xs, initial_state, mask):
 
 
 def _check_on_nonfinite(on_nonfinite: str) -> None:
-    if on_nonfinite not in ("raise", "nan"):
-        raise ValueError(f"on_nonfinite={on_nonfinite!r}; expected 'raise' or 'nan'.")
+    checks.one_of("on_nonfinite", on_nonfinite, ("raise", "nan"))
 
 
 # --- inside the program -------------------------------------------------------------------------
@@ -225,11 +224,11 @@ def _nan_where(ok, values):
 
 def _lyapunov_sweep(cell, k, warmup, method, go_backwards, n_pad, mesh, axes, params, xs, s0, mask, key):
     key = jax.random.PRNGKey(0) if key is None else key
-    q0 = analysis._frame(key, xs.shape[-3], cell.state_size, k, xs.dtype)
+    q0 = analysis.initial_frame(key, xs.shape[-3], cell.state_size, k, xs.dtype)
     s0 = _state0(cell, xs, s0)
 
     def core(p, x, s, m):
-        return analysis._lyapunov(cell, k, warmup, method, go_backwards, p, x, s, m, None, q0)
+        return analysis.lyapunov_kernel(cell, k, warmup, method, go_backwards, p, x, s, m, None, q0)
 
     lam, count, finite, bad = _over_networks(core, n_pad, mesh, axes, params, xs, s0, mask)
     ok = jnp.all(finite, axis=(1, 2)) & ~jnp.any(bad, axis=(1, 2))
@@ -240,11 +239,11 @@ def _lag_sweep(cell, k, go_backwards, to_end, jacobians, n_pad, mesh, axes, para
     s0 = _state0(cell, xs, s0)
 
     def core(p, x, s, m):
-        finite = analysis._finite_states(cell, p, x, s, m, None, go_backwards)
+        finite = analysis.finite_states(cell, p, x, s, m, None, go_backwards)
         if jacobians:
             out = bptt.step_jacobians(cell, p, x, s, m, go_backwards=go_backwards)
         else:
-            out = analysis._lag_spectrum(cell, k, go_backwards, p, x, s, m, None)
+            out = analysis.lag_spectrum_kernel(cell, k, go_backwards, p, x, s, m, None)
             out = out[:, ::-1, 0] if to_end else out
         return out, finite
 
@@ -272,7 +271,7 @@ def _run(fn, static, mesh, n, **arrays):
     mesh = network_mesh(mesh)
     n_pad = 0 if mesh is None else (-n) % mesh.size
     run = bptt._jit_static(fn, n_pad=n_pad, mesh=mesh, **static)
-    with analysis._precision():
+    with analysis.highest_precision():
         return run(**arrays)
 
 
@@ -322,7 +321,7 @@ def lyapunov_spectra(cell, stacked_params, xs: jax.Array, initial_state=None, k:
     """
     _check_on_nonfinite(on_nonfinite)
     n, params, xs, xs_axis, s0, s0_axis, mask, mask_axis = _inputs(cell, stacked_params, xs, initial_state, mask)
-    k, method = analysis._lyapunov_options(cell, xs.shape[-2], k, warmup, method)
+    k, method = analysis.lyapunov_options(cell, xs.shape[-2], k, warmup, method)
     static = dict(cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=bool(go_backwards),
                   axes=(xs_axis, s0_axis, mask_axis))
     lam, count, finite, bad = _run(_lyapunov_sweep, static, mesh, n, params=params, xs=xs, s0=s0, mask=mask, key=key)
@@ -333,19 +332,19 @@ def lyapunov_spectra(cell, stacked_params, xs: jax.Array, initial_state=None, k:
                          "no exponent to average.")
     finite, bad = np.asarray(finite), np.asarray(bad)
     ok = finite.all(axis=(1, 2)) & ~bad.any(axis=(1, 2))
-    _first_bad(ok, lambda m: analysis._check_lyapunov(finite[m], bad[m], count[m], warmup), on_nonfinite)
+    _first_bad(ok, lambda m: analysis.check_lyapunov_run(finite[m], bad[m], count[m], warmup), on_nonfinite)
     return lam
 
 
 def _lag_family(cell, stacked_params, xs, initial_state, mask, k, go_backwards, mesh, on_nonfinite, to_end, jacobians):
     _check_on_nonfinite(on_nonfinite)
     n, params, xs, xs_axis, s0, s0_axis, mask, mask_axis = _inputs(cell, stacked_params, xs, initial_state, mask)
-    k = analysis._check_k(k, cell.state_size)
+    k = analysis.state_directions(k, cell.state_size)
     static = dict(cell=cell, k=k, go_backwards=bool(go_backwards), to_end=to_end, jacobians=jacobians,
                   axes=(xs_axis, s0_axis, mask_axis))
     out, finite = _run(_lag_sweep, static, mesh, n, params=params, xs=xs, s0=s0, mask=mask)
     finite = np.asarray(finite)
-    _first_bad(finite.all(axis=(1, 2)), lambda m: analysis._raise_first_nonfinite(finite[m]), on_nonfinite)
+    _first_bad(finite.all(axis=(1, 2)), lambda m: analysis.raise_first_nonfinite(finite[m]), on_nonfinite)
     return out
 
 

@@ -266,15 +266,19 @@ def test_full_spectrum_sums_to_mean_log_det_of_lstm_jacobians(x64):
     xs = rand(rng, 2, steps, 2, scale=1.0)
     h = c = jnp.zeros((2, u))
     logdets = []
-    for t in range(steps):
-        def step_vec(s, x):
-            nh, nc = lstm_step(w, s[:u][None], s[u:][None], x[None])
-            return jnp.concatenate([nh[0], nc[0]])
 
+    def step_vec(s, x):
+        nh, nc = lstm_step(w, s[:u][None], s[u:][None], x[None])
+        return jnp.concatenate([nh[0], nc[0]])
+
+    # one compiled program for each step's Jacobian and one for the step (the same loop, not op by op)
+    jacobian_at = jax.jit(jax.vmap(jax.jacfwd(step_vec)))
+    step = jax.jit(lambda h, c, x: lstm_step(w, h, c, x))
+    for t in range(steps):
         s = jnp.concatenate([h, c], axis=-1)
-        jac = jax.vmap(jax.jacfwd(step_vec))(s, xs[:, t])
+        jac = jacobian_at(s, xs[:, t])
         logdets.append(np.linalg.slogdet(np.asarray(jac))[1])
-        h, c = lstm_step(w, h, c, xs[:, t])
+        h, c = step(h, c, xs[:, t])
     want = np.mean(np.stack(logdets)[warmup:], axis=0)
     for method in ("jacobian", "jvp"):
         lam = analysis.lyapunov_spectrum(cells.LSTM(u), cells.LSTMParams(*w), xs, warmup=warmup, method=method)

@@ -285,7 +285,8 @@ def test_layer_params_of_wrong_length(lstm):
         layer.apply((), x_ok())
     gru = L.GRU(U)
     as_dict = dict(gru.init(KEY, (T, F))._asdict())
-    with pytest.raises(ValueError, match=r"params for GRU must be GRUParams\(kernel, recurrent_kernel, bias\); got dict"):
+    with pytest.raises(ValueError,
+                       match=r"params for GRU must be GRUParams\(kernel, recurrent_kernel, bias\); got dict"):
         gru.apply(as_dict, x_ok())
     # Keras's get_weights() order as a plain list works, for use_bias=False too
     assert layer.apply(list(p), x_ok()).shape == (B, T, U)

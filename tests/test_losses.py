@@ -46,7 +46,8 @@ CASES = {
     "bce_logits_smooth": (losses.BinaryCrossentropy, dict(from_logits=True, label_smoothing=0.1),
                           "BinaryCrossentropy", "binary_logits", False),
     "cce": (losses.CategoricalCrossentropy, {}, "CategoricalCrossentropy", "probs", False),
-    "cce_smooth": (losses.CategoricalCrossentropy, dict(label_smoothing=0.2), "CategoricalCrossentropy", "probs", False),
+    "cce_smooth": (losses.CategoricalCrossentropy, dict(label_smoothing=0.2), "CategoricalCrossentropy", "probs",
+                   False),
     "cce_logits": (losses.CategoricalCrossentropy, dict(from_logits=True), "CategoricalCrossentropy", "logits", False),
     "cce_logits_smooth": (losses.CategoricalCrossentropy, dict(from_logits=True, label_smoothing=0.3),
                           "CategoricalCrossentropy", "logits", False),
@@ -202,7 +203,7 @@ def test_jit_with_the_loss_static():
     mask = rng.random((B, T)) > 0.5
     loss = losses.get("categorical_crossentropy")
     assert hash(loss) == hash(losses.CategoricalCrossentropy(name="categorical_crossentropy"))
-    run = jax.jit(lambda l, yt, yp, m: l(yt, yp, mask=m), static_argnums=0)
+    run = jax.jit(lambda loss_fn, yt, yp, m: loss_fn(yt, yp, mask=m), static_argnums=0)
     np.testing.assert_allclose(run(loss, y_true, y_pred, mask), loss(y_true, y_pred, mask=mask), rtol=1e-6)
     grad = jax.grad(lambda yp: loss(y_true, yp, mask=mask))(jnp.asarray(y_pred))
     assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[0][~mask[0]] == 0)

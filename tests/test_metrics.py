@@ -18,7 +18,8 @@ def _batch(rng, kind, shape):
     if kind == "real":
         return rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
     if kind == "binary":  # one output unit, labels 0/1
-        return (rng.random(shape[:-1] + (1,)) > 0.5).astype(np.float32), rng.random(shape[:-1] + (1,)).astype(np.float32)
+        labels = (rng.random(shape[:-1] + (1,)) > 0.5).astype(np.float32)
+        return labels, rng.random(shape[:-1] + (1,)).astype(np.float32)
     if kind == "binary_logits":
         return (rng.random(shape) > 0.5).astype(np.float32), (3 * rng.normal(size=shape)).astype(np.float32)
     labels = rng.integers(0, shape[-1], size=shape[:-1])

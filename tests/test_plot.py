@@ -280,6 +280,6 @@ def test_importing_rnncore_does_not_import_matplotlib():
 
 def test_many_runs_get_colours_without_running_out():
     fig = rc.plot.training_curves({f"run {s}": {"loss": [1.0, 0.5 + 0.01 * s]} for s in range(40)})
-    lines = [l for l in fig.axes[0].lines if l.get_gid() is None]
+    lines = [line for line in fig.axes[0].lines if line.get_gid() is None]
     assert len(lines) == 40
-    assert len({l.get_color() for l in lines[:30]}) == 30
+    assert len({line.get_color() for line in lines[:30]}) == 30

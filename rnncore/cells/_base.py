@@ -1,21 +1,22 @@
 """What every cell shares: argument checks, Keras's variational dropout masks, gate projections.
 
 A cell is a frozen dataclass of Keras constructor arguments. Subclasses define ``gates`` (how many
-``units``-wide blocks the kernels hold), the params/state NamedTuples, ``init``, ``step`` and
-``jacobian``; this base gives them the state vector ``s_t`` and the dropout masks.
+``units``-wide blocks the kernels hold), the params/state NamedTuples, ``init``, ``step`` (or
+``core``), ``jacobian`` and their gates; this base gives them the state vector ``s_t``, the dropout
+masks and the default of every optional member of the cell contract (:mod:`rnncore.cells.contract`),
+so that what a cell lacks reads as a plain attribute.
 """
 
 from __future__ import annotations
 
 import functools
-import numbers
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from .. import activations, initializers
+from .. import activations, checks, initializers
 
 
 class DropoutMasks(NamedTuple):
@@ -31,16 +32,9 @@ class DropoutMasks(NamedTuple):
     recurrent: Optional[jax.Array] = None
 
 
-def positive_int(name: str, value) -> int:
-    """``value`` as a Python int if it is a positive integer (NumPy integers too), else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r}; expected a positive integer.")
-    return int(value)
-
-
-def _check_rate(name: str, rate: float) -> None:
-    if not (isinstance(rate, (int, float)) and 0.0 <= float(rate) < 1.0):
-        raise ValueError(f"{name}={rate!r}; expected a float in [0, 1).")
+#: ``positive_int(name, value)``: :func:`rnncore.checks.positive_int`, under the name this module
+#: had it (``rnncore.cells._base.positive_int`` keeps working).
+positive_int = checks.positive_int
 
 
 def draw_mask(key: jax.Array, rate: float, shape: tuple[int, ...], dtype) -> jax.Array:
@@ -151,22 +145,36 @@ class Cell:
     """Base of every cell: the Keras arguments shared by all, their checks, and dropout masks."""
 
     units: int
-    gates = 1
+    gates: ClassVar[int] = 1
     #: Whether :meth:`core` reads ``x K`` and ``h R`` only through their sum, so that
     #: ``core(p, xk + hr, 0, s) == core(p, xk, hr, s)`` and a step may take both projections as one
     #: matmul ``[x, h] [K; R]`` (SimpleRNN and LSTM; not GRU, whose reset gate multiplies ``h R``).
-    sums_projections = False
+    sums_projections: ClassVar[bool] = False
+    #: The state's NamedTuple class (Keras's state order) and the params' (Keras's weight order).
+    state_type: ClassVar[Any] = None
+    params_type: ClassVar[Any] = None
+    # Optional members of the contract (rnncore.cells.contract), None where a cell has none:
+    #: The closed-form per-step Jacobian ``jacobian(params, state, x, dropout_masks=None) -> (B, S, S)``;
+    #: without one, ``jax.jacfwd`` of :meth:`step` (:meth:`jacobian_fallback`).
+    jacobian: ClassVar[Optional[Callable[..., jax.Array]]] = None
+    #: ``hr_cotangent_rest(d_xk, d_hr)`` and ``hr_cotangent(d_xk_rows, rest_rows)`` for a core VJP whose
+    #: ``d_hr`` repeats blocks of ``d_xk`` (GRU); see the core VJP below.
+    hr_cotangent_rest: ClassVar[Optional[Callable[..., jax.Array]]] = None
+    hr_cotangent: ClassVar[Optional[Callable[..., jax.Array]]] = None
+    #: The dtype of the matmuls' operands (None: the params' own); a field of every cell here. (Not
+    #: annotated: an annotation would make it a field here, ahead of the subclasses' own fields.)
+    compute_dtype = None
 
     def _check(self) -> None:
-        object.__setattr__(self, "units", positive_int("units", self.units))
-        _check_rate("dropout", self.dropout)
-        _check_rate("recurrent_dropout", self.recurrent_dropout)
+        object.__setattr__(self, "units", checks.positive_int("units", self.units))
+        for name in ("dropout", "recurrent_dropout"):  # a rate in [0, 1) (checks.rate would print [0.0, 1.0))
+            checks.real(name, getattr(self, name), 0, 1, high_open=True)
         for name in ("activation", "recurrent_activation"):
             if hasattr(self, name):
                 activations.get(getattr(self, name), name=name)
         for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
             initializers.get(getattr(self, name), name=name)
-        object.__setattr__(self, "compute_dtype", check_compute_dtype(getattr(self, "compute_dtype", None)))
+        object.__setattr__(self, "compute_dtype", check_compute_dtype(self.compute_dtype))
 
     # --- the state vector s_t -------------------------------------------------------------
     @property
@@ -238,6 +246,18 @@ class Cell:
         return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
                        self.gates, self.compute_dtype)
 
+    if TYPE_CHECKING:  # declared for the type checker only: each cell has these as dataclass fields
+        @property
+        def dropout(self) -> float: ...
+
+        @property
+        def recurrent_dropout(self) -> float: ...
+
+    if TYPE_CHECKING:  # declared for the type checker only: a cell may define ``step`` alone, and
+        # bptt tells a split cell by whether it has ``core`` at all (rnncore.cells.contract.SplitCell)
+        def core(self, params, xk: jax.Array, hr: jax.Array, state,
+                 dropout_masks: Optional[DropoutMasks] = None) -> tuple[Any, jax.Array]: ...
+
     def step(self, params, state, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None):
         """One batched step: ``x (B, F)`` -> ``(new_state, output)``."""
         xk = self.input_projection(params, x, dropout_masks)
@@ -268,6 +288,18 @@ class Cell:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         return zeros if params.bias is None else zeros._replace(bias=d_xk.sum(axis=0))
 
+    # --- the gates, for analysis and pictures ------------------------------------------------
+    def gate_activations(self) -> dict[str, Any]:
+        """``{gate name: activation identifier}`` in display order: each gate :meth:`named_gates`
+        names and the activation whose output it is (what decides how it saturates). Empty for a
+        cell that names no gates (this default)."""
+        return {}
+
+    def named_gates(self, gate_values) -> dict[str, jax.Array]:
+        """``{gate name: values}`` from what :meth:`gate_values` returns (any leading shape), with the
+        names of :meth:`gate_activations`. Empty by default."""
+        return {}
+
     # --- helpers for subclasses -------------------------------------------------------------
     def _act(self):
         return activations.get(self.activation)
@@ -276,7 +308,7 @@ class Cell:
         return activations.get(self.recurrent_activation)
 
     def _init_weights(self, key, input_dim, dtype):
-        input_dim = positive_int("input_dim", input_dim)
+        input_dim = checks.positive_int("input_dim", input_dim)
         k1, k2, k3 = jax.random.split(key, 3)
         g, u = self.gates, self.units
         kernel = initializers.get(self.kernel_initializer)(k1, (input_dim, g * u), dtype)

@@ -110,6 +110,14 @@ class GRU(Cell):
         zr_masks = rec if rec is None or rec.shape[0] == 1 else rec[:2]
         return project(h, params.recurrent_kernel[:, : 2 * self.units], zr_masks, 2, self.compute_dtype)
 
+    def gate_activations(self) -> dict[str, Any]:
+        """``z, r`` (recurrent activation) and the candidate ``hh`` (activation)."""
+        return {"z": self.recurrent_activation, "r": self.recurrent_activation, "hh": self.activation}
+
+    def named_gates(self, gate_values: GRUGates) -> dict[str, jax.Array]:
+        """The gates of :meth:`gate_activations` from :meth:`gate_values`."""
+        return {"z": gate_values.z, "r": gate_values.r, "hh": gate_values.hh}
+
     def gate_values(self, params: GRUParams, state: GRUState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> GRUGates:
         """Every gate of one step."""
@@ -208,8 +216,9 @@ class GRU(Cell):
         gv = self.gate_values(params, state, x, dropout_masks)
         rho, phi, u, h = self._rec_act(), self._act(), self.units, state.h
         rec = dropout_masks.recurrent if dropout_masks else None
-        r_z, r_r, r_h = (masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
-                         for k in range(3))
+        r_z, r_r, r_h = (
+            masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
+            for k in range(3))
         d_r = derivative(rho, gv.a_r)
         if self.reset_after:
             inner = diag_times(gv.r, r_h) + diag_times(gv.u * d_r, r_r)

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .. import initializers
+from .. import checks, initializers
 from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask
-from .lstm import LSTMState
+from .lstm import LSTMState, lstm_gate_activations, lstm_named_gates
 
 
 class LayerNormLSTMParams(NamedTuple):
@@ -111,8 +111,7 @@ class LayerNormLSTM(Cell):
         self._check()
         initializers.get(self.norm_gamma_initializer, name="norm_gamma_initializer")
         initializers.get(self.norm_beta_initializer, name="norm_beta_initializer")
-        if not (isinstance(self.norm_epsilon, (int, float)) and self.norm_epsilon > 0):
-            raise ValueError(f"norm_epsilon={self.norm_epsilon!r}; expected a positive float.")
+        checks.real("norm_epsilon", self.norm_epsilon, 0, low_open=True)
 
     @property
     def state_size(self) -> int:
@@ -142,6 +141,14 @@ class LayerNormLSTM(Cell):
             gi(kn[2], (4 * u,), dtype), bi(kn[3], (4 * u,), dtype),
             gi(kn[4], (u,), dtype), bi(kn[5], (u,), dtype),
         )
+
+    def gate_activations(self) -> dict[str, Any]:
+        """As the LSTM's: ``i, f, o``, ``g`` and ``tanh(c)`` (``c`` after its layer norm)."""
+        return lstm_gate_activations(self)
+
+    def named_gates(self, gate_values: LayerNormLSTMGates) -> dict[str, jax.Array]:
+        """The gates of :meth:`gate_activations` from :meth:`gate_values`."""
+        return lstm_named_gates(self, gate_values)
 
     def gate_values(self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> LayerNormLSTMGates:

@@ -47,8 +47,28 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .. import initializers
+from .. import activations, initializers
 from ._base import Cell, DropoutMasks, derivative, diag_times, gate_mask, masked_recurrent_kernel_t
+
+
+def cell_state_gate_name(activation) -> str:
+    """The name of the gate :math:`\\varphi(c_t)` of an LSTM with this activation: ``"tanh(c)"``
+    (``"activation(c)"`` for an activation without a name)."""
+    return f"{activations.name_of(activations.get(activation)) or 'activation'}(c)"
+
+
+def lstm_gate_activations(cell) -> dict[str, Any]:
+    """``{gate: activation}`` of an LSTM-like cell (``recurrent_activation``, ``activation``):
+    ``i, f, o`` the recurrent activation, ``g`` and :math:`\\varphi(c_t)` the activation."""
+    rec, act = cell.recurrent_activation, cell.activation
+    return {"i": rec, "f": rec, "g": act, "o": rec, cell_state_gate_name(act): act}
+
+
+def lstm_named_gates(cell, gate_values) -> dict[str, jax.Array]:
+    """``{gate: values}`` of an LSTM-like cell from gate values with fields ``i, f, g, o, c``."""
+    gv = gate_values
+    return {"i": gv.i, "f": gv.f, "g": gv.g, "o": gv.o,
+            cell_state_gate_name(cell.activation): activations.get(cell.activation)(gv.c)}
 
 
 class LSTMParams(NamedTuple):
@@ -118,6 +138,15 @@ class LSTM(Cell):
             else:
                 bias = binit(kb, (4 * u,), dtype)
         return LSTMParams(kernel, recurrent, bias)
+
+    def gate_activations(self) -> dict[str, Any]:
+        """``i, f, o`` (recurrent activation), ``g`` and ``tanh(c)`` (activation; ``c`` the new cell
+        state): :func:`lstm_gate_activations`."""
+        return lstm_gate_activations(self)
+
+    def named_gates(self, gate_values: LSTMGates) -> dict[str, jax.Array]:
+        """The gates of :meth:`gate_activations` from :meth:`gate_values`: :func:`lstm_named_gates`."""
+        return lstm_named_gates(self, gate_values)
 
     def gate_values(self, params: LSTMParams, state: LSTMState, x: jax.Array,
                     dropout_masks: Optional[DropoutMasks] = None) -> LSTMGates:

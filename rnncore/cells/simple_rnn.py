@@ -91,6 +91,14 @@ class SimpleRNN(Cell):
                                 self.recurrent_projection(params, state.h, dropout_masks))
         return SimpleRNNGates(a, self._act()(a))
 
+    def gate_activations(self) -> dict[str, Any]:
+        """``{"h": activation}``: the output is the one gate."""
+        return {"h": self.activation}
+
+    def named_gates(self, gate_values: SimpleRNNGates) -> dict[str, jax.Array]:
+        """``{"h": h}`` from :meth:`gate_values`."""
+        return {"h": gate_values.h}
+
     @staticmethod
     def _preactivation(params, xk, hr):
         return (xk if params.bias is None else xk + params.bias) + hr
@@ -112,7 +120,11 @@ class SimpleRNN(Cell):
         r""":math:`\bar a = \bar h_t\, \varphi'(a)`, evaluated from :math:`h_t = \varphi(a)` where it
         can be, else from the kept ``a``; the previous state enters only through ``hr``."""
         from_output = activations.derivative_from_output(self._act())
-        d_phi = from_output(new.h) if kept is None else derivative(self._act(), kept)
+        if kept is None:  # exactly when phi' is a function of the output (core_keep)
+            assert from_output is not None
+            d_phi = from_output(new.h)
+        else:
+            d_phi = derivative(self._act(), kept)
         return d_new.h * d_phi, None, SimpleRNNState(jnp.zeros_like(state.h))
 
     def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
@@ -121,4 +133,5 @@ class SimpleRNN(Cell):
         a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
                                 self.recurrent_projection(params, state.h, dropout_masks))
         m = gate_mask(dropout_masks.recurrent if dropout_masks else None, 0)
-        return diag_times(derivative(self._act(), a), masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m))
+        r_t = masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m)
+        return diag_times(derivative(self._act(), a), r_t)

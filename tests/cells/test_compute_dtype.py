@@ -99,7 +99,9 @@ def test_gru_without_reset_after_casts_the_candidates_matmul_too():
     u = cell.units
     xk, hr = bf16(x) @ bf16(params.kernel), bf16(state.h) @ bf16(params.recurrent_kernel[:, :2 * u])
     b = np.asarray(params.bias, np.float64)
-    sig = lambda a: 1 / (1 + np.exp(-a))
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+
     z, r = sig(xk[:, :u] + b[:u] + hr[:, :u]), sig(xk[:, u:2 * u] + b[u:2 * u] + hr[:, u:])
     hh = np.tanh(xk[:, 2 * u:] + b[2 * u:] + bf16(r * np.asarray(state.h)) @ bf16(params.recurrent_kernel[:, 2 * u:]))
     want = z * np.asarray(state.h) + (1 - z) * hh
@@ -121,5 +123,6 @@ def test_compute_dtype_is_normalized_and_part_of_equality():
 def test_forward_mode_analysis_refuses_a_compute_dtype_cell_by_name():
     cell = rc.cells.SimpleRNN(3, compute_dtype="bfloat16")
     p = cell.init(jax.random.PRNGKey(0), 2)
-    with pytest.raises(ValueError, match=r"top_singular_values needs forward-mode derivatives.*compute_dtype='bfloat16'"):
+    with pytest.raises(ValueError,
+                       match=r"top_singular_values needs forward-mode derivatives.*compute_dtype='bfloat16'"):
         rc.bptt.top_singular_values(cell, p, jnp.ones((1, 4, 2)))
