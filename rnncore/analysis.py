@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, layers, losses
+from . import activations, bptt, cells, compilation, depth, layers, losses
 
 __all__ = [
     "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
@@ -101,7 +101,7 @@ def _finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
 
 
 def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -> None:
-    run = bptt._jit_static(_finite_states, cell=cell, go_backwards=go_backwards)
+    run = compilation.jit_static(_finite_states, cell=cell, go_backwards=go_backwards)
     _raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
 
 
@@ -181,7 +181,7 @@ def _rows(model):
     """``(index, name, sublayer)`` per recurrent direction."""
     rows = []
     for i, layer in enumerate(model.layers):
-        if bptt._is_bidirectional(layer):
+        if layers.is_bidirectional(layer):
             inner = type(layer.forward_layer).__name__
             rows.append((i, f"{i}:Bidirectional({inner}).forward", layer.forward_layer))
             rows.append((i, f"{i}:Bidirectional({inner}).backward", layer.backward_layer))
@@ -200,15 +200,15 @@ def _norm(v: jax.Array) -> jax.Array:
 
 def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_states):
     fn = loss_function(loss)
-    y_pred, _, _, out_mask = bptt._model_forward(model, params, x, mask, training, rng, initial_states, None)
+    y_pred, _, _, out_mask = model.run(params, x, mask, training, rng, initial_states=initial_states)
     value, d_out = jax.value_and_grad(lambda yp: fn(yp, y, out_mask))(y_pred)
-    grads = bptt.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)
+    grads = depth.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)
     per_row = []
     for layer, g in zip(model.layers, grads):
         if g is None:
             continue
-        subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, bptt.Directions) else (layer,)
-        for sub, gs in zip(subs, tuple(g) if isinstance(g, bptt.Directions) else (g,)):
+        subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, depth.Directions) else (layer,)
+        for sub, gs in zip(subs, tuple(g) if isinstance(g, depth.Directions) else (g,)):
             h = sub.cell.output(sub.cell.vector_to_state(gs))
             per_row.append((_norm(gs), _norm(h)))
     if not per_row:
@@ -247,7 +247,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         + \\Big(\\frac{\\partial y^{(l)}_{t}}{\\partial s^{(l)}_{t}}\\Big)^{\\!\\top}
           \\frac{\\partial L}{\\partial y^{(l)}_{t}},
 
-    computed by :func:`rnncore.bptt.model_state_gradients`. Vanishing gradients show as norms
+    computed by :func:`rnncore.depth.model_state_gradients`. Vanishing gradients show as norms
     falling geometrically towards early steps (and towards low layers, where depth multiplies in
     the cross-layer Jacobians); exploding ones as norms growing (Pascanu, Mikolov & Bengio 2013,
     Fig. 5 plots exactly this quantity). For an LSTM, ``hidden_norms`` is the gradient with
@@ -275,7 +275,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         >>> flow.state_norms.shape, flow.layer_names
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
-    run = bptt._jit_static(_gradient_flow, model=model, loss=loss, training=training)
+    run = compilation.jit_static(_gradient_flow, model=model, loss=loss, training=training)
     with _precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
@@ -323,7 +323,7 @@ def _lyapunov(cell, k, warmup, method, go_backwards, params, xs, s0, mask, dropo
         logd = jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1)))  # (B, k)
         bad = jnp.any(jnp.isnan(logd) | (logd == jnp.inf), axis=-1)
         use = jnp.logical_and(real, t > warmup)
-        total, lost = bptt._kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
+        total, lost = bptt.kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
         return (q_new, total, lost, count + use), bad
 
     (_, total, _, count), bad = jax.lax.scan(body, (q0, zero, zero, jnp.zeros((batch,), jnp.int32)),
@@ -427,7 +427,8 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
         ([0.6931, -0.6931], 0.6931, -0.6931)
     """
     xs, k, method, mask, s0, q0 = _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key)
-    run = bptt._jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
+    run = compilation.jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method,
+                                 go_backwards=go_backwards)
     with _precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
     _check_lyapunov(finite, bad, count, warmup)
@@ -469,7 +470,7 @@ def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask
     mask = _check_mask(mask, xs)
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = bptt._jit_static(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
+    run = compilation.jit_static(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
     with _precision():
         return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
 
@@ -607,7 +608,7 @@ def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optio
         raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high < 1.")
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = bptt._jit_static(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
+    run = compilation.jit_static(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
     fractions = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
     return {name: float(fractions[name]) for name in order if name in fractions}
 

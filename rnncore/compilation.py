@@ -119,3 +119,31 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
     # How many programs are compiled for it, as jax.jit's own count (top level and nested alike).
     call._cache_size = lambda: plain._cache_size() + sum(t._cache_size() for t in top if t is not plain)
     return call
+
+
+def jit_static(fn: Callable, **static) -> Callable:
+    """``fn`` compiled by :func:`jit` with the keyword arguments ``static`` bound as static ones.
+
+    The compiled function is cached per ``(fn, names of static)``, so every call with the same
+    static values (a cell, a model, flags: frozen dataclasses and plain values, all hashable) reuses
+    one program, and a new value compiles once. Where a static value is not hashable, ``fn`` runs
+    op by op with it bound (``functools.partial``). The remaining arguments are passed by keyword.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore.compilation import jit_static
+        >>> def scale(x, factor):
+        ...     return x * factor
+        >>> jit_static(scale, factor=3.0)(x=jnp.ones(2)).tolist()
+        [3.0, 3.0]
+    """
+    try:
+        hash(tuple(static.values()))
+    except TypeError:
+        return functools.partial(fn, **static)
+    return functools.partial(_jitted(fn, tuple(static)), **static)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn: Callable, static_names: tuple) -> Callable:
+    return jit(fn, static_argnames=static_names)
