@@ -73,19 +73,20 @@ def model_state_gradients(model, params, x: jax.Array, d_output, mask: Optional[
               \\frac{\\partial L}{\\partial y^{(l)}_t}
 
     (for LSTM :math:`\\partial y_t/\\partial s_t` selects ``h``; the final state's gradient,
-    where the model returns it, enters at t = T). This is
-    :attr:`rnncore.bptt.Gradients.states` of :func:`rnncore.bptt.backward`, which stops at what step t+1 receives, plus
-    the share of :math:`y_t` itself. A masked step whose output is the carried ``h`` counts it
-    there too; a zero output (``zero_output_for_mask``, e.g. inside ``Bidirectional`` with
-    ``return_sequences``) depends on nothing.
+    where the model returns it, enters at t = T). This is :attr:`rnncore.bptt.Gradients.states`
+    of :func:`rnncore.bptt.backward`, which stops at what step t+1 receives, plus the share of
+    :math:`y_t` itself. A masked step whose output is the carried ``h`` counts it there too; a zero
+    output (``zero_output_for_mask``, e.g. inside ``Bidirectional`` with ``return_sequences``)
+    depends on nothing.
 
     Computed as the chain through depth and time: one ``jax.grad`` with respect to zero "taps"
     added to each recurrent layer's output sequence and final state gives
     :math:`\\partial L/\\partial y^{(l)}_t` from everything above layer l; then the layer's
-    explicit reverse scan (:func:`rnncore.bptt.backward`) runs the recursion above. The model runs as
-    ``Sequential.apply`` runs it (mask propagation, ``training`` and ``rng`` for dropout,
-    ``initial_states``). A layer with ``truncate_gradient`` gives the truncated gradients its
-    training pass uses, in its own scan and in the layers below it.
+    explicit reverse scan (:func:`rnncore.bptt.backward`) runs the recursion above. The model runs
+    its own forward, :meth:`rnncore.models.Sequential.run` with those taps (mask propagation,
+    ``training`` and ``rng`` for dropout, ``initial_states``, as ``Sequential.apply``). A layer with
+    ``truncate_gradient`` gives the truncated gradients its training pass uses, in its own scan and
+    in the layers below it.
 
     Returns:
         A tuple with one entry per layer of ``model.layers``: ``None`` for a non-recurrent layer;

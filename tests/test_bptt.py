@@ -756,11 +756,13 @@ def test_user_cell_with_only_step_gets_the_explicit_backward_pass(x64):
             ys, _ = run_loop(cell, p, x, s, mask, go_backwards=True, truncate=truncate)
             return jnp.sum(ys * dy)
 
-        ref = jax.grad(loss, argnums=(0, 1, 2))(params, xs, s0)
-        g = bptt.backward(cell, params, xs, dy, s0, mask, go_backwards=True, truncate_gradient=truncate)
+        ref = fast_jit(jax.grad(loss, argnums=(0, 1, 2)))(params, xs, s0)
+        g = fast_jit(lambda p, x, s, truncate=truncate: bptt.backward(
+            cell, p, x, dy, s, mask, go_backwards=True, truncate_gradient=truncate))(params, xs, s0)
         assert_close((g.params, g.inputs, g.initial_state), ref, f"user cell, truncate={truncate}", 1e-12)
         layer = rc.layers.RNN(cell, return_sequences=True, go_backwards=True, truncate_gradient=truncate)
-        gl = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy), argnums=(0, 1))(params, xs)
+        gl = fast_jit(jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy),
+                               argnums=(0, 1)))(params, xs)
         assert_close(gl, ref[:2], f"user cell layer, truncate={truncate}", 1e-12)
 
 
@@ -1086,8 +1088,8 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
         return (jnp.sum(y * jnp.sin(jnp.arange(y.size).reshape(y.shape)))
                 + sum(jnp.sum(s * jnp.cos(jnp.arange(s.size).reshape(s.shape))) for s in final))
 
-    got = jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1))(p, x)
-    want = jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1))(p, x)
+    got = fast_jit(jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1)))(p, x)  # one program, not op by op
+    want = fast_jit(jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1)))(p, x)
     for a, b in zip(explicit.apply(p, x, mask, training=True, rng=key),
                     autodiff.apply(p, x, mask, training=True, rng=key)):
         np.testing.assert_array_equal(a, b)
