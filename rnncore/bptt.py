@@ -17,6 +17,10 @@ The backward pass (:func:`backward`) is the reverse scan a hand-written RNN spel
 
 evaluated as one vector–Jacobian product of the step per time step (Werbos 1990; Williams & Zipser
 1995 for truncation). Recurrent layers use it as their VJP, so training runs through it.
+
+This module is time only, one layer at a time; the chain through the layers of a stacked model
+(:func:`rnncore.depth.model_state_gradients`, :func:`rnncore.depth.cross_layer_jacobians`) is
+:mod:`rnncore.depth`, above the layers.
 """
 
 from __future__ import annotations

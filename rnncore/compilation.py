@@ -7,8 +7,9 @@ a layer's forward runs 1.03–1.22× and its forward+backward 1.01–1.12× as f
 (0.94–1.11× on two), with the same results to float32 rounding (``tests/test_compilation.py``).
 
 rnncore's own compiled programs (the training and evaluation steps of :func:`rnncore.fit`, the
-analyses in :mod:`rnncore.bptt`) use these options. A program compiled with plain ``jax.jit`` does
-not; compile it with :func:`jit`, or set the option for the whole process before JAX starts::
+analyses of :mod:`rnncore.depth` and :mod:`rnncore.analysis`, through :func:`jit_static`) use these
+options. A program compiled with plain ``jax.jit`` does not; compile it with :func:`jit`, or set the
+option for the whole process before JAX starts::
 
     XLA_FLAGS=--xla_cpu_prefer_vector_width=512 python train.py
 
