@@ -34,7 +34,6 @@ import jax.numpy as jnp
 from . import checks
 from .cells import Cell, matmul
 
-
 # Steps per iteration of the layers' forward scan when nothing differentiates it (inference), used
 # where a step's matmuls are large enough (batch * units >= UNROLL_MIN_WORK) for XLA to overlap one
 # step's x K with the previous step's h R chain: measured 1.4-1.7x faster on the B=128, H=256 rows,

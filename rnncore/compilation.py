@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 
@@ -73,6 +73,7 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     return {VECTOR_WIDTH_OPTION: 512}
 
 
+_trace_state_clean: Optional[Callable[[], bool]]
 try:  # JAX's own test of "no transformation is tracing"; looked up once, it runs on every call
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:
@@ -101,8 +102,8 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         0.0
     """
     callers = jit_kwargs.pop("compiler_options", None) or {}
-    plain = jax.jit(fn, **jit_kwargs)
-    top = []  # built on the first top-level call, when JAX's backend is the one the program runs on
+    plain: Any = jax.jit(fn, **jit_kwargs)
+    top: list = []  # built on the first top-level call, when JAX's backend is the one the program runs on
 
     def outermost():
         if not top:
@@ -111,8 +112,10 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         return top[0]
 
     @functools.wraps(fn)
-    def call(*args, **kwargs):
+    def run(*args, **kwargs):
         return (outermost() if _at_top_level(args, kwargs) else plain)(*args, **kwargs)
+
+    call: Any = run  # carries jax.jit's methods as attributes
 
     call.lower = lambda *args, **kwargs: outermost().lower(*args, **kwargs)
     call.trace = lambda *args, **kwargs: outermost().trace(*args, **kwargs)

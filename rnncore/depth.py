@@ -19,7 +19,7 @@ dropout keys, ``Bidirectional``'s flips and merges live in :mod:`rnncore.layers`
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
@@ -113,7 +113,7 @@ def model_state_gradients(model, params, x: jax.Array, d_output, mask: Optional[
     out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
     d_leaves, d_tree = jax.tree_util.tree_flatten(d_output)
     d_shapes = [tuple(jnp.shape(a)) for a in d_leaves]
-    if d_tree != out_tree or d_shapes != [tuple(a.shape) for a in out_leaves]:
+    if cast(Any, d_tree) != out_tree or d_shapes != [tuple(a.shape) for a in out_leaves]:
         raise ValueError(f"d_output must match the model's output: shapes {[tuple(a.shape) for a in out_leaves]}; "
                          f"got {d_shapes}.")
     return compilation.jit_static(_model_state_gradients, model=model, training=bool(training))(

@@ -52,14 +52,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import activations, bptt, cells, checks, initializers
-
 
 # --- input checks -------------------------------------------------------------------------------
 
@@ -73,7 +72,9 @@ def check_sequences(x, name: str = "inputs", features: Optional[int] = None) -> 
         try:
             x = jnp.asarray(x)
         except TypeError as e:
-            raise ValueError(f"{name} must be an array of shape (batch, time, features); got {type(x).__name__}.") from e
+            raise ValueError(
+                f"{name} must be an array of shape (batch, time, features); got {type(x).__name__}."
+            ) from e
     if len(x.shape) != 3:
         raise ValueError(
             f"{name} must have shape (batch, time, features); got shape {_shape_str(x)} (rank {len(x.shape)})."
@@ -293,7 +294,7 @@ class RNN:
         if self.zero_output_for_mask and not self.unroll:
             return mask_t.T
         if self.unroll:  # Keras's unrolled loop: zeros until the first real step
-            return jnp.logical_or(mask_t, bptt.seen_before(mask_t)).T
+            return jnp.logical_or(mask_t, cast(jax.Array, bptt.seen_before(mask_t))).T
         return jnp.ones_like(mask_t).T
 
     def apply(self, params, x, mask=None, training=False, rng=None, initial_state=None):
