@@ -153,7 +153,7 @@ assert max(bptt_errors.values()) < 1e-12, bptt_errors
 #
 # The loop's `dh` adds this step's own output share, $\bar h_t = \bar y_t + $ `dhnext`: the *total*
 # derivative $\partial L/\partial s_t$, everything computed from $s_t$. For a whole model,
-# `rc.bptt.model_state_gradients` (and `rc.analysis.gradient_flow`, which takes its norms) returns
+# `rc.depth.model_state_gradients` (and `rc.analysis.gradient_flow`, which takes its norms) returns
 # that total, starting from the model's output gradient. Here the model is the layer plus a
 # `Dense` read-out, and its output gradient is $\partial L/\partial \hat y$:
 
@@ -162,7 +162,7 @@ model = rc.Sequential([rc.layers.SimpleRNN(UNITS, return_sequences=True), rc.lay
 params = (p, rc.layers.DenseParams(jnp.asarray(V), jnp.asarray(c)))
 y_hat = model.apply(params, jnp.asarray(xs))
 d_yhat = 2.0 * (y_hat - ys) / (B * T * O)                           # Keras "mse", differentiated
-total = rc.bptt.model_state_gradients(model, params, jnp.asarray(xs), d_yhat)[0]
+total = rc.depth.model_state_gradients(model, params, jnp.asarray(xs), d_yhat)[0]
 flow = rc.analysis.gradient_flow(model, params, jnp.asarray(xs), jnp.asarray(ys), loss="mse")
 total_error = max_diff(total, dh_np)
 flow_error = max(max_diff(flow.state_norms[0], np.linalg.norm(dh_np, axis=-1)), abs(float(flow.loss) - loss_np))

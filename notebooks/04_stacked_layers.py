@@ -25,7 +25,7 @@
 # The gradient at the first layer's early steps is a sum over paths, each a product of $J$'s and $C$'s,
 # so depth adds factors to every path from the loss to the bottom of the network. This notebook
 # measures where the gradient goes in stacks of 1 to 4 LSTM layers (`rc.analysis.gradient_flow`,
-# `rc.bptt.cross_layer_jacobians`), how training with `rc.fit` varies from seed to seed as depth grows,
+# `rc.depth.cross_layer_jacobians`), how training with `rc.fit` varies from seed to seed as depth grows,
 # and what gradient clipping and layer normalization change.
 
 # %%
@@ -97,7 +97,7 @@ fig
 # %%
 deep = stack(DEPTHS[-1])
 deep_params = deep.init(jax.random.PRNGKey(0), (T, F))
-cross = rc.bptt.cross_layer_jacobians(deep, deep_params, x[:BATCH])
+cross = rc.depth.cross_layer_jacobians(deep, deep_params, x[:BATCH])
 sigma_c = {f"{c.lower}->{c.upper}": float(jnp.linalg.norm(c.jacobian, ord=2, axis=(-2, -1)).mean()) for c in cross}
 J_first = rc.bptt.step_jacobians(deep.layers[0].cell, deep_params[0], x[:BATCH])
 sigma_j = float(jnp.linalg.norm(J_first, ord=2, axis=(-2, -1)).mean())

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, checks, layers, losses
+from . import activations, bptt, cells, checks, compilation, depth, layers, losses
 from .cells import contract
 
 __all__ = [
@@ -111,7 +111,7 @@ def finite_states(cell, params, xs, s0, mask, dropout_masks, go_backwards):
 
 
 def _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards) -> None:
-    run = bptt._jit_static(_finite_states, cell=cell, go_backwards=go_backwards)
+    run = compilation.jit_static(finite_states, cell=cell, go_backwards=go_backwards)
     raise_first_nonfinite(run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks))
 
 
@@ -191,7 +191,7 @@ def _rows(model):
     """``(index, name, sublayer)`` per recurrent direction."""
     rows = []
     for i, layer in enumerate(model.layers):
-        if bptt._is_bidirectional(layer):
+        if layers.is_bidirectional(layer):
             inner = type(layer.forward_layer).__name__
             rows.append((i, f"{i}:Bidirectional({inner}).forward", layer.forward_layer))
             rows.append((i, f"{i}:Bidirectional({inner}).backward", layer.backward_layer))
@@ -210,15 +210,15 @@ def _norm(v: jax.Array) -> jax.Array:
 
 def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_states):
     fn = loss_function(loss)
-    y_pred, _, _, out_mask = bptt._model_forward(model, params, x, mask, training, rng, initial_states, None)
+    y_pred, _, _, out_mask = model.run(params, x, mask, training, rng, initial_states=initial_states)
     value, d_out = jax.value_and_grad(lambda yp: fn(yp, y, out_mask))(y_pred)
-    grads = bptt.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)
+    grads = depth.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)
     per_row = []
     for layer, g in zip(model.layers, grads):
         if g is None:
             continue
-        subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, bptt.Directions) else (layer,)
-        for sub, gs in zip(subs, tuple(g) if isinstance(g, bptt.Directions) else (g,)):
+        subs = (layer.forward_layer, layer.backward_layer) if isinstance(g, depth.Directions) else (layer,)
+        for sub, gs in zip(subs, tuple(g) if isinstance(g, depth.Directions) else (g,)):
             h = sub.cell.output(sub.cell.vector_to_state(gs))
             per_row.append((_norm(gs), _norm(h)))
     if not per_row:
@@ -257,7 +257,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         + \\Big(\\frac{\\partial y^{(l)}_{t}}{\\partial s^{(l)}_{t}}\\Big)^{\\!\\top}
           \\frac{\\partial L}{\\partial y^{(l)}_{t}},
 
-    computed by :func:`rnncore.bptt.model_state_gradients`. Vanishing gradients show as norms
+    computed by :func:`rnncore.depth.model_state_gradients`. Vanishing gradients show as norms
     falling geometrically towards early steps (and towards low layers, where depth multiplies in
     the cross-layer Jacobians); exploding ones as norms growing (Pascanu, Mikolov & Bengio 2013,
     Fig. 5 plots exactly this quantity). For an LSTM, ``hidden_norms`` is the gradient with
@@ -285,7 +285,7 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         >>> flow.state_norms.shape, flow.layer_names
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
-    run = bptt._jit_static(_gradient_flow, model=model, loss=loss, training=training)
+    run = compilation.jit_static(_gradient_flow, model=model, loss=loss, training=training)
     with highest_precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
@@ -342,7 +342,7 @@ def lyapunov_kernel(cell, k, warmup, method, go_backwards, params, xs, s0, mask,
         logd = jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1)))  # (B, k)
         bad = jnp.any(jnp.isnan(logd) | (logd == jnp.inf), axis=-1)
         use = jnp.logical_and(real, t > warmup)
-        total, lost = bptt._kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
+        total, lost = bptt.kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
         return (q_new, total, lost, count + use), bad
 
     (_, total, _, count), bad = jax.lax.scan(body, (q0, zero, zero, jnp.zeros((batch,), jnp.int32)),
@@ -448,15 +448,12 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
         ([0.6931, -0.6931], 0.6931, -0.6931)
     """
     xs, k, method, mask, s0, q0 = _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key)
-    run = bptt._jit_static(_lyapunov, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards)
+    run = compilation.jit_static(lyapunov_kernel, cell=cell, k=k, warmup=int(warmup), method=method,
+                                 go_backwards=go_backwards)
     with highest_precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
     check_lyapunov_run(finite, bad, count, warmup)
     return -jnp.sort(-lam, axis=-1)
-
-
-# The short names under which this module compiles its kernels (the jit_static call sites).
-_finite_states, _lyapunov = finite_states, lyapunov_kernel
 
 
 # --- singular values by lag, memory horizon ------------------------------------------------------
@@ -468,8 +465,6 @@ def lag_spectrum_kernel(cell, k, go_backwards, params, xs, s0, mask, dropout_mas
     J = bptt.step_jacobians(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards)
     return bptt.log_singular_values_to_end(J, k=k)[:, ::-1]
 
-
-_lag_spectrum = lag_spectrum_kernel
 
 
 def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
@@ -499,7 +494,7 @@ def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask
     mask = _check_mask(mask, xs)
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = bptt._jit_static(_lag_spectrum, cell=cell, k=k, go_backwards=go_backwards)
+    run = compilation.jit_static(lag_spectrum_kernel, cell=cell, k=k, go_backwards=go_backwards)
     with highest_precision():
         return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
 
@@ -623,7 +618,7 @@ def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optio
         raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high < 1.")
     s0 = _initial_state(cell, xs, initial_state)
     _check_trajectory(cell, params, xs, s0, mask, dropout_masks, go_backwards)
-    run = bptt._jit_static(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
+    run = compilation.jit_static(_saturation, cell=cell, low=float(low), high=float(high), go_backwards=go_backwards)
     fractions = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
     return {name: float(fractions[name]) for name in order if name in fractions}
 

@@ -17,20 +17,22 @@ The backward pass (:func:`backward`) is the reverse scan a hand-written RNN spel
 
 evaluated as one vector–Jacobian product of the step per time step (Werbos 1990; Williams & Zipser
 1995 for truncation). Recurrent layers use it as their VJP, so training runs through it.
+
+This module is time only, one layer at a time; the chain through the layers of a stacked model
+(:func:`rnncore.depth.model_state_gradients`, :func:`rnncore.depth.cross_layer_jacobians`) is
+:mod:`rnncore.depth`, above the layers.
 """
 
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from . import compilation
-from .cells._base import matmul
-
+from . import checks
+from .cells import Cell, matmul
 
 # Steps per iteration of the layers' forward scan when nothing differentiates it (inference), used
 # where a step's matmuls are large enough (batch * units >= UNROLL_MIN_WORK) for XLA to overlap one
@@ -68,7 +70,7 @@ class Gradients(NamedTuple):
     ``states``: ``(B, T, S)``, ``states[:, t-1]`` = :math:`\\partial L/\\partial s_t` through every
     later step (processing order; for LSTM the ``h`` part, then the ``c`` part): the ``dhnext`` of a
     hand-written BPTT loop, without step t's own output term :math:`\\bar y_t` (add it for the
-    total, which :func:`model_state_gradients` returns).
+    total, which :func:`rnncore.depth.model_state_gradients` returns).
     """
 
     params: Any
@@ -112,8 +114,16 @@ def _apply_mask(cell, state, new, y, seen, m, zero_prev: bool, unroll: bool):
     return _tree_where(m[:, None], new, state), _masked_output(cell, state, y, seen, m, zero_prev, unroll)
 
 
-def _seen_before(mask_t):
-    """``(T, B)``: whether a real step came before step t (Keras's unrolled masking)."""
+def seen_before(mask_t: Optional[jax.Array]) -> Optional[jax.Array]:
+    """``(T, B)`` for a time-major mask ``mask_t (T, B)``: whether a real step came before step t
+    (Keras's unrolled loop outputs zeros until the first real step); None without a mask.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import bptt
+        >>> bptt.seen_before(jnp.array([[False], [True], [False]]))[:, 0].tolist()
+        [False, False, True]
+    """
     if mask_t is None:
         return None
     return (jnp.cumsum(mask_t.astype(jnp.int32), axis=0) - mask_t.astype(jnp.int32)) > 0
@@ -161,7 +171,7 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
     for the weight-gradient matmuls (:func:`_reverse`). Without ``outputs`` the scan writes no
     ``ys_t`` (returned as None): where each output is the output its state carries, the states hold
     them already (:func:`_outputs_from_states`)."""
-    seen_t = _seen_before(mask_t)
+    seen_t = seen_before(mask_t)
     joint = _joint_kernel(cell, params, dropout_masks)
 
     def body(state, inp):
@@ -186,7 +196,7 @@ def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep
 def _outputs_only(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll):
     """``(ys_t, final_state)`` of :func:`_scan` keeping nothing else, ``SCAN_UNROLL`` steps per
     iteration where the step is large enough: the layers' forward pass when nothing differentiates it."""
-    seen_t = _seen_before(mask_t)
+    seen_t = seen_before(mask_t)
     unroll_steps = SCAN_UNROLL if xs_t.shape[1] * cell.output_size >= UNROLL_MIN_WORK else 1
     joint = _joint_kernel(cell, params, dropout_masks)
 
@@ -277,10 +287,18 @@ def _tile_masks(dropout_masks, steps: int):
     return jax.tree_util.tree_map(lambda m: jnp.tile(m, (1, steps, 1)), dropout_masks)
 
 
-def _check_truncate(truncate):
+def check_truncate(truncate: Optional[int]) -> Optional[int]:
+    """``truncate_gradient`` as None (full BPTT) or a Python ``int`` >= 1 (the truncation length
+    k2), else a ``ValueError`` naming it.
+
+    Example:
+        >>> from rnncore import bptt
+        >>> bptt.check_truncate(None), bptt.check_truncate(5)
+        (None, 5)
+    """
     if truncate is None:
         return None
-    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Integral) or truncate < 1:
+    if not checks.is_integer(truncate) or truncate < 1:
         raise ValueError(f"truncate_gradient={truncate!r}; expected None (full BPTT) or a positive integer k2.")
     return int(truncate)
 
@@ -352,7 +370,7 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
     rows = steps * batch
     tiled = _tile_masks(dropout_masks, steps)
     x_rows = xs_t.reshape(rows, -1)
-    seen_t = _seen_before(mask_t)
+    seen_t = seen_before(mask_t)
     t_index = jnp.arange(1, steps + 1)
 
     def state_at(t):
@@ -484,7 +502,7 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
         >>> g.inputs.shape, g.states.shape, g.params.kernel.shape
         ((4, 6, 2), (4, 6, 6), (2, 12))
     """
-    truncate = _check_truncate(truncate_gradient)
+    truncate = check_truncate(truncate_gradient)
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
     _, prev_t, final = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, prev_states=True)
@@ -580,8 +598,6 @@ def step_jacobians(cell, params, xs: jax.Array, initial_state=None, mask: Option
     _, prev_t, _ = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False, prev_states=True)
     jac = getattr(cell, "jacobian", None)
     if jac is None:
-        from .cells._base import Cell
-
         jac = functools.partial(Cell.jacobian_fallback, cell)
     js = jax.vmap(lambda s, x: jac(params, s, x, dropout_masks))(prev_t, xs_t)  # (T, B, S, S)
     if mask_t is not None:
@@ -649,8 +665,21 @@ def jacobians_from_start(J: jax.Array) -> jax.Array:
 
 # --- long horizons: the log domain ------------------------------------------------------------------
 
-def _kahan_add(total, lost, term):
-    """Compensated summation (Kahan 1965): a running sum of T logs keeps float32 accuracy."""
+def kahan_add(total: jax.Array, lost: jax.Array, term: jax.Array) -> tuple:
+    r"""One step of compensated summation (Kahan 1965): ``(total, lost) -> (total', lost')`` with
+    :math:`y = \text{term} - \text{lost}`, :math:`\text{total}' = \text{total} + y` and
+    :math:`\text{lost}' = (\text{total}' - \text{total}) - y`, the low-order part the addition
+    dropped, subtracted again from the next term: a running sum of T logs keeps float32 accuracy.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore import bptt
+        >>> total, lost = jnp.float32(1e8), jnp.float32(0.0)
+        >>> for _ in range(4):  # 1e8 + 1 rounds to 1e8 in float32; lost keeps what was dropped
+        ...     total, lost = bptt.kahan_add(total, lost, jnp.float32(1.0))
+        >>> float(total) - 1e8, float(total) - float(lost) - 1e8
+        (0.0, 4.0)
+    """
     y = term - lost
     t = total + y
     return t, (t - total) - y
@@ -683,8 +712,7 @@ def log_singular_values_to_end(J: jax.Array, k: Optional[int] = None) -> jax.Arr
     J = _check_jacobians(J)
     size = J.shape[-1]
     k = size if k is None else k
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
-        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
+    checks.integer("k", k, minimum=1, maximum=size, what="the state size")
     js = jnp.swapaxes(J, 0, 1)
     eye = jnp.broadcast_to(jnp.eye(size, dtype=J.dtype), js.shape[1:])
     zero = jnp.zeros(js.shape[1], J.dtype)
@@ -696,7 +724,7 @@ def log_singular_values_to_end(J: jax.Array, k: Optional[int] = None) -> jax.Arr
         scale = jnp.max(jnp.abs(r), axis=(-2, -1))
         safe = jnp.where(scale > 0, scale, 1.0)
         r = r / safe[:, None, None]
-        log_scale, lost = _kahan_add(log_scale, lost, jnp.log(scale))
+        log_scale, lost = kahan_add(log_scale, lost, jnp.log(scale))
         sv = jnp.linalg.svd(r, compute_uv=False)[:, :k]
         return (r, log_scale, lost), log_scale[:, None] + jnp.log(sv)
 
@@ -745,11 +773,9 @@ def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1,
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     steps = xs_t.shape[0]
-    if isinstance(start, bool) or not isinstance(start, numbers.Integral) or not 0 <= start < steps:
-        raise ValueError(f"start={start!r}; expected an integer in [0, {steps - 1}] (T={steps}).")
+    checks.integer("start", start, minimum=0, maximum=steps - 1, what=f"T={steps}")
     size = cell.state_size
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= size:
-        raise ValueError(f"k={k!r}; expected an integer in [1, {size}] (the state size).")
+    checks.integer("k", k, minimum=1, maximum=size, what="the state size")
     if getattr(cell, "compute_dtype", None) is not None:
         raise ValueError(f"top_singular_values needs forward-mode derivatives, which a cell with "
                          f"compute_dtype={cell.compute_dtype!r} does not have (its matmuls define a VJP only); "
@@ -784,428 +810,44 @@ def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1,
     return jnp.sqrt(jnp.maximum(evals, 0.0)), v @ evecs
 
 
-# --- through time and depth: stacked models ---------------------------------------------------------
+# --- deprecated paths -------------------------------------------------------------------------------
 #
-# A Sequential is run here layer by layer exactly as ``models.Sequential.apply`` runs it (masks
-# propagated by each layer's ``compute_mask``, one rng key per layer, Bidirectional's key folding,
-# flips and merges). This module sits below ``layers`` and ``models``, so it recognizes their layers
-# by what they hold, never by importing them: a recurrent layer has a ``.cell``, a Bidirectional
-# layer a ``.forward_layer`` and a ``.backward_layer``.
-
-class Directions(NamedTuple):
-    """One entry per direction of a ``Bidirectional`` layer, each in its own processing order
-    (the backward direction's step t consumes input position T − t + 1)."""
-
-    forward: Any
-    backward: Any
-
-
-class CrossLayerJacobian(NamedTuple):
-    """:func:`cross_layer_jacobians` for one pair of consecutive recurrent layers.
-
-    ``lower``, ``upper``: their indices in ``model.layers``; ``jacobian``: ``(B, T, S_upper,
-    S_lower)``, or :class:`Directions` over the upper layer's directions (outer) and the lower
-    layer's (inner) where either is ``Bidirectional``.
-    """
-
-    lower: int
-    upper: int
-    jacobian: Any
-
-
-class _Consumed(NamedTuple):
-    """What one direction of a recurrent layer consumed and produced (arrays only, a pytree):
-    checked params, inputs ``(B, T, F)``, ``s_0``, input mask, dropout masks, and the per-step
-    outputs ``(B, T, u)`` in processing order."""
-
-    params: Any
-    xs: jax.Array
-    initial_state: Any
-    mask: Optional[jax.Array]
-    dropout_masks: Any
-    outputs: jax.Array
-
-
-def _is_bidirectional(layer) -> bool:
-    return hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer")
-
-
-def _is_recurrent(layer) -> bool:
-    return hasattr(layer, "cell") or _is_bidirectional(layer)
-
-
-def _run_direction(layer, params, x, mask, training, rng, initial_state, tap):
-    """One recurrent layer as ``RNN.call`` runs it, with ``tap = (d_outputs, d_final)`` added to
-    its full output sequence and final state (zeros: the value is unchanged, the gradient with
-    respect to the tap is the gradient with respect to what it was added to)."""
-    params, x, mask, s0, dmasks = layer._inputs(params, x, mask, training, rng, initial_state)
-    if getattr(layer, "backward_pass", "explicit") == "autodiff":
-        tr = forward(layer.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=layer.go_backwards,
-                     zero_output_for_mask=layer.zero_output_for_mask, unroll=layer.unroll)
-        ys, final = tr.outputs, tr.final_state
-    else:
-        flags = (layer.go_backwards, layer.zero_output_for_mask, layer.unroll,
-                 getattr(layer, "truncate_gradient", None))
-        ys, final = scan_with_explicit_vjp(layer.cell, flags, params, x, s0, mask, dmasks)
-    if tap is not None:
-        ys = ys + tap[0]
-        final = _tree_add(final, tap[1])
-    consumed = _Consumed(params, x, s0, mask, dmasks, ys)
-    return (ys if layer.return_sequences else ys[:, -1]), final, consumed
-
-
-def split_bidirectional_state(initial_state):
-    """Keras's split of a Bidirectional ``initial_state``: ``(forward, backward)``, either given as
-    a pair of state tuples or as a flat list whose first half goes forward, second half backward."""
-    if initial_state is None:
-        return None, None
-    parts = list(initial_state)
-    if len(parts) == 2 and all(isinstance(p, tuple) for p in parts):
-        return tuple(parts)
-    half = len(parts) // 2
-    return parts[:half], parts[half:]
-
-
-def merge_directions(mode, y, y_rev):
-    """Keras's Bidirectional merge, as a tuple of outputs."""
-    if mode == "concat":
-        return (jnp.concatenate([y, y_rev], axis=-1),)
-    if mode == "sum":
-        return (y + y_rev,)
-    if mode == "ave":
-        return ((y + y_rev) / 2,)
-    if mode == "mul":
-        return (y * y_rev,)
-    return (y, y_rev)
-
-
-def _run_bidirectional(layer, params, x, mask, training, rng, initial_state, taps):
-    """``Bidirectional.apply`` with taps on each direction; ``(outputs, Directions(consumed))``."""
-    fwd_state, bwd_state = split_bidirectional_state(initial_state)
-    rf = rb = None
-    if rng is not None:
-        rf, rb = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
-    tf, tb = (None, None) if taps is None else taps
-    y, sf, cf = _run_direction(layer.forward_layer, params.forward, x, mask, training, rf, fwd_state, tf)
-    y_rev, sb, cb = _run_direction(layer.backward_layer, params.backward, x, mask, training, rb, bwd_state, tb)
-    if layer.return_sequences:
-        y_rev = jnp.flip(y_rev, axis=1)
-    out = merge_directions(layer.merge_mode, y, y_rev)
-    if layer.return_state:
-        out = out + tuple(sf) + tuple(sb)
-    elif len(out) == 1:
-        out = out[0]
-    return out, Directions(cf, cb)
-
-
-def _check_model_inputs(x, mask):
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        x = jnp.asarray(x)
-    if len(x.shape) != 3 or not jnp.issubdtype(x.dtype, jnp.floating) or x.shape[1] == 0:
-        raise ValueError(f"x must be a floating-point array of shape (batch, time, features) with time >= 1; "
-                         f"got shape {tuple(x.shape)} and dtype {x.dtype}.")
-    if mask is not None:
-        mask = jnp.asarray(mask)
-        if mask.shape != tuple(x.shape[:2]):
-            raise ValueError(f"mask must have shape (batch, time) = {tuple(x.shape[:2])}; got {tuple(mask.shape)}.")
-        mask = mask.astype(bool)
-    return jnp.asarray(x), mask
-
-
-def _model_forward(model, params, x, mask, training, rng, initial_states, taps):
-    """``model.apply`` layer by layer: ``(output, consumed, input_masks, output_mask)``,
-    ``consumed[i]`` the :class:`_Consumed` of a recurrent layer (:class:`Directions` of them for
-    Bidirectional), None for the others; ``input_masks[i]`` the mask layer i received;
-    ``output_mask`` the mask the last layer passes on (what Keras attaches to the output)."""
-    layers = model.layers
-    if not isinstance(params, (tuple, list)) or len(params) != len(layers):
-        n = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
-        raise ValueError(f"params must be a tuple with one entry per layer ({len(layers)}); got {n}.")
-    if initial_states is not None and len(initial_states) != len(layers):
-        raise ValueError(f"initial_states must have one entry per layer ({len(layers)}); got {len(initial_states)}.")
-    x, mask = _check_model_inputs(x, mask)
-    keys = [None] * len(layers) if rng is None else list(jax.random.split(rng, len(layers)))
-    consumed, masks_in, h = [], [], x
-    for i, (layer, p) in enumerate(zip(layers, params)):
-        masks_in.append(mask)
-        tap = None if taps is None else taps[i]
-        s0 = None if initial_states is None else initial_states[i]
-        if _is_bidirectional(layer):
-            out, c = _run_bidirectional(layer, p, h, mask, training, keys[i], s0, tap)
-        elif hasattr(layer, "cell"):
-            y, final, c = _run_direction(layer, p, h, mask, training, keys[i], s0, tap)
-            out = (y, *final) if layer.return_state else y
-        else:
-            out, c = layer.apply(p, h, mask, training, keys[i]), None
-        consumed.append(c)
-        mask = layer.compute_mask(h, mask)
-        h = out
-    return h, tuple(consumed), tuple(masks_in), mask
-
-
-def _emits(layer, mask) -> jax.Array:
-    """``(B, T)`` in processing order: whether the layer's output at step t is the ``h`` its state
-    :math:`s_t` carries (a real step, or a masked one repeating it), not a zero."""
-    if mask is None:
-        return jnp.ones((1, 1), bool)
-    mask_t = time_major(mask, layer.go_backwards)
-    if layer.zero_output_for_mask and not layer.unroll:
-        return mask_t.T
-    if layer.unroll:  # Keras's unrolled loop: zeros until the first real step
-        return jnp.logical_or(mask_t, _seen_before(mask_t)).T
-    return jnp.ones_like(mask_t).T
-
-
-def _zero_tap(c: _Consumed):
-    return (jnp.zeros(c.outputs.shape, c.outputs.dtype),
-            jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), c.initial_state))
-
-
-def model_state_gradients(model, params, x: jax.Array, d_output, mask: Optional[jax.Array] = None,
-                          training: bool = False, rng: Optional[jax.Array] = None, *,
-                          initial_states=None) -> tuple:
-    """:math:`\\partial L/\\partial s^{(l)}_t` for every recurrent layer l of a ``Sequential`` and
-    every step t, for :math:`L = \\langle \\text{model.apply(params, x, mask)}, \\bar y\\rangle`
-    with ``d_output`` :math:`= \\bar y` (the model's output structure and shapes; a tuple where
-    the model returns one).
-
-    The derivative is the total one with respect to the state after step t: everything computed
-    from :math:`s_t` (as if a perturbation were added to :math:`s_t` right after the step), i.e.
-    the output :math:`y_t = h_t` it carries, which flows up into layer l+1 and above, and every
-    later step of layer l:
-
-    .. math::
-        \\frac{\\partial L}{\\partial s^{(l)}_t} = J^{(l)\\top}_{t+1}\\,
-            \\frac{\\partial L}{\\partial s^{(l)}_{t+1}}
-            + \\Big(\\frac{\\partial y^{(l)}_t}{\\partial s^{(l)}_t}\\Big)^{\\!\\top}
-              \\frac{\\partial L}{\\partial y^{(l)}_t}
-
-    (for LSTM :math:`\\partial y_t/\\partial s_t` selects ``h``; the final state's gradient,
-    where the model returns it, enters at t = T). This is
-    :attr:`Gradients.states` of :func:`backward`, which stops at what step t+1 receives, plus
-    the share of :math:`y_t` itself. A masked step whose output is the carried ``h`` counts it
-    there too; a zero output (``zero_output_for_mask``, e.g. inside ``Bidirectional`` with
-    ``return_sequences``) depends on nothing.
-
-    Computed as the chain through depth and time: one ``jax.grad`` with respect to zero "taps"
-    added to each recurrent layer's output sequence and final state gives
-    :math:`\\partial L/\\partial y^{(l)}_t` from everything above layer l; then the layer's
-    explicit reverse scan (:func:`backward`) runs the recursion above. The model runs as
-    ``Sequential.apply`` runs it (mask propagation, ``training`` and ``rng`` for dropout,
-    ``initial_states``). A layer with ``truncate_gradient`` gives the truncated gradients its
-    training pass uses, in its own scan and in the layers below it.
-
-    Returns:
-        A tuple with one entry per layer of ``model.layers``: ``None`` for a non-recurrent layer;
-        ``(B, T, S_l)`` for a recurrent one, ``[:, t-1]`` = :math:`\\partial L/\\partial s^{(l)}_t`
-        in processing order (LSTM: the ``h`` part, then the ``c`` part); :class:`Directions`
-        ``(forward, backward)`` of those for a ``Bidirectional`` layer, each direction in its own
-        processing order.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> import rnncore as rc
-        >>> model = rc.Sequential([rc.layers.LSTM(3, return_sequences=True), rc.layers.GRU(2),
-        ...                        rc.layers.Dense(1)])
-        >>> params = model.init(jax.random.PRNGKey(0), (5, 4))
-        >>> g = rc.bptt.model_state_gradients(model, params, jnp.ones((2, 5, 4)), jnp.ones((2, 1)))
-        >>> [None if a is None else a.shape for a in g]
-        [(2, 5, 6), (2, 5, 2), None]
-    """
-    out_shape = jax.eval_shape(
-        lambda: _model_forward(model, params, x, mask, training, rng, initial_states, None)[0])
-    if isinstance(d_output, list):
-        d_output = tuple(d_output)
-    out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
-    d_leaves, d_tree = jax.tree_util.tree_flatten(d_output)
-    d_shapes = [tuple(jnp.shape(a)) for a in d_leaves]
-    if d_tree != out_tree or d_shapes != [tuple(a.shape) for a in out_leaves]:
-        raise ValueError(f"d_output must match the model's output: shapes {[tuple(a.shape) for a in out_leaves]}; "
-                         f"got {d_shapes}.")
-    return _jit_static(_model_state_gradients, model=model, training=bool(training))(
-        params=params, x=x, d_output=d_output, mask=mask, rng=rng, initial_states=initial_states)
-
-
-def _jit_static(fn, **static):
-    """``fn`` under ``jax.jit`` with the (hashable) ``static`` arguments bound; op by op otherwise."""
-    try:
-        hash(tuple(static.values()))
-    except TypeError:
-        return functools.partial(fn, **static)
-    return functools.partial(_jitted(fn, tuple(static)), **static)
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted(fn, static_names):
-    return compilation.jit(fn, static_argnames=static_names)
-
-
-def _model_state_gradients(model, training, params, x, d_output, mask, rng, initial_states):
-    def run(taps):
-        out, consumed, _, _ = _model_forward(model, params, x, mask, training, rng, initial_states, taps)
-        return out, consumed
-
-    d_leaves = jax.tree_util.tree_leaves(d_output)
-    _, consumed_shape = jax.eval_shape(lambda: run(None))
-
-    def tap_for(c):
-        if c is None:
-            return None
-        return Directions(_zero_tap(c.forward), _zero_tap(c.backward)) if isinstance(c, Directions) else _zero_tap(c)
-
-    taps = tuple(tap_for(c) for c in consumed_shape)
-
-    def objective(taps):
-        out, consumed = run(taps)
-        total = sum(jnp.sum(o * jnp.asarray(d, o.dtype))
-                    for o, d in zip(jax.tree_util.tree_leaves(out), d_leaves))
-        return total, consumed
-
-    d_taps, consumed = jax.grad(objective, has_aux=True)(taps)
-
-    def states(layer, c: _Consumed, dt):
-        d_ys, d_final = dt
-        later = backward(layer.cell, c.params, c.xs, d_ys, c.initial_state, c.mask, d_final_state=d_final,
-                         dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards,
-                         zero_output_for_mask=layer.zero_output_for_mask, unroll=layer.unroll,
-                         truncate_gradient=getattr(layer, "truncate_gradient", None)).states
-        cell = layer.cell
-        _, read_out = jax.vjp(lambda v: cell.output(cell.vector_to_state(v)), later)
-        (own,) = read_out(jnp.where(_emits(layer, c.mask)[:, :, None], d_ys, 0))
-        return later + own
-
-    result = []
-    for layer, c, dt in zip(model.layers, consumed, d_taps):
-        if c is None:
-            result.append(None)
-        elif isinstance(c, Directions):
-            result.append(Directions(states(layer.forward_layer, c.forward, dt.forward),
-                                     states(layer.backward_layer, c.backward, dt.backward)))
-        else:
-            result.append(states(layer, c, dt))
-    return tuple(result)
-
-
-def cross_layer_jacobians(model, params, x: jax.Array, mask: Optional[jax.Array] = None, *,
-                          initial_states=None) -> tuple:
-    """The Jacobians through depth: for every pair of consecutive recurrent layers
-    (l−1, l) of a ``Sequential`` (inference mode), :math:`C^{(l)}_\\tau = \\partial s^{(l)}/\\partial
-    s^{(l-1)}` at every position τ of the sequence that flows between them.
-
-    Layer l's input at position τ is layer l−1's output there, passed through the per-step
-    layers between them (``Dense``, ``Dropout``, ``Masking``; identity when there are none), so
-
-    .. math::
-        C^{(l)}_\\tau = \\frac{\\partial s^{(l)}_{q(\\tau)}}{\\partial x^{(l)}_\\tau}\\,
-                     \\frac{\\partial x^{(l)}_\\tau}{\\partial h^{(l-1)}_\\tau}\\,
-                     \\frac{\\partial h^{(l-1)}_\\tau}{\\partial s^{(l-1)}_{p(\\tau)}}
-        \\in \\mathbb{R}^{S_l \\times S_{l-1}}
-
-    (column convention, like :func:`step_jacobians`), where :math:`h^{(l-1)}_\\tau` is the
-    sequence layer l−1 returns (the merged one for ``Bidirectional``),
-    :math:`s^{(l-1)}_{p(\\tau)}` the state whose output sits at position τ and
-    :math:`s^{(l)}_{q(\\tau)}` the state after the step that consumes position τ, both in their
-    layer's processing-order numbering (:math:`s_0` the initial state): p(τ) = τ for a layer
-    that runs forward and for a lone ``go_backwards`` layer (it returns its outputs in processing
-    order), p(τ) = T − τ + 1 for the backward direction of a ``Bidirectional`` (its outputs are
-    flipped back); q(τ) = τ, or T − τ + 1 for a ``go_backwards`` direction. For two forward
-    layers, ``jacobian[:, t-1]`` = :math:`\\partial s^{(l)}_t/\\partial s^{(l-1)}_t`.
-
-    :math:`C^{(l)}_\\tau` is the direct coupling, every other state held fixed. Where the lower
-    layer runs forward it is also the total derivative (:math:`s^{(l-1)}_t` reaches
-    :math:`s^{(l)}_t` by no other path); from a backward direction, a state also reaches earlier
-    positions of the upper layer through its later steps, and the total derivative adds those paths.
-
-    With the per-step Jacobians :math:`J^{(l)}_t` (:func:`step_jacobians`) they give the stacked
-    network's Jacobian :math:`\\partial (s^{(1)}_t, \\ldots, s^{(L)}_t)/\\partial (s^{(1)}_{t-1},
-    \\ldots, s^{(L)}_{t-1})`: block-lower-triangular over layers, :math:`J^{(l)}_t` on the diagonal
-    and :math:`\\partial s^{(l)}_t/\\partial s^{(m)}_{t-1} = C^{(l)}_t \\cdots C^{(m+1)}_t J^{(m)}_t`
-    below it, for m < l (forward layers).
-
-    The output is read from the state as :func:`model_state_gradients` reads it
-    (:math:`h^{(l-1)}_\\tau` = the ``h`` of :math:`s^{(l-1)}_{p(\\tau)}`, a zero output depends on
-    nothing), so both describe the same perturbation of :math:`s^{(l-1)}_{p(\\tau)}`. A masked
-    position gives 0: layer l carries its state there.
-
-    Returns:
-        A tuple of :class:`CrossLayerJacobian` ``(lower, upper, jacobian)``, one per pair, in
-        order; ``jacobian`` is ``(B, T, S_l, S_{l-1})`` with ``[:, τ-1]`` = :math:`C^{(l)}_\\tau`,
-        or :class:`Directions` (upper directions, each of them :class:`Directions` over the lower
-        directions where the lower layer is ``Bidirectional``).
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> import rnncore as rc
-        >>> model = rc.Sequential([rc.layers.SimpleRNN(3, return_sequences=True),
-        ...                        rc.layers.LSTM(2, return_sequences=True)])
-        >>> params = model.init(jax.random.PRNGKey(0), (5, 4))
-        >>> (c,) = rc.bptt.cross_layer_jacobians(model, params, jnp.ones((2, 5, 4)))
-        >>> c.lower, c.upper, c.jacobian.shape
-        (0, 1, (2, 5, 4, 3))
-    """
-    recurrent = [i for i, layer in enumerate(model.layers) if _is_recurrent(layer)]
-    jacobians = _jit_static(_cross_layer_jacobians, model=model)(params=params, x=x, mask=mask,
-                                                                initial_states=initial_states)
-    return tuple(CrossLayerJacobian(lo, up, j) for lo, up, j in zip(recurrent, recurrent[1:], jacobians))
-
-
-def _cross_layer_jacobians(model, params, x, mask, initial_states):
-    _, consumed, masks_in, _ = _model_forward(model, params, x, mask, False, None, initial_states, None)
-    recurrent = [i for i, layer in enumerate(model.layers) if _is_recurrent(layer)]
-    pairs = []
-    for lo, up in zip(recurrent, recurrent[1:]):
-        lower, upper = model.layers[lo], model.layers[up]
-        between = [(model.layers[i], params[i]) for i in range(lo + 1, up)]
-        lower_bi = _is_bidirectional(lower)
-        lo_dirs = (lower.forward_layer, lower.backward_layer) if lower_bi else (lower,)
-        lo_cons = tuple(consumed[lo]) if lower_bi else (consumed[lo],)
-        up_dirs = (upper.forward_layer, upper.backward_layer) if _is_bidirectional(upper) else (upper,)
-        up_cons = tuple(consumed[up]) if _is_bidirectional(upper) else (consumed[up],)
-        steps = lo_cons[0].xs.shape[1]
-        batch = lo_cons[0].xs.shape[0]
-        up_mask = jnp.ones((batch, steps), bool) if masks_in[up] is None else masks_in[up]
-        # outputs of each lower direction at each position, as the merge sees them
-        lo_outputs = [c.outputs[:, ::-1] if (lower_bi and d == 1) else c.outputs for d, c in enumerate(lo_cons)]
-        per_up = []
-        for ub, (ul, uc) in enumerate(zip(up_dirs, up_cons)):
-            up_states = _state_vectors(ul, uc)
-            s_up_prev = up_states[:, ::-1][:, 1:] if ul.go_backwards else up_states[:, :-1]
-            per_lo = []
-            for la, (ll, lc) in enumerate(zip(lo_dirs, lo_cons)):
-                lo_states = _state_vectors(ll, lc)[:, 1:]
-                backward_half = lower_bi and la == 1
-                s_lo = lo_states[:, ::-1] if backward_half else lo_states
-                m_lo = jnp.broadcast_to(_emits(ll, masks_in[lo]), (batch, steps))
-                m_lo = m_lo[:, ::-1] if backward_half else m_lo
-                other = lo_outputs[1 - la] if lower_bi else jnp.zeros_like(lo_outputs[0])
-                fn = _coupling(lower.merge_mode if lower_bi else None, la, ll.cell, ul.cell, uc.params, between)
-                jac = jax.vmap(jax.vmap(jax.jacfwd(fn)))(s_lo, s_up_prev, m_lo, up_mask, other)
-                per_lo.append(jac)
-            per_up.append(Directions(*per_lo) if lower_bi else per_lo[0])
-        pairs.append(Directions(*per_up) if len(per_up) == 2 else per_up[0])
-    return tuple(pairs)
-
-
-def _state_vectors(layer, c: _Consumed) -> jax.Array:
-    """``(B, T + 1, S)``: ``s_0 .. s_T`` of one direction, in its processing order."""
-    tr = forward(layer.cell, c.params, c.xs, c.initial_state, c.mask, dropout_masks=c.dropout_masks,
-                 go_backwards=layer.go_backwards)
-    return layer.cell.state_to_vector(tr.states)
-
-
-def _coupling(merge_mode, direction, lower_cell, upper_cell, upper_params, between):
-    """One batch row, one position: the lower state ``s`` -> the upper state after the step that
-    consumes the lower layer's output there (the other direction's output held fixed)."""
-
-    def fn(s_lo, s_up_prev, m_lo, m_up, other):
-        y = lower_cell.output(lower_cell.vector_to_state(s_lo[None]))
-        y = jnp.where(m_lo, y, jnp.zeros_like(y))  # a zero output (masked step) is not a function of s
-        if merge_mode is not None:
-            pair = (y, other[None]) if direction == 0 else (other[None], y)
-            y = merge_directions(merge_mode, *pair)[0]
-        for layer, p in between:
-            y = layer.apply(p, y[:, None, :])[:, 0]
-        new, _ = upper_cell.step(upper_params, upper_cell.vector_to_state(s_up_prev[None]), y)
-        return jnp.where(m_up, upper_cell.state_to_vector(new)[0], s_up_prev)
-
-    return fn
+# What depth means (the chain through the layers of a Sequential) lives in rnncore.depth and
+# Bidirectional's semantics in rnncore.layers, both above this floor. Their old names here resolve
+# lazily (the only import upward, and only for the deprecated path) and warn.
+
+_MOVED = {
+    "model_state_gradients": "rnncore.depth",
+    "cross_layer_jacobians": "rnncore.depth",
+    "CrossLayerJacobian": "rnncore.depth",
+    "Directions": "rnncore.depth",
+    "merge_directions": "rnncore.layers",
+    "split_bidirectional_state": "rnncore.layers",
+    "_is_recurrent": "rnncore.layers.is_recurrent",
+    "_is_bidirectional": "rnncore.layers.is_bidirectional",
+    "_jit_static": "rnncore.compilation.jit_static",
+    "_kahan_add": "rnncore.bptt.kahan_add",
+    "_model_forward": "rnncore.models.Sequential.run",
+}
+
+
+def _forward_recording(model, params, x, mask, training, rng, initial_states, taps):
+    return model.run(params, x, None if mask is None else jnp.asarray(mask).astype(bool), training, rng,
+                     initial_states=initial_states, taps=taps)
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    target = _MOVED[name]
+    warnings.warn(f"rnncore.bptt.{name} is deprecated; use {target if name.startswith('_') else target + '.' + name}.",
+                  DeprecationWarning, stacklevel=2)
+    if name == "_model_forward":
+        return _forward_recording
+    if name.startswith("_"):
+        module, _, attr = target.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    return getattr(importlib.import_module(target), name)

@@ -7,8 +7,9 @@ a layer's forward runs 1.03–1.22× and its forward+backward 1.01–1.12× as f
 (0.94–1.11× on two), with the same results to float32 rounding (``tests/test_compilation.py``).
 
 rnncore's own compiled programs (the training and evaluation steps of :func:`rnncore.fit`, the
-analyses in :mod:`rnncore.bptt`) use these options. A program compiled with plain ``jax.jit`` does
-not; compile it with :func:`jit`, or set the option for the whole process before JAX starts::
+analyses of :mod:`rnncore.depth` and :mod:`rnncore.analysis`, through :func:`jit_static`) use these
+options. A program compiled with plain ``jax.jit`` does not; compile it with :func:`jit`, or set the
+option for the whole process before JAX starts::
 
     XLA_FLAGS=--xla_cpu_prefer_vector_width=512 python train.py
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 
@@ -72,6 +73,7 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     return {VECTOR_WIDTH_OPTION: 512}
 
 
+_trace_state_clean: Optional[Callable[[], bool]]
 try:  # JAX's own test of "no transformation is tracing"; looked up once, it runs on every call
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:
@@ -100,8 +102,8 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         0.0
     """
     callers = jit_kwargs.pop("compiler_options", None) or {}
-    plain = jax.jit(fn, **jit_kwargs)
-    top = []  # built on the first top-level call, when JAX's backend is the one the program runs on
+    plain: Any = jax.jit(fn, **jit_kwargs)
+    top: list = []  # built on the first top-level call, when JAX's backend is the one the program runs on
 
     def outermost():
         if not top:
@@ -110,8 +112,10 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         return top[0]
 
     @functools.wraps(fn)
-    def call(*args, **kwargs):
+    def run(*args, **kwargs):
         return (outermost() if _at_top_level(args, kwargs) else plain)(*args, **kwargs)
+
+    call: Any = run  # carries jax.jit's methods as attributes
 
     call.lower = lambda *args, **kwargs: outermost().lower(*args, **kwargs)
     call.trace = lambda *args, **kwargs: outermost().trace(*args, **kwargs)
@@ -119,3 +123,31 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
     # How many programs are compiled for it, as jax.jit's own count (top level and nested alike).
     call._cache_size = lambda: plain._cache_size() + sum(t._cache_size() for t in top if t is not plain)
     return call
+
+
+def jit_static(fn: Callable, **static) -> Callable:
+    """``fn`` compiled by :func:`jit` with the keyword arguments ``static`` bound as static ones.
+
+    The compiled function is cached per ``(fn, names of static)``, so every call with the same
+    static values (a cell, a model, flags: frozen dataclasses and plain values, all hashable) reuses
+    one program, and a new value compiles once. Where a static value is not hashable, ``fn`` runs
+    op by op with it bound (``functools.partial``). The remaining arguments are passed by keyword.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore.compilation import jit_static
+        >>> def scale(x, factor):
+        ...     return x * factor
+        >>> jit_static(scale, factor=3.0)(x=jnp.ones(2)).tolist()
+        [3.0, 3.0]
+    """
+    try:
+        hash(tuple(static.values()))
+    except TypeError:
+        return functools.partial(fn, **static)
+    return functools.partial(_jitted(fn, tuple(static)), **static)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn: Callable, static_names: tuple) -> Callable:
+    return jit(fn, static_argnames=static_names)

@@ -31,6 +31,13 @@ Semantics pinned here (Keras 3, JAX backend, scan path):
 * Bad shapes, dtypes, params or arguments raise a ``ValueError`` naming the argument, what was
   given and what was expected, at trace time under ``jit``.
 
+Recording: :meth:`RNN.run` and :meth:`Bidirectional.run` are the layers' forward with a hook for
+the analyses of :mod:`rnncore.depth`. They return what each direction consumed and produced
+(:class:`Consumed`: checked params, inputs, ``s_0``, masks, per-step outputs, final state) and take
+an optional ``tap = (d_outputs, d_final)`` added to the full output sequence and the final state:
+zeros leave every value unchanged, and the gradient with respect to the tap is the gradient with
+respect to what it was added to. :meth:`RNN.call` and :meth:`apply` are ``run`` without a tap.
+
 Example:
     >>> import jax, jax.numpy as jnp
     >>> from rnncore import layers
@@ -45,14 +52,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, initializers
-
+from . import activations, bptt, cells, checks, initializers
 
 # --- input checks -------------------------------------------------------------------------------
 
@@ -66,7 +72,9 @@ def check_sequences(x, name: str = "inputs", features: Optional[int] = None) -> 
         try:
             x = jnp.asarray(x)
         except TypeError as e:
-            raise ValueError(f"{name} must be an array of shape (batch, time, features); got {type(x).__name__}.") from e
+            raise ValueError(
+                f"{name} must be an array of shape (batch, time, features); got {type(x).__name__}."
+            ) from e
     if len(x.shape) != 3:
         raise ValueError(
             f"{name} must have shape (batch, time, features); got shape {_shape_str(x)} (rank {len(x.shape)})."
@@ -145,6 +153,29 @@ def check_cell_params(cell, params):
 
 # --- recurrent layers ---------------------------------------------------------------------------
 
+class Consumed(NamedTuple):
+    """What one direction of a recurrent layer consumed and produced in :meth:`RNN.run` (arrays
+    only, a pytree): the checked ``params``, the inputs ``xs (B, T, F)``, ``initial_state``
+    :math:`s_0`, the input ``mask`` ``(B, T)`` or None, the ``dropout_masks`` drawn (or None), the
+    per-step ``outputs (B, T, u)`` in processing order and the ``final_state`` :math:`s_T`."""
+
+    params: Any
+    xs: jax.Array
+    initial_state: Any
+    mask: Optional[jax.Array]
+    dropout_masks: Any
+    outputs: jax.Array
+    final_state: Any
+
+
+class Directions(NamedTuple):
+    """One entry per direction of a ``Bidirectional`` layer, each in its own processing order
+    (the backward direction's step t consumes input position T − t + 1)."""
+
+    forward: Any
+    backward: Any
+
+
 @dataclass(frozen=True)
 class RNN:
     """Keras ``RNN(cell, return_sequences=False, return_state=False, go_backwards=False,
@@ -173,7 +204,7 @@ class RNN:
     def __post_init__(self):
         if self.backward_pass not in ("explicit", "autodiff"):
             raise ValueError(f"backward_pass={self.backward_pass!r}; expected 'explicit' or 'autodiff'.")
-        bptt._check_truncate(self.truncate_gradient)
+        bptt.check_truncate(self.truncate_gradient)
         if self.truncate_gradient is not None and self.backward_pass != "explicit":
             raise ValueError("truncate_gradient needs backward_pass='explicit'.")
 
@@ -224,17 +255,47 @@ class RNN:
         return bptt.forward(self.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=self.go_backwards,
                             zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
 
+    def run(self, params, x, mask=None, training=False, rng=None, initial_state=None, *,
+            tap: Optional[tuple] = None) -> tuple:
+        """``(y, final_state, consumed)``: :meth:`call` recording what the layer consumed.
+
+        ``tap``: None, or ``(d_outputs, d_final)`` shaped as the full output sequence ``(B, T, u)``
+        (processing order) and the final state, added to them before ``y`` is taken (see the module
+        docstring); ``consumed`` is the :class:`Consumed` of this run, its ``outputs`` and
+        ``final_state`` with the tap added.
+        """
+        params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
+        if self.backward_pass == "autodiff":
+            tr = bptt.forward(self.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=self.go_backwards,
+                              zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
+            ys, final = tr.outputs, tr.final_state
+        else:
+            flags = (self.go_backwards, self.zero_output_for_mask, self.unroll, self.truncate_gradient)
+            ys, final = bptt.scan_with_explicit_vjp(self.cell, flags, params, x, s0, mask, dmasks)
+        if tap is not None:
+            ys = ys + tap[0]
+            final = jax.tree_util.tree_map(lambda s, d: s + d, final, tap[1])
+        consumed = Consumed(params, x, s0, mask, dmasks, ys, final)
+        return (ys if self.return_sequences else ys[:, -1]), final, consumed
+
     def call(self, params, x, mask=None, training=False, rng=None, initial_state=None):
         """``(y, final_state)``: ``y`` is ``(B, T, u)`` with ``return_sequences``, else the last
         output ``(B, u)``; ``final_state`` the cell's state NamedTuple."""
-        if self.backward_pass == "autodiff":
-            tr = self.trajectory(params, x, mask, training, rng, initial_state)
-            ys, final = tr.outputs, tr.final_state
-        else:
-            params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
-            flags = (self.go_backwards, self.zero_output_for_mask, self.unroll, self.truncate_gradient)
-            ys, final = bptt.scan_with_explicit_vjp(self.cell, flags, params, x, s0, mask, dmasks)
-        return (ys if self.return_sequences else ys[:, -1]), final
+        y, final, _ = self.run(params, x, mask, training, rng, initial_state)
+        return y, final
+
+    def emits(self, mask: Optional[jax.Array]) -> jax.Array:
+        """``(B, T)`` in processing order (``(1, 1)`` without a mask): whether the output at step t
+        is the ``h`` its state :math:`s_t` carries (a real step, or a masked one repeating it), not a
+        zero (``zero_output_for_mask``, or Keras's unrolled loop before the first real step)."""
+        if mask is None:
+            return jnp.ones((1, 1), bool)
+        mask_t = bptt.time_major(mask, self.go_backwards)
+        if self.zero_output_for_mask and not self.unroll:
+            return mask_t.T
+        if self.unroll:  # Keras's unrolled loop: zeros until the first real step
+            return jnp.logical_or(mask_t, cast(jax.Array, bptt.seen_before(mask_t))).T
+        return jnp.ones_like(mask_t).T
 
     def apply(self, params, x, mask=None, training=False, rng=None, initial_state=None):
         """Outputs as Keras returns them: ``y``, followed by the final state's arrays with
@@ -299,6 +360,47 @@ class BidirectionalParams(NamedTuple):
 _MERGE_MODES = ("concat", "sum", "ave", "mul", None)
 
 
+def split_bidirectional_state(initial_state) -> tuple:
+    """Keras's split of a Bidirectional ``initial_state``: ``(forward, backward)``, either given as
+    a pair of state tuples or as a flat list whose first half goes forward, second half backward.
+
+    Example:
+        >>> from rnncore.layers import split_bidirectional_state
+        >>> split_bidirectional_state(["h_f", "c_f", "h_b", "c_b"])
+        (['h_f', 'c_f'], ['h_b', 'c_b'])
+    """
+    if initial_state is None:
+        return None, None
+    parts = list(initial_state)
+    if len(parts) == 2 and all(isinstance(p, tuple) for p in parts):
+        return tuple(parts)
+    half = len(parts) // 2
+    return parts[:half], parts[half:]
+
+
+def merge_directions(mode: Optional[str], y: jax.Array, y_rev: jax.Array) -> tuple:
+    r"""Keras's Bidirectional merge, as a tuple of outputs: with :math:`y` the forward output and
+    :math:`\overleftarrow{y}` the backward one (flipped back to input time), ``"concat"`` gives
+    :math:`[y, \overleftarrow{y}]` on the last axis, ``"sum"`` :math:`y + \overleftarrow{y}`,
+    ``"ave"`` their mean, ``"mul"`` their product, ``None`` the pair itself.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnncore.layers import merge_directions
+        >>> merge_directions("ave", jnp.ones((1, 2)), jnp.zeros((1, 2)))[0].tolist()
+        [[0.5, 0.5]]
+    """
+    if mode == "concat":
+        return (jnp.concatenate([y, y_rev], axis=-1),)
+    if mode == "sum":
+        return (y + y_rev,)
+    if mode == "ave":
+        return ((y + y_rev) / 2,)
+    if mode == "mul":
+        return (y * y_rev,)
+    return (y, y_rev)
+
+
 @dataclass(frozen=True, init=False)
 class Bidirectional:
     """Keras ``Bidirectional(layer, merge_mode="concat", backward_layer=None)``.
@@ -361,19 +463,27 @@ class Bidirectional:
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
-    def call(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None):
-        """``(outputs, (forward_state, backward_state))`` with ``outputs`` a tuple: the merged
-        output, or ``(y_fwd, y_bwd)`` with ``merge_mode=None``."""
-        fwd_state, bwd_state = bptt.split_bidirectional_state(initial_state)
+    def run(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None, *,
+            tap: Optional[Directions] = None) -> tuple:
+        """``(outputs, (forward_state, backward_state), Directions(consumed_fwd, consumed_bwd))``:
+        :meth:`call` recording what each direction consumed; ``tap`` is None or a
+        :class:`Directions` of the two directions' taps (see :meth:`RNN.run`)."""
+        fwd_state, bwd_state = split_bidirectional_state(initial_state)
         rf = rb = None
         if rng is not None:
             rf, rb = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
-        y, sf = self.forward_layer.call(params.forward, x, mask, training, rf, fwd_state)
-        y_rev, sb = self.backward_layer.call(params.backward, x, mask, training, rb, bwd_state)
+        tf, tb = (None, None) if tap is None else tap
+        y, sf, cf = self.forward_layer.run(params.forward, x, mask, training, rf, fwd_state, tap=tf)
+        y_rev, sb, cb = self.backward_layer.run(params.backward, x, mask, training, rb, bwd_state, tap=tb)
         if self.return_sequences:
             y_rev = jnp.flip(y_rev, axis=1)
-        out = bptt.merge_directions(self.merge_mode, y, y_rev)
-        return out, (sf, sb)
+        return merge_directions(self.merge_mode, y, y_rev), (sf, sb), Directions(cf, cb)
+
+    def call(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None):
+        """``(outputs, (forward_state, backward_state))`` with ``outputs`` a tuple: the merged
+        output, or ``(y_fwd, y_bwd)`` with ``merge_mode=None``."""
+        out, finals, _ = self.run(params, x, mask, training, rng, initial_state)
+        return out, finals
 
     def apply(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None):
         """Outputs as Keras returns them (see the class docstring)."""
@@ -406,7 +516,7 @@ class Dense:
     supports_masking = True
 
     def __post_init__(self):
-        object.__setattr__(self, "units", cells._base.positive_int("Dense units", self.units))
+        object.__setattr__(self, "units", checks.positive_int("Dense units", self.units))
         activations.get(self.activation, elementwise=False)
         initializers.get(self.kernel_initializer, name="kernel_initializer")
         initializers.get(self.bias_initializer, name="bias_initializer")
@@ -446,8 +556,7 @@ class Dropout:
     supports_masking = True
 
     def __post_init__(self):
-        if not (isinstance(self.rate, (int, float)) and 0.0 <= self.rate <= 1.0):
-            raise ValueError(f"Dropout rate={self.rate!r}; expected a float in [0, 1].")
+        checks.real("Dropout rate", self.rate, 0, 1)
 
     def init(self, key, input_shape, dtype=jnp.float32):
         return ()
@@ -496,3 +605,27 @@ class Masking:
 
 
 RECURRENT = (RNN, Bidirectional)
+
+
+def is_bidirectional(layer: Any) -> bool:
+    """Whether ``layer`` is a :class:`Bidirectional` (or a layer shaped like one: it holds a
+    ``forward_layer`` and a ``backward_layer``).
+
+    Example:
+        >>> from rnncore import layers
+        >>> layers.is_bidirectional(layers.Bidirectional(layers.GRU(2))), layers.is_bidirectional(layers.GRU(2))
+        (True, False)
+    """
+    return hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer")
+
+
+def is_recurrent(layer: Any) -> bool:
+    """Whether ``layer`` is recurrent: it holds a ``.cell`` (:class:`RNN` and its subclasses) or is
+    :func:`is_bidirectional`.
+
+    Example:
+        >>> from rnncore import layers
+        >>> layers.is_recurrent(layers.LSTM(2)), layers.is_recurrent(layers.Dense(2))
+        (True, False)
+    """
+    return hasattr(layer, "cell") or is_bidirectional(layer)

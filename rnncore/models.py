@@ -19,12 +19,39 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from . import layers as L
+
+
+class ModelRun(NamedTuple):
+    """What :meth:`Sequential.run` returns.
+
+    ``output``: the model's output, as :meth:`Sequential.apply` returns it; ``consumed``: one entry
+    per layer, the :class:`~rnncore.layers.Consumed` of a recurrent layer
+    (:class:`~rnncore.layers.Directions` of two for a ``Bidirectional``), None for the others;
+    ``input_masks``: the mask each layer received (None where it got none); ``output_mask``: the mask
+    the last layer passes on, the one Keras attaches to the model's output.
+    """
+
+    output: Any
+    consumed: tuple
+    input_masks: tuple
+    output_mask: Optional[jax.Array]
+
+    @property
+    def final_states(self) -> tuple:
+        """One entry per layer: a recurrent layer's final state (``(forward, backward)`` states for
+        a ``Bidirectional``), None for the others."""
+        def final(c):
+            if isinstance(c, L.Directions):
+                return (c.forward.final_state, c.backward.final_state)
+            return None if c is None else c.final_state
+
+        return tuple(final(c) for c in self.consumed)
 
 
 @dataclass(frozen=True, init=False)
@@ -100,27 +127,56 @@ class Sequential:
             >>> out_mask
             Array([[ True,  True,  True, False]], dtype=bool)
         """
+        run = self.run(params, x, mask, training, rng, initial_states=initial_states)
+        return run.output, run.final_states, run.output_mask
+
+    def run(self, params, x, mask: Optional[jax.Array] = None, training: bool = False,
+            rng: Optional[jax.Array] = None, *, initial_states: Optional[Sequence[Any]] = None,
+            taps: Optional[Sequence[Any]] = None) -> ModelRun:
+        """The model's forward, layer by layer, recording what each recurrent layer consumed:
+        a :class:`ModelRun` ``(output, consumed, input_masks, output_mask)``. :meth:`apply` is
+        ``run(...).output``.
+
+        ``taps``: None, or one entry per layer: None, a recurrent layer's ``(d_outputs, d_final)``
+        added to its full output sequence and final state (a :class:`~rnncore.layers.Directions`
+        of two for a ``Bidirectional``), see :meth:`rnncore.layers.RNN.run`. Zero taps leave every
+        value unchanged; the gradient with respect to them is the gradient with respect to each
+        layer's outputs and final state (:func:`rnncore.depth.model_state_gradients`).
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> import rnncore as rc
+            >>> model = rc.Sequential([rc.layers.LSTM(3, return_sequences=True), rc.layers.Dense(1)])
+            >>> params = model.init(jax.random.PRNGKey(0), input_shape=(4, 2))
+            >>> run = model.run(params, jnp.ones((2, 4, 2)))
+            >>> run.output.shape, run.consumed[0].outputs.shape, run.consumed[1]
+            ((2, 4, 1), (2, 4, 3), None)
+        """
         self._check_params(params)
         x = L.check_sequences(x)
         mask = L.check_mask(mask, x)
-        keys = [None] * len(self.layers) if rng is None else list(jax.random.split(rng, len(self.layers)))
-        if initial_states is not None and len(initial_states) != len(self.layers):
-            raise ValueError(f"initial_states must have one entry per layer ({len(self.layers)}); got {len(initial_states)}.")
-        finals = []
+        n = len(self.layers)
+        keys = [None] * n if rng is None else list(jax.random.split(rng, n))
+        if initial_states is not None and len(initial_states) != n:
+            raise ValueError(f"initial_states must have one entry per layer ({n}); got {len(initial_states)}.")
+        if taps is not None and len(taps) != n:
+            raise ValueError(f"taps must have one entry per layer ({n}); got {len(taps)}.")
+        consumed, masks_in = [], []
         h = x
         for i, (layer, p) in enumerate(zip(self.layers, params)):
+            masks_in.append(mask)
             if isinstance(layer, L.RECURRENT):
                 s0 = None if initial_states is None else initial_states[i]
-                out, final = layer.call(p, h, mask, training, keys[i], s0)
+                tap = None if taps is None else taps[i]
+                out, final, c = layer.run(p, h, mask, training, keys[i], s0, tap=tap)
                 out = out if isinstance(out, tuple) else (out,)
                 if layer.return_state:
                     flat = tuple(final) if isinstance(layer, L.RNN) else tuple(final[0]) + tuple(final[1])
                     out = out + flat
                 out = out[0] if len(out) == 1 else out
-                finals.append(final)
             else:
-                out = layer.apply(p, h, mask, training, keys[i])
-                finals.append(None)
+                out, c = layer.apply(p, h, mask, training, keys[i]), None
+            consumed.append(c)
             mask = layer.compute_mask(h, mask)
             h = out
-        return h, tuple(finals), mask
+        return ModelRun(h, tuple(consumed), tuple(masks_in), mask)

@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import analysis, bptt, checks
+from . import analysis, bptt, checks, compilation
 
 __all__ = ["lyapunov_spectra", "singular_values_by_lag", "log_norms_to_end", "step_jacobians",
            "stack_params", "network_mesh"]
@@ -270,7 +270,7 @@ def _first_bad(ok, check, on_nonfinite: str) -> None:
 def _run(fn, static, mesh, n, **arrays):
     mesh = network_mesh(mesh)
     n_pad = 0 if mesh is None else (-n) % mesh.size
-    run = bptt._jit_static(fn, n_pad=n_pad, mesh=mesh, **static)
+    run = compilation.jit_static(fn, n_pad=n_pad, mesh=mesh, **static)
     with analysis.highest_precision():
         return run(**arrays)
 

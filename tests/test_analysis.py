@@ -1,4 +1,4 @@
-"""Theory as tests for :mod:`rnncore.analysis` and the chain through depth in :mod:`rnncore.bptt`.
+"""Theory as tests for :mod:`rnncore.analysis` and the chain through depth in :mod:`rnncore.depth`.
 
 Every expected value comes from outside rnncore: closed-form theory (linear RNNs with orthogonal or
 normal recurrent matrices, the Pascanu–Mikolov–Bengio bound, the order-to-chaos transition of random
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import rnncore as rc
-from rnncore import analysis, bptt, cells, layers
+from rnncore import analysis, cells, depth, layers
 
 # --- independent oracles: the cells written from their equations ---------------------------------
 
@@ -111,7 +111,7 @@ def zeros_e(sizes):
 def test_model_state_gradients_equal_grad_of_state_perturbations(stack):
     model, params, w, x, mask = stack
     d_out = jnp.asarray(np.random.default_rng(2).normal(size=(B, T, 2)))
-    got = bptt.model_state_gradients(model, params, x, d_out, mask)
+    got = depth.model_state_gradients(model, params, x, d_out, mask)
     assert got[2] is None
 
     def objective(e1, e2):
@@ -162,7 +162,7 @@ def test_gradient_flow_callable_loss(stack):
 
 def test_cross_layer_jacobians_equal_jacfwd_of_the_stacked_loop(stack):
     model, params, w, x, mask = stack
-    (pair,) = bptt.cross_layer_jacobians(model, params, x, mask)
+    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
     assert (pair.lower, pair.upper) == (0, 1)
     e1, e2 = zeros_e([4, 6])
     full = jax.jacfwd(lambda e: stack_oracle(w, x, mask, e, e2)[1])(e1)  # (T, B, 6, T, B, 4)
@@ -213,16 +213,16 @@ def test_bidirectional_state_gradients_and_cross_layer(x64):
               cells.SimpleRNNParams(*w[2]), layers.DenseParams(*w[3]))
     x, mask = rand(rng, B, T, F, scale=1.0), jnp.asarray(MASK)
     d_out = jnp.asarray([[0.7], [-1.3], [0.4]])
-    got = bptt.model_state_gradients(model, params, x, d_out, mask)
+    got = depth.model_state_gradients(model, params, x, d_out, mask)
     e = zeros_e([3, 3, 2])
     gf, gb, g2 = jax.grad(lambda *e: jnp.sum(bidi_oracle(w, x, mask, *e)[0] * d_out), argnums=(0, 1, 2))(*e)
-    assert isinstance(got[0], bptt.Directions)
+    assert isinstance(got[0], depth.Directions)
     np.testing.assert_allclose(got[0].forward, jnp.swapaxes(gf, 0, 1), rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(got[0].backward, jnp.swapaxes(gb, 0, 1), rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-14)
     assert float(jnp.max(jnp.abs(gb))) > 1e-2
 
-    (pair,) = bptt.cross_layer_jacobians(model, params, x, mask)
+    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
     jf = jax.jacfwd(lambda ef: bidi_oracle(w, x, mask, ef, e[1], e[2])[1])(e[0])  # (T, B, 2, T, B, 3)
     # the direct coupling: the backward state at position t perturbs only the output it emits
     # there (its later steps would reach the upper layer at earlier positions, hence earlier upper
@@ -639,7 +639,7 @@ def test_gradient_flow_norms_do_not_underflow_in_float32():
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 100, 4))
     y = jnp.ones((2, 1))
     flow = rc.analysis.gradient_flow(model, params, x, y, loss="mse")
-    grads = rc.bptt.model_state_gradients(
+    grads = rc.depth.model_state_gradients(
         model, params, x, jax.grad(lambda yp: rc.analysis.loss_function("mse")(yp, y))(model.apply(params, x)))
     expected = np.linalg.norm(np.asarray(grads[0], np.float64), axis=-1)
     assert expected.min() < 1e-19  # the regime where squaring in float32 underflows

@@ -20,6 +20,7 @@ additive perturbation of each state). Against it:
 
 import dataclasses
 import functools
+import itertools
 import re
 from typing import NamedTuple
 
@@ -45,6 +46,19 @@ def make_cell(kind, units=U, **kw):
     if kind == "GRU_v1":
         return rc.cells.GRU(units, reset_after=False, **kw)
     return getattr(rc.cells, kind)(units, **kw)
+
+
+def sweep(*axes, default):
+    """Every combination of ``axes`` as ``pytest.param``s: those for which ``default(*indices)`` is
+    true run in the default suite, the others (same oracle, more combinations) with ``-m slow``.
+    ``default`` picks a covering subset (every value of every axis at least once), since each
+    combination compiles programs of its own."""
+    params = []
+    for combo in itertools.product(*(list(enumerate(a)) for a in axes)):
+        indices, values = zip(*combo)
+        marks = () if default(*indices) else (pytest.mark.slow,)
+        params.append(pytest.param(*values, marks=marks, id="-".join(map(str, values))))
+    return params
 
 
 # --- the state vector, written here ----------------------------------------------------------------
@@ -304,8 +318,7 @@ GRAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(GRAD_CASES))
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind, case", sweep(CELL_KINDS, list(GRAD_CASES), default=lambda k, c: k % 4 == c))
 def test_explicit_bptt_equals_autodiff_of_loop_and_finite_differences(x64, kind, case):
     c = make_case(kind, seed=sum(map(ord, kind + case)), **GRAD_CASES[case])
     g = explicit_backward(c)
@@ -476,17 +489,17 @@ def test_scan_with_explicit_vjp_is_forward_with_backward_as_vjp(x64, kind, trunc
     assert_close(got, ref[:3], f"{kind} custom VJP", 1e-12)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
-@pytest.mark.parametrize("mask", [None, "pre", "holes"])
-@pytest.mark.parametrize("zero_output_for_mask, unroll", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_differentiated_layer_outputs_equal_the_forward_scan(x64, kind, mask, zero_output_for_mask, unroll,
+@pytest.mark.parametrize("kind, mask, zero_output_for_mask_and_unroll, go_backwards", sweep(
+    CELL_KINDS, [None, "pre", "holes"], [(False, False), (True, False), (False, True)], [False, True],
+    default=lambda k, m, f, g: (k + m + f + g) % 6 == 0))
+def test_differentiated_layer_outputs_equal_the_forward_scan(x64, kind, mask, zero_output_for_mask_and_unroll,
                                                              go_backwards):
     """Differentiated, a layer with a hand-written core VJP reads its outputs from the states it
     keeps instead of writing them in its scan (except where a masked step emits zeros): the primal of
     its custom VJP equals ``bptt.forward``'s outputs exactly, with a non-zero initial state, masks
     that start a row with masked steps, Keras's zero outputs at masked steps, the unrolled masking,
     go_backwards and dropout."""
+    zero_output_for_mask, unroll = zero_output_for_mask_and_unroll
     c = make_case(kind, seed=53, mask=mask, go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
                   unroll=unroll, dropout=0.2, recurrent_dropout=0.2)
     flags = (go_backwards, zero_output_for_mask, unroll, None)
@@ -552,8 +565,7 @@ TRUNCATION_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(TRUNCATION_CASES))
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind, case", sweep(CELL_KINDS, list(TRUNCATION_CASES), default=lambda k, c: k % 2 == c))
 def test_truncated_bptt_equals_stop_gradient_loop(x64, kind, case):
     """``truncate_gradient=k2`` = the loop with ``stop_gradient`` on ``s_k2, s_2k2, ...``;
     ``states[:, t-1]`` is the gradient the truncated chain delivers to ``s_t`` (0 at a cut)."""
@@ -646,8 +658,7 @@ JACOBIAN_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(JACOBIAN_CASES))
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind, case", sweep(CELL_KINDS, list(JACOBIAN_CASES), default=lambda k, c: k % 2 != c))
 def test_step_jacobians_equal_jacfwd_of_loop_step(x64, kind, case):
     c = make_case(kind, seed=sum(map(ord, kind + case)), **JACOBIAN_CASES[case])
     gb = c.flags["go_backwards"]
@@ -745,11 +756,13 @@ def test_user_cell_with_only_step_gets_the_explicit_backward_pass(x64):
             ys, _ = run_loop(cell, p, x, s, mask, go_backwards=True, truncate=truncate)
             return jnp.sum(ys * dy)
 
-        ref = jax.grad(loss, argnums=(0, 1, 2))(params, xs, s0)
-        g = bptt.backward(cell, params, xs, dy, s0, mask, go_backwards=True, truncate_gradient=truncate)
+        ref = fast_jit(jax.grad(loss, argnums=(0, 1, 2)))(params, xs, s0)
+        g = fast_jit(lambda p, x, s, truncate=truncate: bptt.backward(
+            cell, p, x, dy, s, mask, go_backwards=True, truncate_gradient=truncate))(params, xs, s0)
         assert_close((g.params, g.inputs, g.initial_state), ref, f"user cell, truncate={truncate}", 1e-12)
         layer = rc.layers.RNN(cell, return_sequences=True, go_backwards=True, truncate_gradient=truncate)
-        gl = jax.grad(lambda p, x: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy), argnums=(0, 1))(params, xs)
+        gl = fast_jit(jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy),
+                               argnums=(0, 1)))(params, xs)
         assert_close(gl, ref[:2], f"user cell layer, truncate={truncate}", 1e-12)
 
 
@@ -944,7 +957,7 @@ def test_numpy_integers_are_integers():
     assert jax.eval_shape(lambda: bptt.log_singular_values_to_end(J, k=np.int64(2))).shape == (B, T, 2)
     g = jax.eval_shape(lambda: bptt.backward(cell, p, xs, jnp.ones((B, T, U)), truncate_gradient=np.int64(2)))
     assert g.inputs.shape == xs.shape
-    assert bptt._check_truncate(np.int64(2)) == 2 and type(bptt._check_truncate(np.int64(2))) is int
+    assert bptt.check_truncate(np.int64(2)) == 2 and type(bptt.check_truncate(np.int64(2))) is int
     rc.layers.LSTM(U, truncate_gradient=np.int64(2))
 
 
@@ -1025,13 +1038,14 @@ def test_initial_state_may_be_a_plain_tuple():
     xs = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2))
     h, c = jnp.full((3, 4), 0.3), jnp.full((3, 4), -0.2)
     named = cell.state_type(h, c)
-    np.testing.assert_array_equal(rc.bptt.step_jacobians(cell, p, xs, initial_state=(h, c)),
-                                  rc.bptt.step_jacobians(cell, p, xs, initial_state=named))
-    np.testing.assert_array_equal(rc.bptt.forward(cell, p, xs, initial_state=[h, c]).states,
-                                  rc.bptt.forward(cell, p, xs, initial_state=named).states)
     d = jnp.ones((3, 5, 4))
-    np.testing.assert_array_equal(rc.bptt.backward(cell, p, xs, d, initial_state=(h, c)).initial_state,
-                                  rc.bptt.backward(cell, p, xs, d, initial_state=named).initial_state)
+    # each function compiled once per state structure (a plain tuple or list, the NamedTuple), not run op by op
+    step_jacobians = fast_jit(lambda s: rc.bptt.step_jacobians(cell, p, xs, initial_state=s))
+    states = fast_jit(lambda s: rc.bptt.forward(cell, p, xs, initial_state=s).states)
+    d_s0 = fast_jit(lambda s: rc.bptt.backward(cell, p, xs, d, initial_state=s).initial_state)
+    np.testing.assert_array_equal(step_jacobians((h, c)), step_jacobians(named))
+    np.testing.assert_array_equal(states([h, c]), states(named))
+    np.testing.assert_array_equal(d_s0((h, c)), d_s0(named))
     with pytest.raises(ValueError, match=r"initial_state for LSTM must hold 2 array\(s\) \(h, c\); got 1"):
         rc.bptt.step_jacobians(cell, p, xs, initial_state=(h,))
 
@@ -1046,14 +1060,14 @@ CORE_VJP_CASES = [
 ]
 
 
-@pytest.mark.parametrize("hand_written", [True, False])
-@pytest.mark.parametrize("kind, kwargs", CORE_VJP_CASES)
-@pytest.mark.parametrize("masked", [True, False])
-def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64, kind, kwargs, masked,
+@pytest.mark.parametrize("masked, kind_and_kwargs, hand_written", sweep(
+    [True, False], CORE_VJP_CASES, [True, False], default=lambda m, c, h: (m + c + h) % 3 == 0))
+def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64, masked, kind_and_kwargs,
                                                                              hand_written):
     """The layers' reverse scan runs a cell's hand-written core VJP (SimpleRNN, LSTM, GRU) or a traced
     VJP of its core; both equal jax.grad of the autodiff layer (masked steps, recurrent and input
     dropout in training, activations whose derivative is or is not a function of the output)."""
+    kind, kwargs = kind_and_kwargs
     base = getattr(rc.cells, kind)
     if not hand_written:
         base = type(f"Traced{kind}", (base,), {"has_core_vjp": False})
@@ -1075,8 +1089,8 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
         return (jnp.sum(y * jnp.sin(jnp.arange(y.size).reshape(y.shape)))
                 + sum(jnp.sum(s * jnp.cos(jnp.arange(s.size).reshape(s.shape))) for s in final))
 
-    got = jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1))(p, x)
-    want = jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1))(p, x)
+    got = fast_jit(jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1)))(p, x)  # one program, not op by op
+    want = fast_jit(jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1)))(p, x)
     for a, b in zip(explicit.apply(p, x, mask, training=True, rng=key),
                     autodiff.apply(p, x, mask, training=True, rng=key)):
         np.testing.assert_array_equal(a, b)
@@ -1144,9 +1158,9 @@ def test_layer_gradient_temporary_memory(kind, masked, most):
     assert not _trajectory_copies_in_loops(compiled.as_text(), t)
 
 
-@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("size", [(8, 50, 2, 16), (16, 300, 8, 64)])
+@pytest.mark.parametrize("kind, masked, size", sweep(
+    ["SimpleRNN", "LSTM", "GRU"], [False, True], [(8, 50, 2, 16), (16, 300, 8, 64)],
+    default=lambda k, m, z: z == 0 or (k, m) == (1, 1)))
 def test_no_loop_of_the_layer_gradient_copies_a_whole_trajectory(kind, masked, size):
     """Where the reverse scan writes over an array it reads, every read must be ordered before the
     write; where XLA cannot order them it copies the whole (T, ...) array in every step (10x slower

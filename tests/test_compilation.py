@@ -126,14 +126,14 @@ def test_fit_compiles_its_steps_with_rnncores_options(monkeypatch):
 
 
 def test_bptt_analyses_compile_with_rnncores_options(monkeypatch):
-    from rnncore import bptt
+    from rnncore import depth
 
     monkeypatch.setattr(compilation, "compiler_options", lambda backend=None: dict(UNKNOWN))
-    bptt._jitted.cache_clear()
+    compilation._jitted.cache_clear()
     try:
         model = rc.Sequential([rc.layers.GRU(3)])
         params = model.init(jax.random.PRNGKey(0), (4, 2))
         with pytest.raises(Exception, match="xla_no_such_option_in_any_xla"):
-            bptt.model_state_gradients(model, params, jnp.ones((2, 4, 2)), jnp.ones((2, 3)))
+            depth.model_state_gradients(model, params, jnp.ones((2, 4, 2)), jnp.ones((2, 3)))
     finally:
-        bptt._jitted.cache_clear()
+        compilation._jitted.cache_clear()
