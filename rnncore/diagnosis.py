@@ -24,7 +24,7 @@ depend on the scale of a loss. For each recurrent direction :func:`diagnose_mode
   pooled over the gates).
 
 :func:`format_table` prints those rows; the per-layer results feed :func:`rnncore.plot.diagnose`.
-Everything here is library code on the analysis floor: it imports the layers, bptt and analysis,
+Everything here is library code on the analysis floor: it imports the layers and analysis,
 never Keras, matplotlib or the command line.
 
 Example:
@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import analysis, bptt, checks, compilation, data
+from . import analysis, checks, compilation, data
 from . import layers as L
 
 __all__ = [
@@ -65,33 +65,17 @@ LAGS = (1, 10, 50, 100)
 """The lags k at which ``rnncore diagnose`` reports :math:`\\lVert\\partial L/\\partial s_{T-k}\\rVert`."""
 
 
-# --- the model's forward and its layer kinds: one function each --------------------------------
-
-
-def _jit_static(fn, **static):
-    """``fn`` under ``jax.jit`` with the hashable ``static`` arguments bound."""
-    return bptt._jit_static(fn, **static)
-
-
-def _is_recurrent(layer) -> bool:
-    """Whether ``layer`` is recurrent (has a cell, or is a Bidirectional wrapper)."""
-    return bptt._is_recurrent(layer)
-
-
-def _is_bidirectional(layer) -> bool:
-    """Whether ``layer`` is a Bidirectional wrapper (a forward and a backward layer)."""
-    return bptt._is_bidirectional(layer)
+# --- what the model's own forward consumed -----------------------------------------------------
 
 
 def _model_run(model, params, x, mask, training, rng, initial_states, taps):
-    """``model`` on ``x`` layer by layer: ``(output, consumed, input_masks, output_mask)``, with
-    ``consumed[i]`` what recurrent layer i's scan consumed (per direction for Bidirectional)."""
-    return bptt._model_forward(model, params, x, mask, training, rng, initial_states, taps)
+    """``model.run`` with the model first, so that it can be bound as a static argument."""
+    return model.run(params, x, mask, training, rng, initial_states=initial_states, taps=taps)
 
 
 def _by_direction(consumed):
     """``consumed`` of a Bidirectional layer as ``(forward, backward)``, of any other as None."""
-    if isinstance(consumed, bptt.Directions):
+    if isinstance(consumed, L.Directions):
         return consumed.forward, consumed.backward
     return None
 
@@ -110,7 +94,7 @@ def has_recurrent_layer(model) -> bool:
         >>> diagnosis.has_recurrent_layer(rc.Sequential([rc.layers.GRU(2), rc.layers.Dense(1)]))
         True
     """
-    return any(_is_recurrent(layer) for layer in model.layers)
+    return any(L.is_recurrent(layer) for layer in model.layers)
 
 
 def input_features(model, params) -> Optional[int]:
@@ -198,7 +182,7 @@ def zero_states(model, batch: int, dtype) -> tuple:
     ``initial_states`` argument of ``model.apply``)."""
     states: list = []
     for layer in model.layers:
-        if _is_bidirectional(layer):
+        if L.is_bidirectional(layer):
             states.append(
                 (
                     layer.forward_layer.cell.initial_state(batch, dtype),
@@ -230,7 +214,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     grads = compilation.jit(jax.grad(loss))(zero_states(model, x.shape[0], x.dtype))
     norms = []
     for layer, g in zip(model.layers, grads):
-        if _is_bidirectional(layer):
+        if L.is_bidirectional(layer):
             for sub, gs in zip((layer.forward_layer, layer.backward_layer), g):
                 norms.append(norm(sub.cell, gs))
         elif hasattr(layer, "cell"):
@@ -241,7 +225,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
 def _consumed(model, params, x) -> list:
     """``(layer, consumed)`` per recurrent direction, in ``gradient_flow``'s row order: what each
     direction's scan consumed (its params, inputs, initial state, mask and dropout masks)."""
-    run = _jit_static(_model_run, model=model, training=False)
+    run = compilation.jit_static(_model_run, model=model, training=False)
     _, consumed, _, _ = run(params=params, x=x, mask=None, rng=None, initial_states=None, taps=None)
     rows = []
     for layer, c in zip(model.layers, consumed):
