@@ -67,7 +67,7 @@ def save_checkpoint(path, model, params, opt_state=None, *, epoch: Optional[int]
         "opt_state": None if opt_state is None else _described(opt_state),
         "epoch": epoch, "step": step, "history": history or {}, "extra": extra or {},
     }
-    arrays = {f"p{i}": a for i, a in enumerate(params_leaves)}
+    arrays: dict[str, Any] = {f"p{i}": a for i, a in enumerate(params_leaves)}
     arrays.update({f"o{i}": a for i, a in enumerate(opt_leaves)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))

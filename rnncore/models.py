@@ -66,7 +66,9 @@ class Sequential:
             shape = layer.compute_output_shape(shape)
         return tuple(params)
 
-    def _check_params(self, params):
+    def check_params(self, params: Any) -> None:
+        """Raise a ``ValueError`` unless ``params`` is a tuple (or list) with one entry per layer, as
+        :meth:`init` returns them."""
         if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
             n = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
             raise ValueError(f"params must be a tuple with one entry per layer ({len(self.layers)}); got {n}.")
@@ -100,7 +102,7 @@ class Sequential:
             >>> out_mask
             Array([[ True,  True,  True, False]], dtype=bool)
         """
-        self._check_params(params)
+        self.check_params(params)
         x = L.check_sequences(x)
         mask = L.check_mask(mask, x)
         keys = [None] * len(self.layers) if rng is None else list(jax.random.split(rng, len(self.layers)))

@@ -62,7 +62,6 @@ Array([ 0.9, -2.1], dtype=float32)
 
 from __future__ import annotations
 
-import numbers
 import functools
 import inspect
 from typing import Any, Callable, NamedTuple
@@ -71,13 +70,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation"]
+from . import checks
+
+__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation", "get",
+           "OPTIMIZERS"]
 
 
 class KerasOptState(NamedTuple):
     """State of every optimizer here: the step count (Keras's ``iterations``) and the slot pytrees."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # Keras's name; shadows tuple.count
     slots: tuple
 
 
@@ -118,17 +120,13 @@ def _configured(factory):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# argument checks
-
-
-def _is_real(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+# argument checks, in Keras's wording ("`name` must be ... Received: name=value")
 
 
 def _check_learning_rate(learning_rate):
     if callable(learning_rate):
         return
-    if not _is_real(learning_rate):
+    if not checks.is_real(learning_rate):
         raise ValueError(
             f"`learning_rate` must be a float or a schedule (a callable of the step count). "
             f"Received: learning_rate={learning_rate!r}"
@@ -138,7 +136,7 @@ def _check_learning_rate(learning_rate):
 
 
 def _check_range(name, value, low, high, *, high_inclusive=False):
-    if not _is_real(value):
+    if not checks.is_real(value):
         raise ValueError(f"`{name}` must be a float. Received: {name}={value!r}")
     ok = low <= value <= high if high_inclusive else low <= value < high
     if not ok:
@@ -147,7 +145,7 @@ def _check_range(name, value, low, high, *, high_inclusive=False):
 
 
 def _check_nonneg(name, value):
-    if not _is_real(value) or not value >= 0:
+    if not checks.is_real(value) or not value >= 0:
         raise ValueError(f"`{name}` must be a float >= 0. Received: {name}={value!r}")
 
 
@@ -160,7 +158,7 @@ def _check_clipping(clipnorm, global_clipnorm, clipvalue):
             + ", ".join(f"{k}={v}" for k, v in given.items())
         )
     for name, value in given.items():
-        if not _is_real(value) or not value > 0:
+        if not checks.is_real(value) or not value > 0:
             raise ValueError(f"`{name}` must be a float > 0 (or None). Received: {name}={value!r}")
 
 
@@ -410,3 +408,38 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
 
     return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue, 1,
                            lambda p, k: jnp.full_like(p, initial_accumulator_value), step)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# by name
+
+
+#: Keras's optimizer names, each with the function above that builds it.
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "sgd": sgd, "adagrad": adagrad,
+}
+
+
+def get(identifier: Any) -> optax.GradientTransformation:
+    """An optax transformation (returned as is), or a Keras optimizer name (case-insensitive) built
+    with Keras's defaults: ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"sgd"``, ``"adagrad"``.
+
+    >>> from rnncore import optimizers
+    >>> optimizers.get("Adam") == optimizers.adam()
+    True
+    >>> optimizers.get("adamm")
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer='adamm'; expected an optax GradientTransformation or one of 'adam', 'adamw', \
+'rmsprop', 'sgd', 'adagrad'.
+    """
+    if isinstance(identifier, str):
+        name = identifier.lower()
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer={identifier!r}; expected an optax GradientTransformation or one of "
+                             f"{', '.join(map(repr, OPTIMIZERS))}.")
+        return OPTIMIZERS[name]()
+    if isinstance(identifier, optax.GradientTransformation) or (
+            hasattr(identifier, "init") and hasattr(identifier, "update")):
+        return identifier
+    raise ValueError(f"optimizer must be an optax GradientTransformation or a name; got {type(identifier).__name__}.")

@@ -11,7 +11,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import rnncore as rc  # noqa: E402
-from rnncore import train  # noqa: E402
+from rnncore import steps  # noqa: E402
 from jax.sharding import Mesh  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def check_fit():
     model = rc.Sequential([rc.layers.LSTM(4), rc.layers.Dense(1)])
     rc.fit(model, model.init(jax.random.PRNGKey(3), input_shape=(6, 2)), x, y, optimizer="adam", epochs=2,
            batch_size=16, verbose=0, mesh=mesh)
-    compiled = next(reversed(train._COMPILED.values()))._cache_size()
+    compiled = next(reversed(steps.COMPILED.values()))._cache_size()
     assert compiled == 1, compiled
     print(f"fit ok: uneven last batch {err:.3g}; indivisible batch_size raises; the step compiled once")
 

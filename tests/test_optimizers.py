@@ -192,3 +192,28 @@ def test_equal_arguments_give_equal_transformations():
     assert a == optimizers.adam(learning_rate=0.01, clipnorm=1.0) and hash(a) == hash(optimizers.adam(0.01, clipnorm=1.0))
     assert a != optimizers.adam(0.01, clipnorm=2.0) and a != optimizers.adamw(0.01, clipnorm=1.0)
     assert optimizers.sgd() != optimizers.rmsprop() and isinstance(a, optax.GradientTransformation)
+
+
+# --- by name ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["adam", "AdamW", "rmsprop", "sgd", "adagrad"])
+def test_get_builds_keras_defaults_by_name(name):
+    assert optimizers.get(name) == optimizers.OPTIMIZERS[name.lower()]()
+
+
+def test_get_passes_a_transformation_through_and_refuses_the_rest():
+    opt = optax.sgd(0.1)
+    assert optimizers.get(opt) is opt
+    with pytest.raises(ValueError, match=r"optimizer='adamm'; expected an optax GradientTransformation or one of"):
+        optimizers.get("adamm")
+    with pytest.raises(ValueError, match="optimizer must be an optax GradientTransformation or a name; got int"):
+        optimizers.get(3)
+
+
+@pytest.mark.parametrize("old, new", [("get_optimizer", "get"), ("OPTIMIZERS", "OPTIMIZERS")])
+def test_the_old_train_names_are_deprecated_aliases(old, new):
+    from rnncore import train
+
+    with pytest.warns(DeprecationWarning, match=rf"rnncore\.train\.{old} is deprecated; use rnncore\.optimizers\.{new}"):
+        alias = getattr(train, old)
+    assert alias is getattr(optimizers, new)

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import rnncore as rc
-from rnncore import train
+from rnncore import steps, train
 
 
 def _problem(n=24, t=6, f=3, seed=0, out=1):
@@ -443,15 +443,15 @@ def test_progress_lines_and_bar(monkeypatch):
     (dict(y=np.zeros((5, 1))), r"same number of samples; got x \(8, 6, 3\) \(8 samples\) and y \(5, 1\)"),
     (dict(x=np.zeros((0, 6, 3)), y=np.zeros((0, 1))), "x is empty"),
     (dict(x=np.zeros((8, 3))), r"x must be \(samples, time, features\); got shape \(8, 3\)"),
-    (dict(batch_size=0), "batch_size must be an integer >= 1; got 0"),
-    (dict(batch_size=2.5), "batch_size must be an integer >= 1; got 2.5"),
-    (dict(epochs=-1), "epochs must be an integer >= 0"),
+    (dict(batch_size=0), "batch_size=0; expected a positive integer"),
+    (dict(batch_size=2.5), r"batch_size=2\.5; expected a positive integer"),
+    (dict(epochs=-1), "epochs=-1; expected an integer >= 0"),
     (dict(y=np.full((8, 1), np.nan)), r"y holds NaN or inf \(first at index \(0, 0\)\)"),
     (dict(loss="mean_squared_errr"), "loss="),
     (dict(optimizer="adamm"), r"optimizer='adamm'; expected an optax GradientTransformation or one of"),
     (dict(optimizer=3), "optimizer must be an optax GradientTransformation or a name; got int"),
     (dict(metrics=["acurracy"]), "metrics="),
-    (dict(validation_split=1.0), r"validation_split must be in \[0, 1\)"),
+    (dict(validation_split=1.0), r"validation_split=1\.0; expected a float in \[0, 1\)"),
     (dict(validation_split=0.9), "leaves 0 training and 8 validation"),
     (dict(validation_data=(np.zeros((2, 6, 3)),)), "validation_data must be"),
     (dict(validation_data=(np.zeros((2, 6, 3)), np.zeros((3, 1)))), "validation_data x and validation_data y"),
@@ -460,7 +460,7 @@ def test_progress_lines_and_bar(monkeypatch):
     (dict(on_nonfinite="ignore"), "on_nonfinite='ignore'"),
     (dict(resume=True), "resume=True needs checkpoint=path"),
     (dict(verbose=3), "verbose=3"),
-    (dict(chunk_length=0), "chunk_length must be an integer >= 1"),
+    (dict(chunk_length=0), "chunk_length=0; expected a positive integer"),
 ])
 def test_bad_input_is_refused_clearly(change, match):
     x, y = _problem(n=8)
@@ -490,10 +490,10 @@ def test_a_second_fit_with_equal_settings_reuses_the_compiled_step():
     model = _model("GRU")
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     a, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.01, clipnorm=1.0), epochs=1, verbose=0)
-    n = len(train._COMPILED)
+    n = len(steps.COMPILED)
     b, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(learning_rate=0.01, clipnorm=1.0), epochs=1,
                   verbose=0)
-    assert len(train._COMPILED) == n
+    assert len(steps.COMPILED) == n
     _close(a, b, 0)
     rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.02, clipnorm=1.0), epochs=1, verbose=0)
-    assert len(train._COMPILED) == min(n + 1, 16)
+    assert len(steps.COMPILED) == min(n + 1, 16)
