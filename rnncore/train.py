@@ -461,7 +461,7 @@ def _callback(callbacks: Sequence, hook: str, *args) -> None:
 def _run_epochs(plan: _Plan, run: Run, start: _Start, epochs: int, callbacks: Sequence, checkpoint) -> list:
     """The epochs from ``start.epoch`` to ``epochs``; returns the gradient norms per epoch."""
     history, opt_state, global_step = run.history, start.opt_state, start.step
-    good_params = run.params
+    good_params = start.params  # not run.params, which an on_train_begin callback may have replaced
     norms_log: list = []
     for epoch in range(start.epoch, epochs):
         _callback(callbacks, "on_epoch_begin", epoch, run)
@@ -563,11 +563,14 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
                               optimizer, training, chunked, mesh)
     eval_step = steps.cached(steps.make_eval_step, model, loss_obj, metric_objs, mesh) if val_data is not None else None
     key = jax.random.PRNGKey(seed)
-    plan = _Plan(train_step, eval_step, meshes.replicated(steps.on_device(train_data), mesh),
-                 meshes.replicated(steps.on_device(val_data), mesh) if val_data is not None else None,
-                 metric_objs, chunks, chunked, batch_size, shuffle, key, jax.random.fold_in(key, 1 << 30), training,
-                 gradient_norms, jnp.result_type(*jax.tree_util.tree_leaves(start.params)[:1], jnp.float32), mesh,
-                 ProgressBar(verbose, int(epochs), steps_per_epoch))
+    plan = _Plan(train_step=train_step, eval_step=eval_step,
+                 train_data=meshes.replicated(steps.on_device(train_data), mesh),
+                 val_data=meshes.replicated(steps.on_device(val_data), mesh) if val_data is not None else None,
+                 metrics=metric_objs, chunks=chunks, chunked=chunked, batch_size=batch_size, shuffle=shuffle,
+                 key=key, dropout_key=jax.random.fold_in(key, 1 << 30), training=training,
+                 gradient_norms=gradient_norms, mesh=mesh,
+                 dtype=jnp.result_type(*jax.tree_util.tree_leaves(start.params)[:1], jnp.float32),
+                 progress=ProgressBar(verbose, int(epochs), steps_per_epoch))
     run = Run(model, start.params, history, {m.key: m.direction for m in metric_objs})
     callbacks = list(callbacks)
     _callback(callbacks, "on_train_begin", run)
