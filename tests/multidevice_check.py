@@ -2,11 +2,14 @@
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the device count is fixed when JAX
 initializes). ``python tests/multidevice_check.py sweeps|fit`` asserts and exits non-zero on failure."""
 
+import pathlib
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the checkout this file is in, not an install
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
