@@ -79,9 +79,16 @@ class EarlyStopping(Callback):
         min_delta, patience, mode, baseline, restore_best_weights, start_from_epoch: as in Keras.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
-                 mode: str = "auto", baseline: Optional[float] = None, restore_best_weights: bool = False,
-                 start_from_epoch: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        baseline: Optional[float] = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ):
         if not isinstance(monitor, str):
             raise ValueError(f"monitor must be the name of a logged value, e.g. 'val_loss'; got {monitor!r}.")
         checks.one_of("mode", mode, _MODES)
@@ -109,7 +116,8 @@ class EarlyStopping(Callback):
             return "max" if directions[name] == "up" else "min"
         raise ValueError(
             f"EarlyStopping(monitor={self.monitor!r}, mode='auto'): cannot tell whether {self.monitor!r} should "
-            "be minimized or maximized; pass mode='min' or mode='max'.")
+            "be minimized or maximized; pass mode='min' or mode='max'."
+        )
 
     def _improves(self, value: float, reference: Optional[float], direction: str) -> bool:
         if reference is None:
@@ -127,8 +135,9 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict, run) -> None:
         if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping(monitor={self.monitor!r}): the epoch logs hold only "
-                             f"{', '.join(map(repr, logs))}.")
+            raise ValueError(
+                f"EarlyStopping(monitor={self.monitor!r}): the epoch logs hold only {', '.join(map(repr, logs))}."
+            )
         current = logs[self.monitor]
         if epoch < self.start_from_epoch:
             return

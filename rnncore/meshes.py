@@ -36,8 +36,9 @@ def mesh_over(mesh: Any, axis: str) -> Optional[Mesh]:
     try:
         devices = np.asarray(list(mesh), dtype=object)
     except TypeError:
-        raise ValueError("mesh must be a jax.sharding.Mesh or a sequence of devices; "
-                         f"got {type(mesh).__name__}.") from None
+        raise ValueError(
+            f"mesh must be a jax.sharding.Mesh or a sequence of devices; got {type(mesh).__name__}."
+        ) from None
     if devices.size == 0 or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError("mesh: a sequence of devices must be non-empty and hold jax devices (e.g. jax.devices()).")
     return Mesh(devices, (axis,))

@@ -72,8 +72,7 @@ import optax
 
 from . import checks
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation", "get",
-           "OPTIMIZERS"]
+__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation", "get", "OPTIMIZERS"]
 
 
 class KerasOptState(NamedTuple):
@@ -150,8 +149,11 @@ def _check_nonneg(name, value):
 
 
 def _check_clipping(clipnorm, global_clipnorm, clipvalue):
-    given = {k: v for k, v in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm),
-                                ("clipvalue", clipvalue)) if v is not None}
+    given = {
+        k: v
+        for k, v in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm), ("clipvalue", clipvalue))
+        if v is not None
+    }
     if len(given) > 1:
         raise ValueError(
             "Only one of `clipnorm`, `global_clipnorm` and `clipvalue` can be set. Received: "
@@ -248,8 +250,17 @@ def _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clip
 
 
 @_configured
-def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None,
-         clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adam(
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``Adam``: the ε-hat form of Kingma & Ba (2015).
 
     With :math:`t` the 1-based step, :math:`m \mathrel{+}= (g-m)(1-\beta_1)`,
@@ -282,13 +293,30 @@ def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=Fa
             new = (m, new[1], v)
         return -((m * alpha) / (jnp.sqrt(v) + epsilon)), new
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           3 if amsgrad else 2, lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        3 if amsgrad else 2,
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-          clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adamw(
+    learning_rate=0.001,
+    weight_decay=0.004,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``AdamW``: :func:`adam` with decoupled weight decay (Loshchilov & Hutter 2019).
 
     Before the Adam step (and after clipping), :math:`w \mathrel{-}= w\cdot\mathrm{wd}\cdot\mathrm{lr}`;
@@ -304,13 +332,31 @@ def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, eps
     """
     if weight_decay is None:
         raise ValueError("`weight_decay` must be a float for adamw. Received: weight_decay=None")
-    return adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad,
-                weight_decay=weight_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue)
+    return adam(
+        learning_rate=learning_rate,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=epsilon,
+        amsgrad=amsgrad,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        global_clipnorm=global_clipnorm,
+        clipvalue=clipvalue,
+    )
 
 
 @_configured
-def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None,
-            clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def rmsprop(
+    learning_rate=0.001,
+    rho=0.9,
+    momentum=0.0,
+    epsilon=1e-7,
+    centered=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``RMSprop`` (Tieleman & Hinton 2012), ε **inside** the square root.
 
     :math:`v = \rho v + (1-\rho)g^2`; centered: :math:`a = \rho a + (1-\rho) g`, denominator
@@ -347,13 +393,28 @@ def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=F
             delta = -increment
         return delta, tuple(s[n] for n in names)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           len(names), lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        len(names),
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-        clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def sgd(
+    learning_rate=0.01,
+    momentum=0.0,
+    nesterov=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``SGD``: the learning rate sits inside the velocity.
 
     :math:`m = \mu m - \mathrm{lr}\,g`, then :math:`w \mathrel{+}= m` (nesterov:
@@ -381,13 +442,28 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
         delta = m * mu - g * lr if nesterov else m
         return delta, (m,)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           1 if use_momentum else 0, lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        1 if use_momentum else 0,
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
-            clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adagrad(
+    learning_rate=0.001,
+    initial_accumulator_value=0.1,
+    epsilon=1e-7,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``Adagrad`` (Duchi et al. 2011).
 
     :math:`a \mathrel{+}= g^2` (starting from ``initial_accumulator_value``), then
@@ -406,8 +482,16 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
         acc = slots[0] + jnp.square(g)
         return -((lr * g) / jnp.sqrt(acc + epsilon)), (acc,)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue, 1,
-                           lambda p, k: jnp.full_like(p, initial_accumulator_value), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        1,
+        lambda p, k: jnp.full_like(p, initial_accumulator_value),
+        step,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -416,7 +500,11 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
 
 #: Keras's optimizer names, each with the function above that builds it.
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "sgd": sgd, "adagrad": adagrad,
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "sgd": sgd,
+    "adagrad": adagrad,
 }
 
 
@@ -436,10 +524,13 @@ def get(identifier: Any) -> optax.GradientTransformation:
     if isinstance(identifier, str):
         name = identifier.lower()
         if name not in OPTIMIZERS:
-            raise ValueError(f"optimizer={identifier!r}; expected an optax GradientTransformation or one of "
-                             f"{', '.join(map(repr, OPTIMIZERS))}.")
+            raise ValueError(
+                f"optimizer={identifier!r}; expected an optax GradientTransformation or one of "
+                f"{', '.join(map(repr, OPTIMIZERS))}."
+            )
         return OPTIMIZERS[name]()
     if isinstance(identifier, optax.GradientTransformation) or (
-            hasattr(identifier, "init") and hasattr(identifier, "update")):
+        hasattr(identifier, "init") and hasattr(identifier, "update")
+    ):
         return identifier
     raise ValueError(f"optimizer must be an optax GradientTransformation or a name; got {type(identifier).__name__}.")

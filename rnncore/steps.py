@@ -45,8 +45,21 @@ import optax
 
 from . import compilation, meshes
 
-__all__ = ["Samples", "Health", "TrainState", "take", "on_device", "all_finite", "tree_norm", "slice_time",
-           "sharded", "make_train_step", "make_eval_step", "cached", "COMPILED"]
+__all__ = [
+    "Samples",
+    "Health",
+    "TrainState",
+    "take",
+    "on_device",
+    "all_finite",
+    "tree_norm",
+    "slice_time",
+    "sharded",
+    "make_train_step",
+    "make_eval_step",
+    "cached",
+    "COMPILED",
+]
 
 
 class Samples(NamedTuple):
@@ -144,13 +157,17 @@ def _health(health: Health, loss_ok, grad_ok, param_ok, step_index) -> Health:
     first = health.ok & ~ok_now
     what = jnp.where(~loss_ok, 0, jnp.where(~jnp.all(grad_ok), 1, 2))
     layer = jnp.where(~loss_ok, -1, jnp.where(~jnp.all(grad_ok), jnp.argmin(grad_ok), jnp.argmin(param_ok)))
-    return Health(health.ok & ok_now, jnp.where(first, step_index, health.step).astype(jnp.int32),
-                  jnp.where(first, what, health.what).astype(jnp.int32),
-                  jnp.where(first, layer, health.layer).astype(jnp.int32))
+    return Health(
+        health.ok & ok_now,
+        jnp.where(first, step_index, health.step).astype(jnp.int32),
+        jnp.where(first, what, health.what).astype(jnp.int32),
+        jnp.where(first, layer, health.layer).astype(jnp.int32),
+    )
 
 
-def make_train_step(model: Any, loss: Any, metrics: tuple, optimizer: Any, training: bool, chunked: bool,
-                    mesh: Optional[Any] = None) -> Callable:
+def make_train_step(
+    model: Any, loss: Any, metrics: tuple, optimizer: Any, training: bool, chunked: bool, mesh: Optional[Any] = None
+) -> Callable:
     """The jitted ``step(state, data, idx, t0, rng, s0, step_index, length) -> (state, finals, norms)``:
     one optimizer step on the batch ``idx`` of ``data`` (a :class:`Samples` on the device), chunk
     ``[t0, t0 + length)`` when ``chunked``, from initial states ``s0``; ``finals`` are the layers'
@@ -164,26 +181,39 @@ def make_train_step(model: Any, loss: Any, metrics: tuple, optimizer: Any, train
     def step(state: TrainState, data: Samples, idx, t0, rng, s0, step_index, length):
         batch = _batch(data, idx, t0, length, chunked, mesh)
         (value, (y_pred, finals, out_mask)), grads = jax.value_and_grad(compute, has_aux=True)(
-            state.params, batch, rng, s0)
+            state.params, batch, rng, s0
+        )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         loss_ok = jnp.isfinite(value)
-        health = _health(state.health, loss_ok, jnp.stack([all_finite(g) for g in grads]),
-                         jnp.stack([all_finite(p) for p in new_params]), step_index)
+        health = _health(
+            state.health,
+            loss_ok,
+            jnp.stack([all_finite(g) for g in grads]),
+            jnp.stack([all_finite(p) for p in new_params]),
+            step_index,
+        )
         ok = health.ok
 
         def keep(new, old):
             return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
         n = jnp.asarray(batch.x.shape[0], state.loss_total.dtype)
-        metric_states = tuple(m.update(s, batch.y, y_pred, batch.sample_weight, out_mask)
-                              for m, s in zip(metrics, state.metric_states))
-        good = jax.tree_util.tree_map(lambda a, b: jnp.where(state.health.ok & loss_ok, a, b), state.params,
-                                      state.good_params)
-        new_state = TrainState(keep(new_params, state.params), good, keep(opt_state, state.opt_state),
-                               jnp.where(ok, state.loss_total + value.astype(n.dtype) * n, state.loss_total),
-                               jnp.where(ok, state.loss_count + n, state.loss_count),
-                               keep(metric_states, state.metric_states), health)
+        metric_states = tuple(
+            m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, state.metric_states)
+        )
+        good = jax.tree_util.tree_map(
+            lambda a, b: jnp.where(state.health.ok & loss_ok, a, b), state.params, state.good_params
+        )
+        new_state = TrainState(
+            keep(new_params, state.params),
+            good,
+            keep(opt_state, state.opt_state),
+            jnp.where(ok, state.loss_total + value.astype(n.dtype) * n, state.loss_total),
+            jnp.where(ok, state.loss_count + n, state.loss_count),
+            keep(metric_states, state.metric_states),
+            health,
+        )
         norms = jnp.stack([tree_norm(g) for g in grads])
         return new_state, finals, norms
 
@@ -201,8 +231,9 @@ def make_eval_step(model: Any, loss: Any, metrics: tuple, mesh: Optional[Any] = 
         value = loss(batch.y, y_pred, batch.sample_weight, out_mask)
         total, count, metric_states = totals
         n = jnp.asarray(batch.x.shape[0], total.dtype)
-        metric_states = tuple(m.update(s, batch.y, y_pred, batch.sample_weight, out_mask)
-                              for m, s in zip(metrics, metric_states))
+        metric_states = tuple(
+            m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, metric_states)
+        )
         return total + value.astype(total.dtype) * n, count + n, metric_states
 
     return compilation.jit(step)

@@ -111,14 +111,16 @@ def __getattr__(name: str) -> Any:
 
 # --- input checks ---------------------------------------------------------------------------------
 
+
 def _array(value, name: str, dtype=None) -> np.ndarray:
     try:
         a = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{name} must be an array; got {type(value).__name__} ({e}).") from None
     if a.dtype == object:
-        raise ValueError(f"{name} must be a numeric array; got ragged or object data (pad it with "
-                         "rnncore.data.pad_sequences).")
+        raise ValueError(
+            f"{name} must be a numeric array; got ragged or object data (pad it with rnncore.data.pad_sequences)."
+        )
     return a
 
 
@@ -135,8 +137,10 @@ def _check_targets(y, n: int, x_shape: tuple, prefix: str) -> np.ndarray:
         raise ValueError(f"{prefix}y is missing; fit needs targets.")
     y = _array(y, f"{prefix}y")
     if y.ndim == 0 or y.shape[0] != n:
-        raise ValueError(f"{prefix}x and {prefix}y must have the same number of samples; "
-                         f"got x {x_shape} ({n} samples) and y {y.shape}.")
+        raise ValueError(
+            f"{prefix}x and {prefix}y must have the same number of samples; "
+            f"got x {x_shape} ({n} samples) and y {y.shape}."
+        )
     return y
 
 
@@ -145,8 +149,10 @@ def _check_sample_weight(sample_weight, n: int, prefix: str) -> Optional[np.ndar
         return None
     sample_weight = _array(sample_weight, f"{prefix}sample_weight")
     if sample_weight.ndim not in (1, 2) or sample_weight.shape[0] != n:
-        raise ValueError(f"{prefix}sample_weight must be (samples,) or (samples, time) with {n} samples; "
-                         f"got shape {sample_weight.shape}.")
+        raise ValueError(
+            f"{prefix}sample_weight must be (samples,) or (samples, time) with {n} samples; "
+            f"got shape {sample_weight.shape}."
+        )
     _first_nonfinite(sample_weight, f"{prefix}sample_weight")
     return sample_weight
 
@@ -176,9 +182,11 @@ def _check_data(x, y, sample_weight, mask, prefix: str = "") -> Samples:
 
 def _validation_data(validation_data) -> Samples:
     if not isinstance(validation_data, (tuple, list)) or not 2 <= len(validation_data) <= 4:
-        raise ValueError("validation_data must be (x, y), (x, y, sample_weight) or (x, y, sample_weight, "
-                         f"mask); got {type(validation_data).__name__} of length "
-                         f"{len(validation_data) if isinstance(validation_data, (tuple, list)) else '-'}.")
+        raise ValueError(
+            "validation_data must be (x, y), (x, y, sample_weight) or (x, y, sample_weight, "
+            f"mask); got {type(validation_data).__name__} of length "
+            f"{len(validation_data) if isinstance(validation_data, (tuple, list)) else '-'}."
+        )
     x, y, sample_weight, mask = list(validation_data) + [None] * (4 - len(validation_data))
     return _check_data(x, y, sample_weight, mask, prefix="validation_data ")
 
@@ -196,14 +204,26 @@ def _validation(validation_data, validation_split, data: Samples) -> tuple[Sampl
     n = data.x.shape[0]
     split_at = int(math.floor(n * (1.0 - v)))
     if split_at == 0 or split_at == n:
-        raise ValueError(f"validation_split={validation_split} leaves {split_at} training and {n - split_at} "
-                         f"validation samples out of {n}; both need at least one.")
+        raise ValueError(
+            f"validation_split={validation_split} leaves {split_at} training and {n - split_at} "
+            f"validation samples out of {n}; both need at least one."
+        )
     return steps.take(data, slice(0, split_at)), steps.take(data, slice(split_at, n))
 
 
-
-def _check_arguments(model, params, batch_size, epochs, initial_epoch, on_nonfinite, chunk_length,
-                     truncate_gradient, resume, checkpoint, mesh) -> tuple:
+def _check_arguments(
+    model,
+    params,
+    batch_size,
+    epochs,
+    initial_epoch,
+    on_nonfinite,
+    chunk_length,
+    truncate_gradient,
+    resume,
+    checkpoint,
+    mesh,
+) -> tuple:
     """``(batch_size, chunk_length, truncate_gradient, mesh)`` after checking every scalar argument of
     :func:`fit`, in the order of its signature's meaning (the model and params first)."""
     if not hasattr(model, "apply_with_mask") or not hasattr(model, "layers"):
@@ -221,8 +241,10 @@ def _check_arguments(model, params, batch_size, epochs, initial_epoch, on_nonfin
         raise ValueError("resume=True needs checkpoint=path.")
     mesh = meshes.batch_mesh(mesh)
     if mesh is not None and batch_size % mesh.size:
-        raise ValueError(f"batch_size={batch_size} must be a multiple of the {mesh.size} devices of mesh= so that "
-                         "every batch splits evenly over them.")
+        raise ValueError(
+            f"batch_size={batch_size} must be a multiple of the {mesh.size} devices of mesh= so that "
+            "every batch splits evenly over them."
+        )
     return batch_size, chunk_length, truncate_gradient, mesh
 
 
@@ -234,13 +256,16 @@ def _chunks(model, chunk_length: Optional[int], y_shape, y: np.ndarray, n_steps:
     if any(isinstance(layer, L.Bidirectional) for layer in model.layers):
         raise ValueError("chunk_length: a Bidirectional layer cannot carry its state from chunk to chunk.")
     if len(getattr(y_shape, "shape", ())) != 3 or y.ndim < 2 or y.shape[1] != n_steps:
-        raise ValueError(f"chunk_length needs a model that outputs a sequence (return_sequences=True) and y with "
-                         f"the same time axis as x ({n_steps} steps); got model output "
-                         f"{getattr(y_shape, 'shape', y_shape)} and y {y.shape}.")
+        raise ValueError(
+            f"chunk_length needs a model that outputs a sequence (return_sequences=True) and y with "
+            f"the same time axis as x ({n_steps} steps); got model output "
+            f"{getattr(y_shape, 'shape', y_shape)} and y {y.shape}."
+        )
     return [(t, min(chunk_length, n_steps - t)) for t in range(0, n_steps, chunk_length)]
 
 
 # --- the model the gradient sees --------------------------------------------------------------------
+
 
 def _truncated(model, k2: Optional[int]):
     if k2 is None:
@@ -248,8 +273,11 @@ def _truncated(model, k2: Optional[int]):
     layers = []
     for layer in model.layers:
         if isinstance(layer, L.Bidirectional):
-            layer = L.Bidirectional(replace(layer.forward_layer, truncate_gradient=k2), layer.merge_mode,
-                                    backward_layer=replace(layer.backward_layer, truncate_gradient=k2))
+            layer = L.Bidirectional(
+                replace(layer.forward_layer, truncate_gradient=k2),
+                layer.merge_mode,
+                backward_layer=replace(layer.backward_layer, truncate_gradient=k2),
+            )
         elif isinstance(layer, L.RNN):
             layer = replace(layer, truncate_gradient=k2, backward_pass="explicit")
         layers.append(layer)
@@ -269,6 +297,7 @@ def _output_shape(model, params, x: np.ndarray):
 
 
 # --- metrics as a run tracks them -------------------------------------------------------------------
+
 
 class _Tracked(NamedTuple):
     """A metric as a run tracks it: its history key, and whether it sees the sample weights
@@ -314,8 +343,20 @@ def _results(metrics, states) -> dict:
 
 # --- evaluate -------------------------------------------------------------------------------------
 
-def evaluate(model, params, x, y, *, loss="mse", metrics=(), weighted_metrics=(), batch_size: int = 32,
-             sample_weight=None, mask=None) -> dict:
+
+def evaluate(
+    model,
+    params,
+    x,
+    y,
+    *,
+    loss="mse",
+    metrics=(),
+    weighted_metrics=(),
+    batch_size: int = 32,
+    sample_weight=None,
+    mask=None,
+) -> dict:
     """Keras's ``evaluate``: ``{"loss": ..., metric: ...}`` over batches of ``batch_size``, the loss
     the batch-size weighted mean of batch losses, the metrics accumulated over all samples,
     ``training=False``.
@@ -347,6 +388,7 @@ def _evaluate(step, metric_objs, params, data: Samples, batch_size: int) -> dict
 
 
 # --- fit, piece by piece --------------------------------------------------------------------------
+
 
 @dataclass
 class _Plan:
@@ -394,12 +436,19 @@ class _Start:
 
 
 def _batches(n: int, batch_size: int, perm) -> list:
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def _epoch_state(plan: _Plan, params, good_params, opt_state) -> steps.TrainState:
-    state = steps.TrainState(params, good_params, opt_state, jnp.zeros([], plan.dtype), jnp.zeros([], plan.dtype),
-                             tuple(m.init() for m in plan.metrics), steps.Health.fine())
+    state = steps.TrainState(
+        params,
+        good_params,
+        opt_state,
+        jnp.zeros([], plan.dtype),
+        jnp.zeros([], plan.dtype),
+        tuple(m.init() for m in plan.metrics),
+        steps.Health.fine(),
+    )
     # distinct buffers (the step donates every one of them), laid out as the step returns them,
     # so that its first call compiles the same program as the others
     return meshes.replicated(_copy(state), plan.mesh)
@@ -410,8 +459,16 @@ def _train_batch(plan: _Plan, state, idx, done: int, global_step: int, epoch_nor
     s0 = None
     for t0, length in plan.chunks:
         rng = jax.random.fold_in(plan.dropout_key, global_step) if plan.training else None
-        state, finals, norms = plan.train_step(state, plan.train_data, idx, jnp.int32(t0), rng, s0,
-                                               jnp.int32(done), length=length if plan.chunked else None)
+        state, finals, norms = plan.train_step(
+            state,
+            plan.train_data,
+            idx,
+            jnp.int32(t0),
+            rng,
+            s0,
+            jnp.int32(done),
+            length=length if plan.chunked else None,
+        )
         s0 = finals if plan.chunked else None
         if plan.gradient_norms:
             epoch_norms.append(norms)
@@ -437,8 +494,10 @@ def _train_epoch(plan: _Plan, epoch: int, params, good_params, opt_state, global
 
 
 def _epoch_logs(plan: _Plan, state, params) -> dict:
-    logs = {"loss": float(state.loss_total / state.loss_count) if float(state.loss_count) > 0 else math.nan,
-            **_results(plan.metrics, state.metric_states)}
+    logs = {
+        "loss": float(state.loss_total / state.loss_count) if float(state.loss_count) > 0 else math.nan,
+        **_results(plan.metrics, state.metric_states),
+    }
     if plan.val_data is not None:
         val = _evaluate(plan.eval_step, plan.metrics, params, plan.val_data, plan.batch_size)
         logs.update({f"val_{k}": v for k, v in val.items()})
@@ -447,8 +506,9 @@ def _epoch_logs(plan: _Plan, state, params) -> dict:
 
 def _divergence(epoch: int, health, layer_names: tuple) -> Divergence:
     layer = None if int(health.layer) < 0 else int(health.layer)
-    return Divergence(epoch, int(health.step), NONFINITE_KINDS[int(health.what)], layer,
-                      None if layer is None else layer_names[layer])
+    return Divergence(
+        epoch, int(health.step), NONFINITE_KINDS[int(health.what)], layer, None if layer is None else layer_names[layer]
+    )
 
 
 def _callback(callbacks: Sequence, hook: str, *args) -> None:
@@ -481,8 +541,9 @@ def _run_epochs(plan: _Plan, run: Run, start: _Start, epochs: int, callbacks: Se
             break
         _callback(callbacks, "on_epoch_end", epoch, logs, run)
         if checkpoint is not None:
-            checkpoints.save_checkpoint(checkpoint, run.model, run.params, opt_state, epoch=epoch + 1,
-                                        step=global_step, history=history.history)
+            checkpoints.save_checkpoint(
+                checkpoint, run.model, run.params, opt_state, epoch=epoch + 1, step=global_step, history=history.history
+            )
         if run.stop_training:
             break
     return norms_log
@@ -494,22 +555,47 @@ def _report_divergence(run: Run, on_nonfinite: str) -> None:
     divergence = run.history.diverged
     if divergence is None:
         return
-    message = (f"fit stopped: {divergence.message()}; the returned params are the last at which the "
-               "loss was finite. "
-               "Remedies: a lower learning rate, gradient clipping (clipnorm / global_clipnorm), standardized "
-               "inputs.")
+    message = (
+        f"fit stopped: {divergence.message()}; the returned params are the last at which the "
+        "loss was finite. "
+        "Remedies: a lower learning rate, gradient clipping (clipnorm / global_clipnorm), standardized "
+        "inputs."
+    )
     if on_nonfinite == "raise":
         raise TrainingDiverged(message, run.params, run.history, divergence)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="rmsprop", metrics: Sequence = (),
-        weighted_metrics: Sequence = (), epochs: int = 1, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
-        validation_split: float = 0.0, validation_data=None, sample_weight=None, mask=None,
-        callbacks: Sequence = (), initial_epoch: int = 0, verbose: Union[str, int] = "auto",
-        gradient_norms: bool = False, chunk_length: Optional[int] = None,
-        truncate_gradient: Optional[int] = None, checkpoint=None, resume: bool = False,
-        on_nonfinite: str = "stop", training: bool = True, mesh=None):
+def fit(
+    model,
+    params,
+    x,
+    y,
+    *,
+    loss: Union[str, Callable] = "mse",
+    optimizer="rmsprop",
+    metrics: Sequence = (),
+    weighted_metrics: Sequence = (),
+    epochs: int = 1,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    validation_split: float = 0.0,
+    validation_data=None,
+    sample_weight=None,
+    mask=None,
+    callbacks: Sequence = (),
+    initial_epoch: int = 0,
+    verbose: Union[str, int] = "auto",
+    gradient_norms: bool = False,
+    chunk_length: Optional[int] = None,
+    truncate_gradient: Optional[int] = None,
+    checkpoint=None,
+    resume: bool = False,
+    on_nonfinite: str = "stop",
+    training: bool = True,
+    mesh=None,
+):
     r"""Train ``model`` from ``params``; returns ``(params, history)`` (see the module docstring).
 
     Args:
@@ -541,8 +627,18 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
         ``(params, history)``: the trained params and a :class:`History`.
     """
     batch_size, chunk_length, truncate_gradient, mesh = _check_arguments(
-        model, params, batch_size, epochs, initial_epoch, on_nonfinite, chunk_length, truncate_gradient, resume,
-        checkpoint, mesh)
+        model,
+        params,
+        batch_size,
+        epochs,
+        initial_epoch,
+        on_nonfinite,
+        chunk_length,
+        truncate_gradient,
+        resume,
+        checkpoint,
+        mesh,
+    )
     train_data, val_data = _validation(validation_data, validation_split, _check_data(x, y, sample_weight, mask))
     loss_obj = _losses.get(loss)
     optimizer = optimizers.get(optimizer)
@@ -556,21 +652,45 @@ def fit(model, params, x, y, *, loss: Union[str, Callable] = "mse", optimizer="r
     start.params, start.opt_state = meshes.replicated((start.params, start.opt_state), mesh)
     steps_per_epoch = -(-train_data.x.shape[0] // batch_size) * len(chunks)
     history = start.history
-    history.params = {"epochs": int(epochs), "steps": steps_per_epoch, "batch_size": batch_size,
-                      "verbose": verbose, "chunk_length": chunk_length, "truncate_gradient": truncate_gradient}
+    history.params = {
+        "epochs": int(epochs),
+        "steps": steps_per_epoch,
+        "batch_size": batch_size,
+        "verbose": verbose,
+        "chunk_length": chunk_length,
+        "truncate_gradient": truncate_gradient,
+    }
 
-    train_step = steps.cached(steps.make_train_step, _truncated(model, truncate_gradient), loss_obj, metric_objs,
-                              optimizer, training, chunked, mesh)
+    train_step = steps.cached(
+        steps.make_train_step,
+        _truncated(model, truncate_gradient),
+        loss_obj,
+        metric_objs,
+        optimizer,
+        training,
+        chunked,
+        mesh,
+    )
     eval_step = steps.cached(steps.make_eval_step, model, loss_obj, metric_objs, mesh) if val_data is not None else None
     key = jax.random.PRNGKey(seed)
-    plan = _Plan(train_step=train_step, eval_step=eval_step,
-                 train_data=meshes.replicated(steps.on_device(train_data), mesh),
-                 val_data=meshes.replicated(steps.on_device(val_data), mesh) if val_data is not None else None,
-                 metrics=metric_objs, chunks=chunks, chunked=chunked, batch_size=batch_size, shuffle=shuffle,
-                 key=key, dropout_key=jax.random.fold_in(key, 1 << 30), training=training,
-                 gradient_norms=gradient_norms, mesh=mesh,
-                 dtype=jnp.result_type(*jax.tree_util.tree_leaves(start.params)[:1], jnp.float32),
-                 progress=ProgressBar(verbose, int(epochs), steps_per_epoch))
+    plan = _Plan(
+        train_step=train_step,
+        eval_step=eval_step,
+        train_data=meshes.replicated(steps.on_device(train_data), mesh),
+        val_data=meshes.replicated(steps.on_device(val_data), mesh) if val_data is not None else None,
+        metrics=metric_objs,
+        chunks=chunks,
+        chunked=chunked,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        key=key,
+        dropout_key=jax.random.fold_in(key, 1 << 30),
+        training=training,
+        gradient_norms=gradient_norms,
+        mesh=mesh,
+        dtype=jnp.result_type(*jax.tree_util.tree_leaves(start.params)[:1], jnp.float32),
+        progress=ProgressBar(verbose, int(epochs), steps_per_epoch),
+    )
     run = Run(model, start.params, history, {m.key: m.direction for m in metric_objs})
     callbacks = list(callbacks)
     _callback(callbacks, "on_train_begin", run)

@@ -21,9 +21,11 @@ def test_append_records_an_epoch_and_keeps_its_old_name():
 
 def test_divergence_message_names_the_layer_or_the_loss():
     assert history.Divergence(0, 2, "loss", None, None).message() == (
-        "the loss became non-finite (NaN/inf) at epoch 1, step 3")
+        "the loss became non-finite (NaN/inf) at epoch 1, step 3"
+    )
     assert history.Divergence(1, 0, "updated params", 2, "2:Dense").message() == (
-        "the updated params of layer 2 (2:Dense) became non-finite (NaN/inf) at epoch 2, step 1")
+        "the updated params of layer 2 (2:Dense) became non-finite (NaN/inf) at epoch 2, step 1"
+    )
     assert history.NONFINITE_KINDS == ("loss", "gradient", "updated params")
 
 

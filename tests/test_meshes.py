@@ -19,8 +19,9 @@ def test_a_sequence_of_devices_becomes_a_one_axis_mesh(make, axis):
     assert meshes.mesh_over(jax.devices()[:1], "x").axis_names == ("x",)
 
 
-@pytest.mark.parametrize("bad, match", [(3, "mesh must be a jax.sharding.Mesh"), ([], "non-empty"),
-                                        (["cpu"], "hold jax devices")])
+@pytest.mark.parametrize(
+    "bad, match", [(3, "mesh must be a jax.sharding.Mesh"), ([], "non-empty"), (["cpu"], "hold jax devices")]
+)
 def test_what_is_not_a_mesh_is_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         meshes.mesh_over(bad, "batch")
