@@ -5,17 +5,43 @@
 ['GRU', 'LSTM', 'LayerNormLSTM', 'SimpleRNN']
 """
 
-from . import (activations, analysis, bptt, callbacks, cells, checkpoints, compilation, data, initializers, layers,
-               losses, metrics, models, optimizers, plot, sweeps, train)
-from .keras import from_keras, keras_weights, to_keras
+from . import (
+    activations,
+    analysis,
+    bptt,
+    callbacks,
+    cells,
+    checkpoints,
+    checks,
+    compilation,
+    data,
+    depth,
+    diagnosis,
+    history,
+    initializers,
+    interop,
+    layers,
+    losses,
+    meshes,
+    metrics,
+    models,
+    optimizers,
+    plot,
+    progress,
+    steps,
+    sweeps,
+    train,
+)
 from .compilation import jit
+from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "analysis", "bptt", "callbacks", "cells", "checkpoints", "compilation", "data", "initializers",
-    "layers", "losses", "metrics", "models", "optimizers", "plot", "sweeps", "train",
+    "activations", "analysis", "bptt", "callbacks", "cells", "checkpoints", "checks", "compilation", "data",
+    "depth", "diagnosis", "history", "initializers", "interop", "layers", "losses", "meshes", "metrics", "models",
+    "optimizers", "plot", "progress", "steps", "sweeps", "train",
     "Sequential", "fit", "jit", "from_keras", "to_keras", "keras_weights",
 ]

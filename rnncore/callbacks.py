@@ -2,12 +2,12 @@ r"""Callbacks for :func:`rnncore.fit`: the Keras hooks, and ``EarlyStopping`` wi
 
 A callback is any object with some of the methods ``on_train_begin(run)``,
 ``on_epoch_begin(epoch, run)``, ``on_epoch_end(epoch, logs, run)`` and ``on_train_end(run)``
-(subclass :class:`Callback` to get no-op defaults). ``run`` is the :class:`rnncore.train.Run` in
+(subclass :class:`Callback` to get no-op defaults). ``run`` is the :class:`rnncore.history.Run` in
 progress: ``run.params`` are the current params (a callback may replace them; the next training
 step reuses their buffers, so a callback that keeps them copies them first, as
 :class:`EarlyStopping` does),
 ``run.stop_training = True`` ends training after the epoch, ``run.history`` is the
-:class:`rnncore.train.History` so far. ``logs`` is the epoch's dict of floats (``"loss"``, metrics,
+:class:`rnncore.history.History` so far. ``logs`` is the epoch's dict of floats (``"loss"``, metrics,
 ``"val_..."``), as Keras passes it. ``epoch`` counts from 0.
 
 Example:
@@ -29,6 +29,8 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+
+from . import checks
 
 __all__ = ["Callback", "EarlyStopping"]
 
@@ -77,17 +79,21 @@ class EarlyStopping(Callback):
         min_delta, patience, mode, baseline, restore_best_weights, start_from_epoch: as in Keras.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
-                 mode: str = "auto", baseline: Optional[float] = None, restore_best_weights: bool = False,
-                 start_from_epoch: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        baseline: Optional[float] = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ):
         if not isinstance(monitor, str):
             raise ValueError(f"monitor must be the name of a logged value, e.g. 'val_loss'; got {monitor!r}.")
-        if mode not in _MODES:
-            raise ValueError(f"mode={mode!r}; expected one of {', '.join(map(repr, _MODES))}.")
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0; got {patience!r}.")
-        if not isinstance(start_from_epoch, int) or start_from_epoch < 0:
-            raise ValueError(f"start_from_epoch must be an integer >= 0; got {start_from_epoch!r}.")
+        checks.one_of("mode", mode, _MODES)
+        patience = checks.integer("patience", patience, minimum=0)
+        start_from_epoch = checks.integer("start_from_epoch", start_from_epoch, minimum=0)
         if not math.isfinite(float(min_delta)):
             raise ValueError(f"min_delta must be a finite number; got {min_delta!r}.")
         self.monitor = monitor
@@ -110,7 +116,8 @@ class EarlyStopping(Callback):
             return "max" if directions[name] == "up" else "min"
         raise ValueError(
             f"EarlyStopping(monitor={self.monitor!r}, mode='auto'): cannot tell whether {self.monitor!r} should "
-            "be minimized or maximized; pass mode='min' or mode='max'.")
+            "be minimized or maximized; pass mode='min' or mode='max'."
+        )
 
     def _improves(self, value: float, reference: Optional[float], direction: str) -> bool:
         if reference is None:
@@ -128,8 +135,9 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict, run) -> None:
         if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping(monitor={self.monitor!r}): the epoch logs hold only "
-                             f"{', '.join(map(repr, logs))}.")
+            raise ValueError(
+                f"EarlyStopping(monitor={self.monitor!r}): the epoch logs hold only {', '.join(map(repr, logs))}."
+            )
         current = logs[self.monitor]
         if epoch < self.start_from_epoch:
             return

@@ -54,20 +54,33 @@ def _described(tree) -> list:
     return [(jax.tree_util.keystr(path), list(np.shape(leaf)), str(np.asarray(leaf).dtype)) for path, leaf in leaves]
 
 
-def save_checkpoint(path, model, params, opt_state=None, *, epoch: Optional[int] = None,
-                    step: Optional[int] = None, history: Optional[dict] = None,
-                    extra: Optional[dict] = None) -> None:
+def save_checkpoint(
+    path,
+    model,
+    params,
+    opt_state=None,
+    *,
+    epoch: Optional[int] = None,
+    step: Optional[int] = None,
+    history: Optional[dict] = None,
+    extra: Optional[dict] = None,
+) -> None:
     """Write params (and the optimizer state, epoch, step, history) of ``model`` to ``path``
     atomically. ``history`` and ``extra`` must be JSON-serializable."""
     path = os.fspath(path)
     params_leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(params)]
     opt_leaves = [] if opt_state is None else [np.asarray(a) for a in jax.tree_util.tree_leaves(opt_state)]
     meta = {
-        "format": _FORMAT, "model": repr(model), "params": _described(params),
+        "format": _FORMAT,
+        "model": repr(model),
+        "params": _described(params),
         "opt_state": None if opt_state is None else _described(opt_state),
-        "epoch": epoch, "step": step, "history": history or {}, "extra": extra or {},
+        "epoch": epoch,
+        "step": step,
+        "history": history or {},
+        "extra": extra or {},
     }
-    arrays = {f"p{i}": a for i, a in enumerate(params_leaves)}
+    arrays: dict[str, Any] = {f"p{i}": a for i, a in enumerate(params_leaves)}
     arrays.update({f"o{i}": a for i, a in enumerate(opt_leaves)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
@@ -86,12 +99,16 @@ def save_checkpoint(path, model, params, opt_state=None, *, epoch: Optional[int]
 
 def _compare(kind: str, path: str, stored: list, expected: list) -> None:
     if len(stored) != len(expected):
-        raise ValueError(f"checkpoint {path!r} holds {len(stored)} {kind} arrays; this model's {kind} have "
-                         f"{len(expected)}: it was written for another model or optimizer.")
+        raise ValueError(
+            f"checkpoint {path!r} holds {len(stored)} {kind} arrays; this model's {kind} have "
+            f"{len(expected)}: it was written for another model or optimizer."
+        )
     for (p1, s1, d1), (p2, s2, d2) in zip(stored, expected):
         if list(s1) != list(s2) or d1 != d2 or p1 != p2:
-            raise ValueError(f"checkpoint {path!r}: {kind}{p1} is {d1}{s1} but this model's {kind}{p2} is "
-                             f"{d2}{s2}: it was written for another model or optimizer.")
+            raise ValueError(
+                f"checkpoint {path!r}: {kind}{p1} is {d1}{s1} but this model's {kind}{p2} is "
+                f"{d2}{s2}: it was written for another model or optimizer."
+            )
 
 
 def load_checkpoint(path, model, params, opt_state=None) -> Checkpoint:
@@ -114,8 +131,9 @@ def load_checkpoint(path, model, params, opt_state=None) -> Checkpoint:
     except Exception:  # noqa: BLE001
         raise ValueError(f"checkpoint {path!r} was not written by rnncore.checkpoints.save_checkpoint.") from None
     if meta["model"] != repr(model):
-        raise ValueError(f"checkpoint {path!r} was written for another model:\n  saved: {meta['model']}\n"
-                         f"  this:  {model!r}")
+        raise ValueError(
+            f"checkpoint {path!r} was written for another model:\n  saved: {meta['model']}\n  this:  {model!r}"
+        )
     _compare("params", path, meta["params"], _described(params))
     treedef = jax.tree_util.tree_structure(params)
     leaves = [jnp.asarray(arrays[f"p{i}"]) for i in range(len(meta["params"]))]

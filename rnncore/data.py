@@ -30,10 +30,11 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from typing import List, NamedTuple, Optional
 
 import numpy as np
+
+from . import checks
 
 __all__ = [
     "pad_sequences", "mask_from_lengths", "lengths_from_mask", "Batch", "bucket_by_length",
@@ -45,24 +46,6 @@ __all__ = [
 ADDING_BASELINE_MSE = 1.0 / 6.0
 
 _SIDES = ("pre", "post")
-
-
-def _check_side(name: str, value) -> str:
-    if not isinstance(value, str) or value not in _SIDES:
-        raise ValueError(f"`{name}` must be 'pre' or 'post'; got {value!r}")
-    return value
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_seed(seed) -> int:
-    return _check_int("seed", seed, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,8 +83,8 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         >>> pad_sequences([[[1.0, 2.0]], []], dtype="float32").shape
         (2, 1, 2)
     """
-    _check_side("padding", padding)
-    _check_side("truncating", truncating)
+    checks.one_of("padding", padding, _SIDES)
+    checks.one_of("truncating", truncating, _SIDES)
     if not hasattr(sequences, "__len__"):
         raise ValueError(f"`sequences` must be a list of sequences; got {type(sequences).__name__}")
     lengths, item_shape, found = [], (), False
@@ -118,7 +101,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
             raise ValueError("`sequences` is empty; pass `maxlen` to get a (0, maxlen) array")
         maxlen = max(lengths)
     else:
-        maxlen = _check_int("maxlen", maxlen, 0)
+        maxlen = checks.integer("maxlen", maxlen, minimum=0)
     is_str = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)
     if isinstance(value, str) and dtype is not object and not is_str:
         raise ValueError(f"`value` {value!r} is a string but `dtype` {dtype!r} is not; use dtype=object")
@@ -154,8 +137,8 @@ def mask_from_lengths(lengths, maxlen, padding="post"):
                [1, 1, 0],
                [1, 1, 1]])
     """
-    _check_side("padding", padding)
-    maxlen = _check_int("maxlen", maxlen, 0)
+    checks.one_of("padding", padding, _SIDES)
+    maxlen = checks.integer("maxlen", maxlen, minimum=0)
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or not (lengths.size == 0 or np.issubdtype(lengths.dtype, np.integer)):
         raise ValueError(f"`lengths` must be a 1-D array of integers; got {lengths!r}")
@@ -189,7 +172,7 @@ class Batch(NamedTuple):
 
     x: np.ndarray
     mask: np.ndarray
-    index: np.ndarray
+    index: np.ndarray  # type: ignore[assignment]  # Keras-style name; shadows tuple.index
 
 
 def bucket_by_length(sequences, batch_size, boundaries=None, shuffle=False, seed=0, dtype=None,
@@ -219,8 +202,8 @@ def bucket_by_length(sequences, batch_size, boundaries=None, shuffle=False, seed
         >>> bucket_by_length(seqs, batch_size=2)[1].index
         array([2, 0])
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_seed(seed)
+    batch_size = checks.integer("batch_size", batch_size, minimum=1)
+    seed = checks.integer("seed", seed, minimum=0)
     if not hasattr(sequences, "__len__") or len(sequences) == 0:
         raise ValueError(f"`sequences` must be a non-empty list of sequences; got {sequences!r}")
     lengths = np.array([len(s) for s in sequences], dtype=int)
@@ -356,9 +339,9 @@ def windows(series, input_length, target_length=1, stride=1):
         s = s[:, None]
     if s.ndim != 2:
         raise ValueError(f"`series` must have shape (N,) or (N, F); got shape {np.shape(series)}")
-    L = _check_int("input_length", input_length, 1)
-    H = _check_int("target_length", target_length, 0)
-    S = _check_int("stride", stride, 1)
+    L = checks.integer("input_length", input_length, minimum=1)
+    H = checks.integer("target_length", target_length, minimum=0)
+    S = checks.integer("stride", stride, minimum=1)
     if s.shape[0] < L + H:
         raise ValueError(
             f"`series` of length {s.shape[0]} is shorter than input_length + target_length = {L + H}"
@@ -392,9 +375,9 @@ def adding_problem(n, T, seed=0):
         >>> x.shape, y.shape, x[..., 1].sum(axis=1).tolist()
         ((4, 10, 2), (4, 1), [2.0, 2.0, 2.0, 2.0])
     """
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 2)
-    rng = np.random.default_rng(_check_seed(seed))
+    n = checks.integer("n", n, minimum=1)
+    T = checks.integer("T", T, minimum=2)
+    rng = np.random.default_rng(checks.integer("seed", seed, minimum=0))
     values = rng.uniform(0.0, 1.0, size=(n, T))
     half = T // 2
     first = rng.integers(0, half, size=n)
@@ -437,11 +420,11 @@ def copy_memory(n, T, n_symbols=8, copy_length=10, seed=0):
         >>> x.shape, int(x[0, 2 + 3 - 1]), bool((y[0, -2:] == x[0, :2]).all())
         ((1, 7), 5, True)
     """
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 1)
-    K = _check_int("n_symbols", n_symbols, 1)
-    c = _check_int("copy_length", copy_length, 1)
-    rng = np.random.default_rng(_check_seed(seed))
+    n = checks.integer("n", n, minimum=1)
+    T = checks.integer("T", T, minimum=1)
+    K = checks.integer("n_symbols", n_symbols, minimum=1)
+    c = checks.integer("copy_length", copy_length, minimum=1)
+    rng = np.random.default_rng(checks.integer("seed", seed, minimum=0))
     symbols = rng.integers(1, K + 1, size=(n, c))
     x = np.zeros((n, T + 2 * c), dtype=np.int32)
     x[:, :c] = symbols
@@ -467,11 +450,10 @@ def noisy_sine(n, T, noise=0.1, seed=0):
         >>> x.shape, y.shape, bool(np.abs(x).max() <= 1)
         ((3, 20, 1), (3, 1), True)
     """
-    n = _check_int("n", n, 1)
-    T = _check_int("T", T, 1)
-    if not isinstance(noise, numbers.Real) or not noise >= 0:
-        raise ValueError(f"`noise` must be a real number >= 0; got {noise!r}")
-    rng = np.random.default_rng(_check_seed(seed))
+    n = checks.integer("n", n, minimum=1)
+    T = checks.integer("T", T, minimum=1)
+    checks.real("noise", noise, minimum=0)
+    rng = np.random.default_rng(checks.integer("seed", seed, minimum=0))
     omega = rng.uniform(0.05, 0.5, size=(n, 1))
     phi = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
     t = np.arange(T + 1)[None, :]

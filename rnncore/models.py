@@ -93,7 +93,9 @@ class Sequential:
             shape = layer.compute_output_shape(shape)
         return tuple(params)
 
-    def _check_params(self, params):
+    def check_params(self, params: Any) -> None:
+        """Raise a ``ValueError`` unless ``params`` is a tuple (or list) with one entry per layer, as
+        :meth:`init` returns them."""
         if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
             n = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
             raise ValueError(f"params must be a tuple with one entry per layer ({len(self.layers)}); got {n}.")
@@ -152,7 +154,7 @@ class Sequential:
             >>> run.output.shape, run.consumed[0].outputs.shape, run.consumed[1]
             ((2, 4, 1), (2, 4, 3), None)
         """
-        self._check_params(params)
+        self.check_params(params)
         x = L.check_sequences(x)
         mask = L.check_mask(mask, x)
         n = len(self.layers)

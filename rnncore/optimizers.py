@@ -62,7 +62,6 @@ Array([ 0.9, -2.1], dtype=float32)
 
 from __future__ import annotations
 
-import numbers
 import functools
 import inspect
 from typing import Any, Callable, NamedTuple
@@ -71,13 +70,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation"]
+from . import checks
+
+__all__ = ["adam", "adamw", "rmsprop", "sgd", "adagrad", "KerasOptState", "KerasTransformation", "get", "OPTIMIZERS"]
 
 
 class KerasOptState(NamedTuple):
     """State of every optimizer here: the step count (Keras's ``iterations``) and the slot pytrees."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # Keras's name; shadows tuple.count
     slots: tuple
 
 
@@ -118,17 +119,13 @@ def _configured(factory):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# argument checks
-
-
-def _is_real(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+# argument checks, in Keras's wording ("`name` must be ... Received: name=value")
 
 
 def _check_learning_rate(learning_rate):
     if callable(learning_rate):
         return
-    if not _is_real(learning_rate):
+    if not checks.is_real(learning_rate):
         raise ValueError(
             f"`learning_rate` must be a float or a schedule (a callable of the step count). "
             f"Received: learning_rate={learning_rate!r}"
@@ -138,7 +135,7 @@ def _check_learning_rate(learning_rate):
 
 
 def _check_range(name, value, low, high, *, high_inclusive=False):
-    if not _is_real(value):
+    if not checks.is_real(value):
         raise ValueError(f"`{name}` must be a float. Received: {name}={value!r}")
     ok = low <= value <= high if high_inclusive else low <= value < high
     if not ok:
@@ -147,20 +144,23 @@ def _check_range(name, value, low, high, *, high_inclusive=False):
 
 
 def _check_nonneg(name, value):
-    if not _is_real(value) or not value >= 0:
+    if not checks.is_real(value) or not value >= 0:
         raise ValueError(f"`{name}` must be a float >= 0. Received: {name}={value!r}")
 
 
 def _check_clipping(clipnorm, global_clipnorm, clipvalue):
-    given = {k: v for k, v in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm),
-                                ("clipvalue", clipvalue)) if v is not None}
+    given = {
+        k: v
+        for k, v in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm), ("clipvalue", clipvalue))
+        if v is not None
+    }
     if len(given) > 1:
         raise ValueError(
             "Only one of `clipnorm`, `global_clipnorm` and `clipvalue` can be set. Received: "
             + ", ".join(f"{k}={v}" for k, v in given.items())
         )
     for name, value in given.items():
-        if not _is_real(value) or not value > 0:
+        if not checks.is_real(value) or not value > 0:
             raise ValueError(f"`{name}` must be a float > 0 (or None). Received: {name}={value!r}")
 
 
@@ -250,8 +250,17 @@ def _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clip
 
 
 @_configured
-def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None,
-         clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adam(
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``Adam``: the ε-hat form of Kingma & Ba (2015).
 
     With :math:`t` the 1-based step, :math:`m \mathrel{+}= (g-m)(1-\beta_1)`,
@@ -284,13 +293,30 @@ def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=Fa
             new = (m, new[1], v)
         return -((m * alpha) / (jnp.sqrt(v) + epsilon)), new
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           3 if amsgrad else 2, lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        3 if amsgrad else 2,
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-          clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adamw(
+    learning_rate=0.001,
+    weight_decay=0.004,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``AdamW``: :func:`adam` with decoupled weight decay (Loshchilov & Hutter 2019).
 
     Before the Adam step (and after clipping), :math:`w \mathrel{-}= w\cdot\mathrm{wd}\cdot\mathrm{lr}`;
@@ -306,13 +332,31 @@ def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, eps
     """
     if weight_decay is None:
         raise ValueError("`weight_decay` must be a float for adamw. Received: weight_decay=None")
-    return adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad,
-                weight_decay=weight_decay, clipnorm=clipnorm, global_clipnorm=global_clipnorm, clipvalue=clipvalue)
+    return adam(
+        learning_rate=learning_rate,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=epsilon,
+        amsgrad=amsgrad,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        global_clipnorm=global_clipnorm,
+        clipvalue=clipvalue,
+    )
 
 
 @_configured
-def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None,
-            clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def rmsprop(
+    learning_rate=0.001,
+    rho=0.9,
+    momentum=0.0,
+    epsilon=1e-7,
+    centered=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``RMSprop`` (Tieleman & Hinton 2012), ε **inside** the square root.
 
     :math:`v = \rho v + (1-\rho)g^2`; centered: :math:`a = \rho a + (1-\rho) g`, denominator
@@ -349,13 +393,28 @@ def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=F
             delta = -increment
         return delta, tuple(s[n] for n in names)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           len(names), lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        len(names),
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-        clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def sgd(
+    learning_rate=0.01,
+    momentum=0.0,
+    nesterov=False,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``SGD``: the learning rate sits inside the velocity.
 
     :math:`m = \mu m - \mathrm{lr}\,g`, then :math:`w \mathrel{+}= m` (nesterov:
@@ -383,13 +442,28 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
         delta = m * mu - g * lr if nesterov else m
         return delta, (m,)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue,
-                           1 if use_momentum else 0, lambda p, k: jnp.zeros_like(p), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        1 if use_momentum else 0,
+        lambda p, k: jnp.zeros_like(p),
+        step,
+    )
 
 
 @_configured
-def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
-            clipnorm=None, global_clipnorm=None, clipvalue=None) -> optax.GradientTransformation:
+def adagrad(
+    learning_rate=0.001,
+    initial_accumulator_value=0.1,
+    epsilon=1e-7,
+    weight_decay=None,
+    clipnorm=None,
+    global_clipnorm=None,
+    clipvalue=None,
+) -> optax.GradientTransformation:
     r"""Keras 3 ``Adagrad`` (Duchi et al. 2011).
 
     :math:`a \mathrel{+}= g^2` (starting from ``initial_accumulator_value``), then
@@ -408,5 +482,55 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
         acc = slots[0] + jnp.square(g)
         return -((lr * g) / jnp.sqrt(acc + epsilon)), (acc,)
 
-    return _transformation(learning_rate, weight_decay, clipnorm, global_clipnorm, clipvalue, 1,
-                           lambda p, k: jnp.full_like(p, initial_accumulator_value), step)
+    return _transformation(
+        learning_rate,
+        weight_decay,
+        clipnorm,
+        global_clipnorm,
+        clipvalue,
+        1,
+        lambda p, k: jnp.full_like(p, initial_accumulator_value),
+        step,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# by name
+
+
+#: Keras's optimizer names, each with the function above that builds it.
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+    "sgd": sgd,
+    "adagrad": adagrad,
+}
+
+
+def get(identifier: Any) -> optax.GradientTransformation:
+    """An optax transformation (returned as is), or a Keras optimizer name (case-insensitive) built
+    with Keras's defaults: ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"sgd"``, ``"adagrad"``.
+
+    >>> from rnncore import optimizers
+    >>> optimizers.get("Adam") == optimizers.adam()
+    True
+    >>> optimizers.get("adamm")
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer='adamm'; expected an optax GradientTransformation or one of 'adam', 'adamw', \
+'rmsprop', 'sgd', 'adagrad'.
+    """
+    if isinstance(identifier, str):
+        name = identifier.lower()
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer={identifier!r}; expected an optax GradientTransformation or one of "
+                f"{', '.join(map(repr, OPTIMIZERS))}."
+            )
+        return OPTIMIZERS[name]()
+    if isinstance(identifier, optax.GradientTransformation) or (
+        hasattr(identifier, "init") and hasattr(identifier, "update")
+    ):
+        return identifier
+    raise ValueError(f"optimizer must be an optax GradientTransformation or a name; got {type(identifier).__name__}.")

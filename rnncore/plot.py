@@ -40,7 +40,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, cells, checks, train
+from . import analysis, cells, checks
+from .history import History
 
 __all__ = [
     "CELL_COLORS", "cell_type", "gradient_flow", "gradient_heatmap", "singular_values_by_lag",
@@ -509,7 +510,7 @@ def gate_saturation(result, *, ax=None, path=None, title=None):
 
 
 def _history(h, label):
-    if isinstance(h, train.History):
+    if isinstance(h, History):
         return h.history, list(h.epoch), h.diverged is not None
     if isinstance(h, Mapping):
         return h, [], False
@@ -522,7 +523,7 @@ def training_curves(histories, *, key: str = "loss", ax=None, path=None, title=N
     has it.
 
     Args:
-        histories: a dict ``{label: History}``, each an :class:`rnncore.train.History` (what
+        histories: a dict ``{label: History}``, each an :class:`rnncore.history.History` (what
             :func:`rnncore.fit` returns) or a plain dict of per-epoch lists (e.g. Keras's
             ``history.history``).
         key: the logged quantity (``"loss"``, ``"mae"``, ``"accuracy"``, …).

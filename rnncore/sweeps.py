@@ -59,9 +59,11 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 from . import analysis, bptt, checks, compilation
+from .meshes import mesh_over as mesh_over  # re-exported: its home is rnncore.meshes
+from .meshes import network_mesh
 
 __all__ = ["lyapunov_spectra", "singular_values_by_lag", "log_norms_to_end", "step_jacobians",
            "stack_params", "network_mesh"]
@@ -89,26 +91,6 @@ def stack_params(params_list) -> tuple:
     if len(kinds) != 1:
         raise ValueError(f"stack_params: all params must be of one type; got {sorted(k.__name__ for k in kinds)}.")
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params_list)
-
-
-def mesh_over(mesh, axis: str) -> Optional[Mesh]:
-    """``None``, a ``jax.sharding.Mesh`` (returned as is), or a sequence of devices, which becomes
-    a one-axis ``Mesh(devices, (axis,))``."""
-    if mesh is None or isinstance(mesh, Mesh):
-        return mesh
-    try:
-        devices = np.asarray(list(mesh), dtype=object)
-    except TypeError:
-        raise ValueError(f"mesh must be a jax.sharding.Mesh or a sequence of devices; got {type(mesh).__name__}.") from None
-    if devices.size == 0 or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError("mesh: a sequence of devices must be non-empty and hold jax devices (e.g. jax.devices()).")
-    return Mesh(devices, (axis,))
-
-
-def network_mesh(mesh) -> Optional[Mesh]:
-    """``None``, a ``jax.sharding.Mesh`` (returned as is), or a sequence of devices, which becomes
-    ``Mesh(devices, ("networks",))``."""
-    return mesh_over(mesh, "networks")
 
 
 def _count(cell, stacked_params, features: int) -> int:

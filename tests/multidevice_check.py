@@ -2,17 +2,21 @@
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the device count is fixed when JAX
 initializes). ``python tests/multidevice_check.py sweeps|fit`` asserts and exits non-zero on failure."""
 
+import pathlib
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the checkout this file is in, not an install
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-import rnncore as rc  # noqa: E402
-from rnncore import train  # noqa: E402
 from jax.sharding import Mesh  # noqa: E402
+
+import rnncore as rc  # noqa: E402
+from rnncore import steps  # noqa: E402
 
 
 def check_sweeps():
@@ -36,8 +40,22 @@ def _fit(mesh, dtype, **kw):
     x, y = np.asarray(x, dtype), np.asarray(y, dtype)
     model = rc.Sequential([rc.layers.LSTM(4, dropout=0.1), rc.layers.Dense(1)])
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), model.init(jax.random.PRNGKey(1), input_shape=(6, 2)))
-    return rc.fit(model, params, x, y, loss="mse", optimizer=rc.optimizers.adam(1e-2), metrics=["mae"], epochs=2,
-                  batch_size=8, shuffle=True, validation_split=0.1, verbose=0, mesh=mesh, **kw)
+    return rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss="mse",
+        optimizer=rc.optimizers.adam(1e-2),
+        metrics=["mae"],
+        epochs=2,
+        batch_size=8,
+        shuffle=True,
+        validation_split=0.1,
+        verbose=0,
+        mesh=mesh,
+        **kw,
+    )
 
 
 def check_fit():
@@ -47,22 +65,33 @@ def check_fit():
         p1, h1 = _fit(None, dtype)
         p4, h4 = _fit(mesh, dtype)  # 36 training samples: batches of 8 and a last one of 4 (sharded too)
         assert p4[0].kernel.sharding.is_fully_replicated and len(p4[0].kernel.sharding.device_set) == 4
-        perr = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4)))
+        perr = max(
+            float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+            for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4))
+        )
         herr = {k: max(abs(u - v) / max(1.0, abs(u)) for u, v in zip(h1.history[k], h4.history[k])) for k in h1.history}
         # metric states accumulate in float32 whatever the params' dtype, as Keras's do
         assert perr <= tol and all(e <= (tol if "loss" in k else max(tol, 1e-6)) for k, e in herr.items()), (
-            dtype, perr, herr)
+            dtype,
+            perr,
+            herr,
+        )
         herr = max(herr.values())
         print(f"fit ok {np.dtype(dtype).name}: max |params 4 devices - 1 device| = {perr:.3g}, history {herr:.3g}")
     # a last batch of 6 samples (not a multiple of 4) runs replicated: results unchanged
     x = np.random.default_rng(0).normal(size=(22, 5, 2))
     model = rc.Sequential([rc.layers.GRU(3), rc.layers.Dense(1)])
-    params = jax.tree_util.tree_map(lambda a: a.astype(np.float64), model.init(jax.random.PRNGKey(2), input_shape=(5, 2)))
-    runs = [rc.fit(model, params, x, x[:, -1, :1], optimizer="sgd", epochs=2, batch_size=8, verbose=0, mesh=m)
-            for m in (None, jax.devices())]
-    err = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-              for a, b in zip(*(jax.tree_util.tree_leaves(r[0]) for r in runs)))
+    params = jax.tree_util.tree_map(
+        lambda a: a.astype(np.float64), model.init(jax.random.PRNGKey(2), input_shape=(5, 2))
+    )
+    runs = [
+        rc.fit(model, params, x, x[:, -1, :1], optimizer="sgd", epochs=2, batch_size=8, verbose=0, mesh=m)
+        for m in (None, jax.devices())
+    ]
+    err = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(*(jax.tree_util.tree_leaves(r[0]) for r in runs))
+    )
     assert err <= 1e-12, err
     try:
         rc.fit(model, params, x, x[:, -1, :1], batch_size=6, verbose=0, mesh=mesh)
@@ -73,9 +102,18 @@ def check_fit():
     # one compiled step: its first call sees the training state laid out as the step returns it
     x, y = rc.data.adding_problem(64, 6, seed=0)
     model = rc.Sequential([rc.layers.LSTM(4), rc.layers.Dense(1)])
-    rc.fit(model, model.init(jax.random.PRNGKey(3), input_shape=(6, 2)), x, y, optimizer="adam", epochs=2,
-           batch_size=16, verbose=0, mesh=mesh)
-    compiled = next(reversed(train._COMPILED.values()))._cache_size()
+    rc.fit(
+        model,
+        model.init(jax.random.PRNGKey(3), input_shape=(6, 2)),
+        x,
+        y,
+        optimizer="adam",
+        epochs=2,
+        batch_size=16,
+        verbose=0,
+        mesh=mesh,
+    )
+    compiled = next(reversed(steps.COMPILED.values()))._cache_size()
     assert compiled == 1, compiled
     print(f"fit ok: uneven last batch {err:.3g}; indivisible batch_size raises; the step compiled once")
 

@@ -41,8 +41,7 @@ def test_pad_sequences_matches_keras(keras, padding, truncating, maxlen, dtype, 
     seqs = ragged(rng, 7, 6, feat)
     seqs[0] = list(seqs[0]) or [[1.5] * 3 if feat else 1.5]  # at least one non-empty
     for value in (0.0, -1, 2.5):
-        assert_same(keras, seqs, maxlen=maxlen, dtype=dtype, padding=padding, truncating=truncating,
-                     value=value)
+        assert_same(keras, seqs, maxlen=maxlen, dtype=dtype, padding=padding, truncating=truncating, value=value)
 
 
 def test_pad_sequences_edge_cases(keras):
@@ -112,7 +111,7 @@ def test_bucket_by_length_covers_once(batch_size, boundaries, shuffle):
         np.testing.assert_array_equal(data.lengths_from_mask(b.mask), lens)
         for row, i in enumerate(b.index):
             np.testing.assert_allclose(b.x[row, : lens[row]], np.asarray(seqs[i]).reshape(-1, 2))
-            assert not b.x[row, lens[row]:].any()
+            assert not b.x[row, lens[row] :].any()
         if boundaries is not None:
             assert len(set(np.searchsorted(boundaries, lens, side="right"))) == 1
     if not shuffle and boundaries is None:  # sorted by length: batches are tight
@@ -167,8 +166,8 @@ def test_windows_against_loop(L, H, S, feat):
     s2 = series.reshape(40, -1)
     xs, ys, i = [], [], 0
     while i + L + H <= 40:
-        xs.append(s2[i:i + L])
-        ys.append(s2[i + L:i + L + H])
+        xs.append(s2[i : i + L])
+        ys.append(s2[i + L : i + L + H])
         i += S
     np.testing.assert_array_equal(x, np.stack(xs))
     np.testing.assert_array_equal(y, np.stack(ys))
@@ -195,8 +194,8 @@ def test_copy_memory_structure_and_baseline():
     x, y = data.copy_memory(20000, T, n_symbols=K, copy_length=c, seed=0)
     assert x.shape == y.shape == (20000, T + 2 * c) and x.dtype == np.int32
     assert ((x[:, :c] >= 1) & (x[:, :c] <= K)).all()
-    assert (x[:, c:c + T - 1] == 0).all() and (x[:, c + T - 1] == K + 1).all() and (x[:, c + T:] == 0).all()
-    assert (y[:, :T + c] == 0).all() and (y[:, T + c:] == x[:, :c]).all()
+    assert (x[:, c : c + T - 1] == 0).all() and (x[:, c + T - 1] == K + 1).all() and (x[:, c + T :] == 0).all()
+    assert (y[:, : T + c] == 0).all() and (y[:, T + c :] == x[:, :c]).all()
     # the best memoryless predictor: the per-position marginal of the targets
     ce = 0.0
     for t in range(T + 2 * c):

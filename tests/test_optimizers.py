@@ -73,8 +73,13 @@ CASES = {
     "adagrad": (dict(), "Adagrad"),
     "adagrad_args": (dict(learning_rate=0.1, initial_accumulator_value=0.5, epsilon=1e-3), "Adagrad"),
 }
-OURS = {"Adam": optimizers.adam, "AdamW": optimizers.adamw, "RMSprop": optimizers.rmsprop,
-        "SGD": optimizers.sgd, "Adagrad": optimizers.adagrad}
+OURS = {
+    "Adam": optimizers.adam,
+    "AdamW": optimizers.adamw,
+    "RMSprop": optimizers.rmsprop,
+    "SGD": optimizers.sgd,
+    "Adagrad": optimizers.adagrad,
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -94,7 +99,7 @@ def test_clipping_matches_keras(keras, cls, mode, value):
     if mode == "clipnorm":
         assert all(np.linalg.norm(g[k]) > value for g in grads for k in g)
     elif mode == "global_clipnorm":
-        assert all(np.sqrt(sum(np.sum(x ** 2) for x in g.values())) > value for g in grads)
+        assert all(np.sqrt(sum(np.sum(x**2) for x in g.values())) > value for g in grads)
     else:
         assert all(np.max(np.abs(g[k])) > value for g in grads for k in g)
     del kwargs[mode]
@@ -128,11 +133,22 @@ def _step_schedule(count):
     return jnp.where(count == 0, 0.2, 0.01 * 0.7 ** (jnp.asarray(count, jnp.float32) / 3.0))
 
 
-@pytest.mark.parametrize("cls, extra", [("Adam", {}), ("SGD", {"momentum": 0.9}), ("RMSprop", {"centered": True}),
-                                        ("Adagrad", {}), ("AdamW", {"weight_decay": 0.3})])
+@pytest.mark.parametrize(
+    "cls, extra",
+    [
+        ("Adam", {}),
+        ("SGD", {"momentum": 0.9}),
+        ("RMSprop", {"centered": True}),
+        ("Adagrad", {}),
+        ("AdamW", {"weight_decay": 0.3}),
+    ],
+)
 def test_schedule_matches_keras(keras, cls, extra):
-    _compare(keras, OURS[cls](learning_rate=_step_schedule, **extra),
-             getattr(keras.optimizers, cls)(learning_rate=_keras_schedule(keras, _step_schedule), **extra))
+    _compare(
+        keras,
+        OURS[cls](learning_rate=_step_schedule, **extra),
+        getattr(keras.optimizers, cls)(learning_rate=_keras_schedule(keras, _step_schedule), **extra),
+    )
 
 
 def test_schedule_count_starts_at_zero():
@@ -153,27 +169,30 @@ def test_optax_schedule_works():
     assert np.all(np.isfinite(u)) and int(s.count) == 1
 
 
-@pytest.mark.parametrize("factory, kwargs, name", [
-    (optimizers.adam, dict(learning_rate=-0.1), "learning_rate"),
-    (optimizers.sgd, dict(learning_rate="fast"), "learning_rate"),
-    (optimizers.adam, dict(beta_1=1.0), "beta_1"),
-    (optimizers.adam, dict(beta_2=-0.1), "beta_2"),
-    (optimizers.adam, dict(epsilon=-1e-7), "epsilon"),
-    (optimizers.adam, dict(amsgrad="yes"), "amsgrad"),
-    (optimizers.rmsprop, dict(rho=1.5), "rho"),
-    (optimizers.rmsprop, dict(momentum=-0.1), "momentum"),
-    (optimizers.rmsprop, dict(centered=1), "centered"),
-    (optimizers.sgd, dict(momentum=1.5), "momentum"),
-    (optimizers.sgd, dict(nesterov=True), "nesterov"),
-    (optimizers.adagrad, dict(initial_accumulator_value=-1.0), "initial_accumulator_value"),
-    (optimizers.adamw, dict(weight_decay=None), "weight_decay"),
-    (optimizers.adamw, dict(weight_decay=-0.1), "weight_decay"),
-    (optimizers.adam, dict(clipnorm=0.0), "clipnorm"),
-    (optimizers.sgd, dict(clipvalue=-1.0), "clipvalue"),
-    (optimizers.adagrad, dict(global_clipnorm=0.0), "global_clipnorm"),
-    (optimizers.adam, dict(clipnorm=1.0, clipvalue=1.0), "clipvalue"),
-    (optimizers.rmsprop, dict(clipnorm=1.0, global_clipnorm=1.0), "global_clipnorm"),
-])
+@pytest.mark.parametrize(
+    "factory, kwargs, name",
+    [
+        (optimizers.adam, dict(learning_rate=-0.1), "learning_rate"),
+        (optimizers.sgd, dict(learning_rate="fast"), "learning_rate"),
+        (optimizers.adam, dict(beta_1=1.0), "beta_1"),
+        (optimizers.adam, dict(beta_2=-0.1), "beta_2"),
+        (optimizers.adam, dict(epsilon=-1e-7), "epsilon"),
+        (optimizers.adam, dict(amsgrad="yes"), "amsgrad"),
+        (optimizers.rmsprop, dict(rho=1.5), "rho"),
+        (optimizers.rmsprop, dict(momentum=-0.1), "momentum"),
+        (optimizers.rmsprop, dict(centered=1), "centered"),
+        (optimizers.sgd, dict(momentum=1.5), "momentum"),
+        (optimizers.sgd, dict(nesterov=True), "nesterov"),
+        (optimizers.adagrad, dict(initial_accumulator_value=-1.0), "initial_accumulator_value"),
+        (optimizers.adamw, dict(weight_decay=None), "weight_decay"),
+        (optimizers.adamw, dict(weight_decay=-0.1), "weight_decay"),
+        (optimizers.adam, dict(clipnorm=0.0), "clipnorm"),
+        (optimizers.sgd, dict(clipvalue=-1.0), "clipvalue"),
+        (optimizers.adagrad, dict(global_clipnorm=0.0), "global_clipnorm"),
+        (optimizers.adam, dict(clipnorm=1.0, clipvalue=1.0), "clipvalue"),
+        (optimizers.rmsprop, dict(clipnorm=1.0, global_clipnorm=1.0), "global_clipnorm"),
+    ],
+)
 def test_bad_arguments(factory, kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         factory(**kwargs)
@@ -189,6 +208,36 @@ def test_weight_decay_needs_params():
 def test_equal_arguments_give_equal_transformations():
     """Equality by construction arguments lets rc.fit reuse a compiled step; anything else differs."""
     a = optimizers.adam(0.01, clipnorm=1.0)
-    assert a == optimizers.adam(learning_rate=0.01, clipnorm=1.0) and hash(a) == hash(optimizers.adam(0.01, clipnorm=1.0))
+    assert a == optimizers.adam(learning_rate=0.01, clipnorm=1.0) and hash(a) == hash(
+        optimizers.adam(0.01, clipnorm=1.0)
+    )
     assert a != optimizers.adam(0.01, clipnorm=2.0) and a != optimizers.adamw(0.01, clipnorm=1.0)
     assert optimizers.sgd() != optimizers.rmsprop() and isinstance(a, optax.GradientTransformation)
+
+
+# --- by name ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adam", "AdamW", "rmsprop", "sgd", "adagrad"])
+def test_get_builds_keras_defaults_by_name(name):
+    assert optimizers.get(name) == optimizers.OPTIMIZERS[name.lower()]()
+
+
+def test_get_passes_a_transformation_through_and_refuses_the_rest():
+    opt = optax.sgd(0.1)
+    assert optimizers.get(opt) is opt
+    with pytest.raises(ValueError, match=r"optimizer='adamm'; expected an optax GradientTransformation or one of"):
+        optimizers.get("adamm")
+    with pytest.raises(ValueError, match="optimizer must be an optax GradientTransformation or a name; got int"):
+        optimizers.get(3)
+
+
+@pytest.mark.parametrize("old, new", [("get_optimizer", "get"), ("OPTIMIZERS", "OPTIMIZERS")])
+def test_the_old_train_names_are_deprecated_aliases(old, new):
+    from rnncore import train
+
+    with pytest.warns(
+        DeprecationWarning, match=rf"rnncore\.train\.{old} is deprecated; use rnncore\.optimizers\.{new}"
+    ):
+        alias = getattr(train, old)
+    assert alias is getattr(optimizers, new)

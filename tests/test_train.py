@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import rnncore as rc
-from rnncore import train
+from rnncore import steps, train
 
 
 def _problem(n=24, t=6, f=3, seed=0, out=1):
@@ -38,7 +38,7 @@ def _manual_fit(model, params, x, y, opt, batch_size, epochs):
     for _ in range(epochs):
         total, count = 0.0, 0
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             value, grads = value_and_grad(params, xb, yb)
             updates, state = opt.update(grads, state, params)
             params = optax.apply_updates(params, updates)
@@ -88,8 +88,9 @@ def test_shuffle_is_a_permutation_per_epoch_and_deterministic():
     perms = [np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(3), e), 16)) for e in range(2)]
     p = params
     for e in range(2):
-        p, _ = rc.fit(model, p, x[perms[e]], y[perms[e]], optimizer=opt, batch_size=4, epochs=1, shuffle=False,
-                      verbose=0)
+        p, _ = rc.fit(
+            model, p, x[perms[e]], y[perms[e]], optimizer=opt, batch_size=4, epochs=1, shuffle=False, verbose=0
+        )
     _close(a, p, 1e-6)
 
 
@@ -98,8 +99,9 @@ def test_validation_split_takes_the_last_samples_like_keras():
     model = _model()
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     opt = rc.optimizers.sgd(0.05)
-    trained, history = rc.fit(model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False,
-                              validation_split=0.25, verbose=0)  # floor(10 * 0.75) = 7 for training
+    trained, history = rc.fit(
+        model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False, validation_split=0.25, verbose=0
+    )  # floor(10 * 0.75) = 7 for training
     manual, _ = _manual_fit(model, params, jnp.asarray(x[:7]), jnp.asarray(y[:7]), opt, 4, 1)
     _close(trained, manual)
     val = float(_mse(model.apply(trained, x[7:]), y[7:]))
@@ -108,18 +110,20 @@ def test_validation_split_takes_the_last_samples_like_keras():
 
 def test_gradient_norms_are_the_per_layer_norms_of_each_steps_gradient():
     x, y = _problem(n=8)
-    model = rc.Sequential([rc.layers.LSTM(4, return_sequences=True), rc.layers.Dropout(0.0), rc.layers.GRU(3),
-                           rc.layers.Dense(1)])
+    model = rc.Sequential(
+        [rc.layers.LSTM(4, return_sequences=True), rc.layers.Dropout(0.0), rc.layers.GRU(3), rc.layers.Dense(1)]
+    )
     params = model.init(jax.random.PRNGKey(1), input_shape=(6, 3))
     opt = rc.optimizers.sgd(0.1)
-    _, history = rc.fit(model, params, x, y, optimizer=opt, batch_size=4, epochs=2, shuffle=False, verbose=0,
-                        gradient_norms=True)
+    _, history = rc.fit(
+        model, params, x, y, optimizer=opt, batch_size=4, epochs=2, shuffle=False, verbose=0, gradient_norms=True
+    )
     assert history.gradient_norms.shape == (4, 4)
     p, state, expected = params, opt.init(params), []
     grad = jax.jit(jax.grad(lambda q, xb, yb: _mse(model.apply(q, xb), yb)))
     for _ in range(2):
         for i in (0, 4):
-            g = grad(p, x[i:i + 4], y[i:i + 4])
+            g = grad(p, x[i : i + 4], y[i : i + 4])
             expected.append([float(optax.tree.norm(gl)) for gl in g])
             updates, state = opt.update(g, state, p)
             p = optax.apply_updates(p, updates)
@@ -129,6 +133,7 @@ def test_gradient_norms_are_the_per_layer_norms_of_each_steps_gradient():
 
 
 # --- divergence --------------------------------------------------------------------------------
+
 
 def _diverging_run(**kwargs):
     x, y = _problem(n=40, seed=5)
@@ -154,7 +159,7 @@ def test_a_diverging_run_keeps_the_last_good_params_and_says_where():
     p, state, finite_loss_at = params, opt.init(params), params
     for epoch in range(20):
         for i in range(0, 40, 4):
-            value, g = grad_step(p, x[i:i + 4], y[i:i + 4])
+            value, g = grad_step(p, x[i : i + 4], y[i : i + 4])
             if np.isfinite(float(value)):
                 finite_loss_at = p
             new_p, new_state = update(g, state, p)
@@ -188,8 +193,18 @@ def test_nonfinite_gradient_names_the_layer():
 def test_on_nonfinite_raise_carries_the_params_and_history():
     model, params, x, y, _ = _diverging_run()
     with pytest.raises(train.TrainingDiverged, match="non-finite") as info:
-        rc.fit(model, params, x, y, optimizer=rc.optimizers.sgd(5.0), batch_size=4, epochs=20, shuffle=False,
-               verbose=0, on_nonfinite="raise")
+        rc.fit(
+            model,
+            params,
+            x,
+            y,
+            optimizer=rc.optimizers.sgd(5.0),
+            batch_size=4,
+            epochs=20,
+            shuffle=False,
+            verbose=0,
+            on_nonfinite="raise",
+        )
     assert info.value.divergence == info.value.history.diverged
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(info.value.params))
 
@@ -198,12 +213,22 @@ def test_clipping_prevents_the_divergence():
     model, params, x, y, _ = _diverging_run()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _, history = rc.fit(model, params, x, y, optimizer=rc.optimizers.sgd(5.0, global_clipnorm=1.0),
-                            batch_size=4, epochs=3, shuffle=False, verbose=0)
+        _, history = rc.fit(
+            model,
+            params,
+            x,
+            y,
+            optimizer=rc.optimizers.sgd(5.0, global_clipnorm=1.0),
+            batch_size=4,
+            epochs=3,
+            shuffle=False,
+            verbose=0,
+        )
     assert history.diverged is None and np.isfinite(history.history["loss"]).all()
 
 
 # --- EarlyStopping against Keras's own ---------------------------------------------------------
+
 
 class _FakeKerasModel:
     def __init__(self):
@@ -227,11 +252,19 @@ class _Scripted(rc.callbacks.Callback):
         self.seen.append(jax.tree_util.tree_leaves(run.params)[0].copy())
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(patience=0), dict(patience=2), dict(patience=1, min_delta=0.3), dict(patience=2, mode="max"),
-    dict(patience=1, baseline=0.5), dict(patience=1, start_from_epoch=3), dict(patience=2, restore_best_weights=True),
-    dict(patience=0, restore_best_weights=True, mode="max"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(patience=0),
+        dict(patience=2),
+        dict(patience=1, min_delta=0.3),
+        dict(patience=2, mode="max"),
+        dict(patience=1, baseline=0.5),
+        dict(patience=1, start_from_epoch=3),
+        dict(patience=2, restore_best_weights=True),
+        dict(patience=0, restore_best_weights=True, mode="max"),
+    ],
+)
 def test_early_stopping_matches_keras(keras, kwargs):
     kwargs = {"mode": "min", **kwargs}  # "score" has no known direction
     values = [1.0, 0.8, 0.9, 0.75, 0.76, 0.6, 0.61, 0.62, 0.63, 0.64]
@@ -253,11 +286,16 @@ def test_early_stopping_matches_keras(keras, kwargs):
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     ours = rc.callbacks.EarlyStopping(monitor="score", **kwargs)
     scripted = _Scripted(values)
-    trained, history = rc.fit(model, params, x, y, optimizer="sgd", epochs=len(values), verbose=0,
-                              callbacks=[scripted, ours])
+    trained, history = rc.fit(
+        model, params, x, y, optimizer="sgd", epochs=len(values), verbose=0, callbacks=[scripted, ours]
+    )
     assert history.epoch[-1] == stopped_at
-    assert (ours.stopped_epoch, ours.best, ours.best_epoch, ours.wait) == \
-        (theirs.stopped_epoch, theirs.best, theirs.best_epoch, theirs.wait)
+    assert (ours.stopped_epoch, ours.best, ours.best_epoch, ours.wait) == (
+        theirs.stopped_epoch,
+        theirs.best,
+        theirs.best_epoch,
+        theirs.wait,
+    )
     final = scripted.seen[fake.weights]  # Keras restored the weights of epoch fake.weights (or kept the last)
     np.testing.assert_array_equal(np.asarray(jax.tree_util.tree_leaves(trained)[0]), np.asarray(final))
 
@@ -267,17 +305,26 @@ def test_early_stopping_needs_a_direction_for_unknown_metrics():
     model = _model("SimpleRNN")
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     with pytest.raises(ValueError, match="mode='min' or mode='max'"):
-        rc.fit(model, params, x, y, epochs=2, verbose=0,
-               callbacks=[_Scripted([1.0, 2.0]), rc.callbacks.EarlyStopping(monitor="score")])
+        rc.fit(
+            model,
+            params,
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            callbacks=[_Scripted([1.0, 2.0]), rc.callbacks.EarlyStopping(monitor="score")],
+        )
     with pytest.raises(ValueError, match="logs hold only"):
         rc.fit(model, params, x, y, epochs=2, verbose=0, callbacks=[rc.callbacks.EarlyStopping()])
     ours = rc.callbacks.EarlyStopping(monitor="val_mae", patience=0)
-    _, history = rc.fit(model, params, x, y, metrics=["mae"], validation_data=(x, y), epochs=3, verbose=0,
-                        callbacks=[ours])  # mae: minimized, known from the metric
+    _, history = rc.fit(
+        model, params, x, y, metrics=["mae"], validation_data=(x, y), epochs=3, verbose=0, callbacks=[ours]
+    )  # mae: minimized, known from the metric
     assert len(history.epoch) >= 1
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
+
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
     x, y = _problem(n=20)
@@ -287,8 +334,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     full, full_history = rc.fit(model, params, x, y, optimizer=opt, epochs=4, batch_size=8, verbose=0)
     path = tmp_path / "run.npz"
     rc.fit(model, params, x, y, optimizer=opt, epochs=2, batch_size=8, verbose=0, checkpoint=path)
-    resumed, history = rc.fit(model, params, x, y, optimizer=opt, epochs=4, batch_size=8, verbose=0,
-                              checkpoint=path, resume=True)
+    resumed, history = rc.fit(
+        model, params, x, y, optimizer=opt, epochs=4, batch_size=8, verbose=0, checkpoint=path, resume=True
+    )
     _close(resumed, full, 0)
     assert history.history == full_history.history and history.epoch == [0, 1, 2, 3]
     ckpt = rc.checkpoints.load_checkpoint(path, model, params)
@@ -332,6 +380,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 # --- truncated BPTT -------------------------------------------------------------------------------
 
+
 def _sequence_problem(n=6, t=12):
     rng = np.random.default_rng(7)
     return rng.normal(size=(n, t, 2)).astype("float32"), rng.normal(size=(n, t, 1)).astype("float32")
@@ -339,12 +388,14 @@ def _sequence_problem(n=6, t=12):
 
 def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
     x, y = _sequence_problem()
-    model = rc.Sequential([rc.layers.LSTM(4, return_sequences=True), rc.layers.GRU(3, return_sequences=True),
-                           rc.layers.Dense(1)])
+    model = rc.Sequential(
+        [rc.layers.LSTM(4, return_sequences=True), rc.layers.GRU(3, return_sequences=True), rc.layers.Dense(1)]
+    )
     params = model.init(jax.random.PRNGKey(0), input_shape=(None, 2))
     opt = rc.optimizers.sgd(0.1, momentum=0.5)
-    ours, history = rc.fit(model, params, x, y, optimizer=opt, batch_size=4, epochs=2, shuffle=False, verbose=0,
-                           chunk_length=5)  # chunks of 5, 5, 2 steps
+    ours, history = rc.fit(
+        model, params, x, y, optimizer=opt, batch_size=4, epochs=2, shuffle=False, verbose=0, chunk_length=5
+    )  # chunks of 5, 5, 2 steps
 
     @jax.jit  # one compiled oracle step per chunk shape, instead of 12 op-by-op runs of two scans
     def chunk_value_and_grad(q, xc, yc, s):
@@ -358,9 +409,9 @@ def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
     for _ in range(2):
         total, count = 0.0, 0
         for i in (0, 4):
-            xb, yb, s = x[i:i + 4], y[i:i + 4], None
+            xb, yb, s = x[i : i + 4], y[i : i + 4], None
             for t0 in (0, 5, 10):
-                xc, yc = xb[:, t0:t0 + 5], yb[:, t0:t0 + 5]
+                xc, yc = xb[:, t0 : t0 + 5], yb[:, t0 : t0 + 5]
                 (value, finals), g = chunk_value_and_grad(p, xc, yc, s)
                 updates, state = opt.update(g, state, p)
                 p, s = optax.apply_updates(p, updates), finals
@@ -376,8 +427,9 @@ def test_truncate_gradient_reaches_the_layers():
     model = rc.Sequential([rc.layers.SimpleRNN(4, return_sequences=True), rc.layers.Dense(1)])
     params = model.init(jax.random.PRNGKey(0), input_shape=(None, 2))
     opt = rc.optimizers.sgd(0.1)
-    ours, _ = rc.fit(model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False, verbose=0,
-                     truncate_gradient=3)
+    ours, _ = rc.fit(
+        model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False, verbose=0, truncate_gradient=3
+    )
     # oracle: the gradient of a loop of cell steps whose state is stop_gradient-ed every 3 steps
     cell = model.layers[0].cell
 
@@ -412,6 +464,7 @@ def test_chunk_length_needs_sequence_targets():
 
 # --- progress -------------------------------------------------------------------------------------
 
+
 def test_progress_lines_and_bar(monkeypatch):
     x, y = _problem(n=8)
     model = _model("SimpleRNN")
@@ -439,29 +492,33 @@ def test_progress_lines_and_bar(monkeypatch):
 
 # --- bad input ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, match", [
-    (dict(y=np.zeros((5, 1))), r"same number of samples; got x \(8, 6, 3\) \(8 samples\) and y \(5, 1\)"),
-    (dict(x=np.zeros((0, 6, 3)), y=np.zeros((0, 1))), "x is empty"),
-    (dict(x=np.zeros((8, 3))), r"x must be \(samples, time, features\); got shape \(8, 3\)"),
-    (dict(batch_size=0), "batch_size must be an integer >= 1; got 0"),
-    (dict(batch_size=2.5), "batch_size must be an integer >= 1; got 2.5"),
-    (dict(epochs=-1), "epochs must be an integer >= 0"),
-    (dict(y=np.full((8, 1), np.nan)), r"y holds NaN or inf \(first at index \(0, 0\)\)"),
-    (dict(loss="mean_squared_errr"), "loss="),
-    (dict(optimizer="adamm"), r"optimizer='adamm'; expected an optax GradientTransformation or one of"),
-    (dict(optimizer=3), "optimizer must be an optax GradientTransformation or a name; got int"),
-    (dict(metrics=["acurracy"]), "metrics="),
-    (dict(validation_split=1.0), r"validation_split must be in \[0, 1\)"),
-    (dict(validation_split=0.9), "leaves 0 training and 8 validation"),
-    (dict(validation_data=(np.zeros((2, 6, 3)),)), "validation_data must be"),
-    (dict(validation_data=(np.zeros((2, 6, 3)), np.zeros((3, 1)))), "validation_data x and validation_data y"),
-    (dict(sample_weight=np.ones(3)), r"sample_weight must be \(samples,\) or \(samples, time\) with 8 samples"),
-    (dict(mask=np.ones((8, 5))), r"mask must be \(samples, time\) = \(8, 6\)"),
-    (dict(on_nonfinite="ignore"), "on_nonfinite='ignore'"),
-    (dict(resume=True), "resume=True needs checkpoint=path"),
-    (dict(verbose=3), "verbose=3"),
-    (dict(chunk_length=0), "chunk_length must be an integer >= 1"),
-])
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(y=np.zeros((5, 1))), r"same number of samples; got x \(8, 6, 3\) \(8 samples\) and y \(5, 1\)"),
+        (dict(x=np.zeros((0, 6, 3)), y=np.zeros((0, 1))), "x is empty"),
+        (dict(x=np.zeros((8, 3))), r"x must be \(samples, time, features\); got shape \(8, 3\)"),
+        (dict(batch_size=0), "batch_size=0; expected a positive integer"),
+        (dict(batch_size=2.5), r"batch_size=2\.5; expected a positive integer"),
+        (dict(epochs=-1), "epochs=-1; expected an integer >= 0"),
+        (dict(y=np.full((8, 1), np.nan)), r"y holds NaN or inf \(first at index \(0, 0\)\)"),
+        (dict(loss="mean_squared_errr"), "loss="),
+        (dict(optimizer="adamm"), r"optimizer='adamm'; expected an optax GradientTransformation or one of"),
+        (dict(optimizer=3), "optimizer must be an optax GradientTransformation or a name; got int"),
+        (dict(metrics=["acurracy"]), "metrics="),
+        (dict(validation_split=1.0), r"validation_split=1\.0; expected a float in \[0, 1\)"),
+        (dict(validation_split=0.9), "leaves 0 training and 8 validation"),
+        (dict(validation_data=(np.zeros((2, 6, 3)),)), "validation_data must be"),
+        (dict(validation_data=(np.zeros((2, 6, 3)), np.zeros((3, 1)))), "validation_data x and validation_data y"),
+        (dict(sample_weight=np.ones(3)), r"sample_weight must be \(samples,\) or \(samples, time\) with 8 samples"),
+        (dict(mask=np.ones((8, 5))), r"mask must be \(samples, time\) = \(8, 6\)"),
+        (dict(on_nonfinite="ignore"), "on_nonfinite='ignore'"),
+        (dict(resume=True), "resume=True needs checkpoint=path"),
+        (dict(verbose=3), "verbose=3"),
+        (dict(chunk_length=0), "chunk_length=0; expected a positive integer"),
+    ],
+)
 def test_bad_input_is_refused_clearly(change, match):
     x, y = _problem(n=8)
     model = _model()
@@ -490,10 +547,11 @@ def test_a_second_fit_with_equal_settings_reuses_the_compiled_step():
     model = _model("GRU")
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     a, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.01, clipnorm=1.0), epochs=1, verbose=0)
-    n = len(train._COMPILED)
-    b, _ = rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(learning_rate=0.01, clipnorm=1.0), epochs=1,
-                  verbose=0)
-    assert len(train._COMPILED) == n
+    n = len(steps.COMPILED)
+    b, _ = rc.fit(
+        model, params, x, y, optimizer=rc.optimizers.adam(learning_rate=0.01, clipnorm=1.0), epochs=1, verbose=0
+    )
+    assert len(steps.COMPILED) == n
     _close(a, b, 0)
     rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.02, clipnorm=1.0), epochs=1, verbose=0)
-    assert len(train._COMPILED) == min(n + 1, 16)
+    assert len(steps.COMPILED) == min(n + 1, 16)

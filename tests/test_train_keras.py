@@ -31,23 +31,33 @@ def _compare_runs(keras_model, keras_history, model, params, history, skip=()):
 
 def _keras_stack(keras, seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((7, 3)),
-        keras.layers.LSTM(6, return_sequences=True, use_cudnn=False),
-        keras.layers.GRU(5, use_cudnn=False),
-        keras.layers.Dense(2),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((7, 3)),
+            keras.layers.LSTM(6, return_sequences=True, use_cudnn=False),
+            keras.layers.GRU(5, use_cudnn=False),
+            keras.layers.Dense(2),
+        ]
+    )
 
 
 _OPTIMIZERS = {
     "adam": (lambda k, **c: k.optimizers.Adam(learning_rate=0.02, **c), lambda **c: rc.optimizers.adam(0.02, **c)),
-    "rmsprop": (lambda k, **c: k.optimizers.RMSprop(learning_rate=0.01, **c),
-                lambda **c: rc.optimizers.rmsprop(0.01, **c)),
-    "sgd_momentum": (lambda k, **c: k.optimizers.SGD(learning_rate=0.05, momentum=0.9, **c),
-                     lambda **c: rc.optimizers.sgd(0.05, momentum=0.9, **c)),
+    "rmsprop": (
+        lambda k, **c: k.optimizers.RMSprop(learning_rate=0.01, **c),
+        lambda **c: rc.optimizers.rmsprop(0.01, **c),
+    ),
+    "sgd_momentum": (
+        lambda k, **c: k.optimizers.SGD(learning_rate=0.05, momentum=0.9, **c),
+        lambda **c: rc.optimizers.sgd(0.05, momentum=0.9, **c),
+    ),
 }
-_CLIPPING = {"none": {}, "clipnorm": {"clipnorm": 0.1}, "global_clipnorm": {"global_clipnorm": 0.2},
-             "clipvalue": {"clipvalue": 0.02}}
+_CLIPPING = {
+    "none": {},
+    "clipnorm": {"clipnorm": 0.1},
+    "global_clipnorm": {"global_clipnorm": 0.2},
+    "clipvalue": {"clipvalue": 0.02},
+}
 
 
 @pytest.mark.parametrize("clip", list(_CLIPPING))
@@ -61,9 +71,20 @@ def test_fit_matches_keras(keras, opt, clip):
     make_keras, make_ours = _OPTIMIZERS[opt]
     keras_model.compile(optimizer=make_keras(keras, **_CLIPPING[clip]), loss="mse", metrics=["mae"])
     theirs = keras_model.fit(x, y, batch_size=12, epochs=4, shuffle=False, verbose=0, validation_split=0.1)
-    params, history = rc.fit(model, params, x, y, loss="mse", optimizer=make_ours(**_CLIPPING[clip]),
-                             metrics=["mae"], batch_size=12, epochs=4, shuffle=False, verbose=0,
-                             validation_split=0.1)
+    params, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss="mse",
+        optimizer=make_ours(**_CLIPPING[clip]),
+        metrics=["mae"],
+        batch_size=12,
+        epochs=4,
+        shuffle=False,
+        verbose=0,
+        validation_split=0.1,
+    )
     assert history.diverged is None
     _compare_runs(keras_model, theirs, model, params, history)
 
@@ -85,21 +106,47 @@ def test_fit_matches_keras_masked_sequences_with_sample_weights(keras):
     y = rng.normal(size=(n, t, 1)).astype("float32")
     w = rng.uniform(0.2, 2.0, size=(n, t)).astype("float32")
     keras.utils.set_random_seed(3)
-    keras_model = keras.Sequential([
-        keras.Input((t, 2)), keras.layers.Masking(0.0),
-        keras.layers.SimpleRNN(4, return_sequences=True), keras.layers.Dense(1),
-    ])
+    keras_model = keras.Sequential(
+        [
+            keras.Input((t, 2)),
+            keras.layers.Masking(0.0),
+            keras.layers.SimpleRNN(4, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
     model, params = rc.from_keras(keras_model)
     keras_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mae", metrics=["mse"], weighted_metrics=["mse"])
-    theirs = keras_model.fit(x, y, sample_weight=w, batch_size=8, epochs=3, shuffle=False, verbose=0,
-                             validation_data=(x[:12], y[:12], w[:12]))
-    params, history = rc.fit(model, params, x, y, loss="mae", optimizer=rc.optimizers.adam(0.01), metrics=["mse"],
-                             weighted_metrics=["mse"], sample_weight=w, batch_size=8, epochs=3, shuffle=False,
-                             verbose=0, validation_data=(x[:12], y[:12], w[:12]))
+    theirs = keras_model.fit(
+        x,
+        y,
+        sample_weight=w,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_data=(x[:12], y[:12], w[:12]),
+    )
+    params, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss="mae",
+        optimizer=rc.optimizers.adam(0.01),
+        metrics=["mse"],
+        weighted_metrics=["mse"],
+        sample_weight=w,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_data=(x[:12], y[:12], w[:12]),
+    )
     _compare_runs(keras_model, theirs, model, params, history, skip=("mse", "weighted_mse"))
     assert {"val_mse", "val_weighted_mse"} <= set(history.history)
-    final = rc.train.evaluate(model, params, x, y, loss="mae", metrics=["mse"], weighted_metrics=["mse"],
-                              sample_weight=w, batch_size=8)
+    final = rc.train.evaluate(
+        model, params, x, y, loss="mae", metrics=["mse"], weighted_metrics=["mse"], sample_weight=w, batch_size=8
+    )
     keras_final = keras_model.evaluate(x, y, sample_weight=w, batch_size=8, verbose=0, return_dict=True)
     for key in ("loss", "mse", "weighted_mse"):
         assert abs(final[key] - keras_final[key]) <= TOL * abs(keras_final[key]), (key, final, keras_final)
@@ -116,11 +163,22 @@ def test_fit_matches_keras_classification(keras):
     keras_model = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(6, reset_after=False), keras.layers.Dense(4)])
     model, params = rc.from_keras(keras_model)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    keras_model.compile(optimizer=keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True), loss=loss,
-                        metrics=["accuracy"])
+    keras_model.compile(
+        optimizer=keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True), loss=loss, metrics=["accuracy"]
+    )
     theirs = keras_model.fit(x, y, batch_size=10, epochs=3, shuffle=False, verbose=0, validation_data=(xv, yv))
-    params, history = rc.fit(model, params, x, y, loss=rc.losses.SparseCategoricalCrossentropy(from_logits=True),
-                             optimizer=rc.optimizers.rmsprop(0.01, momentum=0.5, centered=True),
-                             metrics=["accuracy"], batch_size=10, epochs=3, shuffle=False, verbose=0,
-                             validation_data=(xv, yv))
+    params, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss=rc.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=rc.optimizers.rmsprop(0.01, momentum=0.5, centered=True),
+        metrics=["accuracy"],
+        batch_size=10,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_data=(xv, yv),
+    )
     _compare_runs(keras_model, theirs, model, params, history)

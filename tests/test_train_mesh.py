@@ -22,8 +22,10 @@ def _setup():
 
 def test_a_one_device_mesh_gives_the_same_run():
     model, params, x, y = _setup()
-    runs = [rc.fit(model, params, x, y, optimizer="adam", epochs=2, batch_size=8, verbose=0, mesh=m)
-            for m in (None, jax.devices())]
+    runs = [
+        rc.fit(model, params, x, y, optimizer="adam", epochs=2, batch_size=8, verbose=0, mesh=m)
+        for m in (None, jax.devices())
+    ]
     for a, b in zip(jax.tree_util.tree_leaves(runs[0][0]), jax.tree_util.tree_leaves(runs[1][0])):
         np.testing.assert_array_equal(a, b)
     assert runs[0][1].history == runs[1][1].history
@@ -41,9 +43,15 @@ def test_fit_sharded_over_four_devices_equals_one_device():
     """In a fresh process with 4 virtual CPU devices (fixed when JAX initializes): params equal to
     1e-12 in float64 and 2e-5 in float32 (the gradient's sum over the batch is split into per-shard
     sums and an all-reduce, which rounds differently); an uneven last batch; an indivisible batch_size."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
-               OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(HERE / "multidevice_check.py"), "fit"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1"
+    )
+    done = subprocess.run(
+        [sys.executable, str(HERE / "multidevice_check.py"), "fit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "indivisible batch_size raises" in done.stdout, done.stdout
