@@ -38,10 +38,10 @@ import statistics  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import timed  # noqa: E402
 
 import rnncore as rc  # noqa: E402
 from rnncore import analysis, bptt  # noqa: E402
-from timing import timed  # noqa: E402
 
 UNITS, FEATURES = 128, 16
 CELLS = {"SimpleRNN": rc.cells.SimpleRNN, "LSTM": rc.cells.LSTM}
@@ -80,13 +80,17 @@ def main():
     ap.add_argument("--steps", type=int, nargs="+", default=[100, 1000])
     args = ap.parse_args()
     cores = os.cpu_count()
-    print(f"# Jacobian chain vs brute force, float32, batch 1, {jax.devices()[0].platform} "
-          f"({cores} cores), {platform.processor() or platform.machine()}, jax {jax.__version__}, "
-          f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, {args.rounds} rounds; "
-          "times in ms, first call (compile included) in s")
+    print(
+        f"# Jacobian chain vs brute force, float32, batch 1, {jax.devices()[0].platform} "
+        f"({cores} cores), {platform.processor() or platform.machine()}, jax {jax.__version__}, "
+        f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, {args.rounds} rounds; "
+        "times in ms, first call (compile included) in s"
+    )
     print()
-    print("| cell | S | T | what | rnncore (ms) | baseline (ms) | baseline / rnncore "
-          "| first call rnncore / baseline (s) | check |")
+    print(
+        "| cell | S | T | what | rnncore (ms) | baseline (ms) | baseline / rnncore "
+        "| first call rnncore / baseline (s) | check |"
+    )
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     for kind, cell_type in CELLS.items():
         cell = cell_type(UNITS)
@@ -98,8 +102,9 @@ def main():
             brute = jax.jit(lambda p, x: brute_products(cell, p, x))
             logsv = jax.jit(lambda p, x: bptt.log_singular_values_to_end(bptt.step_jacobians(cell, p, x)))
             brute_logsv = jax.jit(lambda p, x: jnp.log(jnp.linalg.svd(brute_products(cell, p, x), compute_uv=False)))
-            brute_lyap = jax.jit(lambda p, x: jnp.log(jnp.linalg.svd(brute_products(cell, p, x)[:, 0],
-                                                                     compute_uv=False)) / x.shape[1])
+            brute_lyap = jax.jit(
+                lambda p, x: jnp.log(jnp.linalg.svd(brute_products(cell, p, x)[:, 0], compute_uv=False)) / x.shape[1]
+            )
 
             def lyap(p, x):
                 return analysis.lyapunov_spectrum(cell, p, x)
@@ -109,23 +114,47 @@ def main():
             b_first, b_med = bench(brute, (params, xs), args.rounds)
             p_chain, p_brute = np.asarray(chain(params, xs)), np.asarray(brute(params, xs))
             err = np.max(np.abs(p_chain - p_brute)) / max(np.max(np.abs(p_brute)), 1e-30)
-            rows.append(("all ∂s_T/∂s_k: step_jacobians + jacobian_products vs jacrev", c_first, c_med,
-                         b_first, b_med, f"max rel diff {err:.1e}"))
+            rows.append(
+                (
+                    "all ∂s_T/∂s_k: step_jacobians + jacobian_products vs jacrev",
+                    c_first,
+                    c_med,
+                    b_first,
+                    b_med,
+                    f"max rel diff {err:.1e}",
+                )
+            )
 
             l_first, l_med = bench(logsv, (params, xs), args.rounds)
             bl_first, bl_med = bench(brute_logsv, (params, xs), args.rounds)
             ours, theirs = np.asarray(logsv(params, xs))[0, 0, 0], np.asarray(brute_logsv(params, xs))[0, 0, 0]
-            rows.append(("log σ of every product: log_singular_values_to_end vs jacrev + SVD", l_first, l_med,
-                         bl_first, bl_med, f"log σ₁(∂s_T/∂s_0): {ours:.2f} vs {theirs:.2f}"))
+            rows.append(
+                (
+                    "log σ of every product: log_singular_values_to_end vs jacrev + SVD",
+                    l_first,
+                    l_med,
+                    bl_first,
+                    bl_med,
+                    f"log σ₁(∂s_T/∂s_0): {ours:.2f} vs {theirs:.2f}",
+                )
+            )
 
             y_first, y_med = bench(lyap, (params, xs), args.rounds)
             by_first, by_med = bench(brute_lyap, (params, xs), args.rounds)
             lam, lam_b = np.asarray(lyap(params, xs))[0], np.asarray(brute_lyap(params, xs))[0]
             # with all S exponents, sum = mean log|det J_t| exactly (|det R_t| = |det J_t|)
             logdet = np.mean(np.linalg.slogdet(np.asarray(bptt.step_jacobians(cell, params, xs), np.float64))[1])
-            rows.append((f"{size} Lyapunov exponents: lyapunov_spectrum vs jacrev + SVD of the chain", y_first, y_med,
-                         by_first, by_med, f"λ₁ {lam[0]:.4f} vs {lam_b[0]:.4f}; Σλ {lam.sum():.3f} vs "
-                         f"{lam_b.sum():.3f}, mean log det J_t {logdet:.3f}"))
+            rows.append(
+                (
+                    f"{size} Lyapunov exponents: lyapunov_spectrum vs jacrev + SVD of the chain",
+                    y_first,
+                    y_med,
+                    by_first,
+                    by_med,
+                    f"λ₁ {lam[0]:.4f} vs {lam_b[0]:.4f}; Σλ {lam.sum():.3f} vs "
+                    f"{lam_b.sum():.3f}, mean log det J_t {logdet:.3f}",
+                )
+            )
 
             model = rc.Sequential([LAYERS[kind](UNITS, return_sequences=True), rc.layers.Dense(1)])
             mparams = model.init(jax.random.PRNGKey(2), (steps, FEATURES))
@@ -140,8 +169,11 @@ def main():
             rows.append(("gradient_flow vs one jax.grad of the loss", f_first, f_med, g_first, g_med, ""))
 
             for what, o_first, o_med, b_first, b_med, check in rows:
-                print(f"| {kind} | {size} | {steps} | {what} | {1e3 * o_med:.1f} | {1e3 * b_med:.1f} | "
-                      f"{b_med / o_med:.2f} | {o_first:.1f} / {b_first:.1f} | {check} |", flush=True)
+                print(
+                    f"| {kind} | {size} | {steps} | {what} | {1e3 * o_med:.1f} | {1e3 * b_med:.1f} | "
+                    f"{b_med / o_med:.2f} | {o_first:.1f} / {b_first:.1f} | {check} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import statistics
 
 import jax
 import jax.numpy as jnp
+from timing import SIZES, machine, rounds_argument, timed
 
 import rnncore as rc
-from timing import SIZES, machine, rounds_argument, timed
 
 KINDS = {"SimpleRNN": rc.layers.SimpleRNN, "LSTM": rc.layers.LSTM, "GRU": rc.layers.GRU}
 
@@ -33,10 +33,12 @@ def make_grad(kind, units, backward_pass):
 def main():
     rounds = rounds_argument(__doc__, 15)
     print(f"# explicit BPTT vs autodiff, float32, {machine()}")
-    print("| layer | B, T, F, H | explicit (ms) | autodiff (ms) | autodiff / explicit | compile explicit / autodiff (s) |")
+    print(
+        "| layer | B, T, F, H | explicit (ms) | autodiff (ms) | autodiff / explicit | compile explicit / autodiff (s) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for kind in KINDS:
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             layer, g_exp = make_grad(kind, h, "explicit")
             _, g_auto = make_grad(kind, h, "autodiff")
@@ -47,8 +49,11 @@ def main():
                 te.append(timed(g_exp, p, x))
                 ta.append(timed(g_auto, p, x))
             me, ma = statistics.median(te), statistics.median(ta)
-            print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * me:.1f} | {1e3 * ma:.1f} | {ma / me:.2f} | "
-                  f"{c_exp:.1f} / {c_auto:.1f} |", flush=True)
+            print(
+                f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * me:.1f} | {1e3 * ma:.1f} | {ma / me:.2f} | "
+                f"{c_exp:.1f} / {c_auto:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

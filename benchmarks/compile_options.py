@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from timing import SIZES, compare, machine, rounds_argument
 
 import rnncore as rc
-from timing import SIZES, compare, machine, rounds_argument
 
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 
@@ -25,21 +25,25 @@ KINDS = ("SimpleRNN", "LSTM", "GRU")
 def main():
     rounds = rounds_argument(__doc__, 9)
     print(f"# rc.jit vs jax.jit, float32, {machine()}, rnncore's options: {rc.compilation.compiler_options()}")
-    print("| layer | B, T, F, H | forward jax.jit (ms) | forward rc.jit (ms) | speed-up | "
-          "fwd+bwd jax.jit (ms) | fwd+bwd rc.jit (ms) | speed-up | compile fwd+bwd jax.jit / rc.jit (s) | "
-          "max diff / max entry |")
+    print(
+        "| layer | B, T, F, H | forward jax.jit (ms) | forward rc.jit (ms) | speed-up | "
+        "fwd+bwd jax.jit (ms) | fwd+bwd rc.jit (ms) | speed-up | compile fwd+bwd jax.jit / rc.jit (s) | "
+        "max diff / max entry |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind in KINDS:
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             model = rc.Sequential([getattr(rc.layers, kind)(h, return_sequences=True)])
             params = model.init(jax.random.PRNGKey(0), (t, f))
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             grad = jax.grad(lambda p, x: jnp.sum(model.apply(p, x)), argnums=(0, 1))
             fp, fo, _, _, df = compare(jax.jit(model.apply), rc.jit(model.apply), (params, x), rounds)
             gp, go, cp, co, dg = compare(jax.jit(grad), rc.jit(grad), (params, x), rounds)
-            print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * fp:.2f} | {1e3 * fo:.2f} | {fp / fo:.2f} | "
-                  f"{1e3 * gp:.1f} | {1e3 * go:.1f} | {gp / go:.2f} | {cp:.1f} / {co:.1f} | {max(df, dg):.1e} |",
-                  flush=True)
+            print(
+                f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * fp:.2f} | {1e3 * fo:.2f} | {fp / fo:.2f} | "
+                f"{1e3 * gp:.1f} | {1e3 * go:.1f} | {gp / go:.2f} | {cp:.1f} / {co:.1f} | {max(df, dg):.1e} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ import statistics
 
 import jax
 import jax.numpy as jnp
+from timing import machine, rounds_argument, timed
 
 import rnncore as rc
-from timing import machine, rounds_argument, timed
 
 CASES = [("SimpleRNN", 64), ("SimpleRNN", 128), ("LSTM", 64)]
 STEPS = (100, 1000)
@@ -27,8 +27,10 @@ BATCH = 4
 def main():
     rounds = rounds_argument(__doc__, 9)
     print(f"# jacobian_products, float32, precision highest, {machine()}, batch {BATCH}")
-    print("| cell | S | T | sequential (ms) | associative (ms) | sequential / associative | "
-          "compile sequential / associative (s) | max diff / max entry |")
+    print(
+        "| cell | S | T | sequential (ms) | associative (ms) | sequential / associative | "
+        "compile sequential / associative (s) | max diff / max entry |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with jax.default_matmul_precision("highest"):
         for kind, units in CASES:
@@ -47,8 +49,11 @@ def main():
                 a, b = seq(J), assoc(J)
                 diff = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))
                 ms, ma = statistics.median(ts), statistics.median(ta)
-                print(f"| {kind} | {cell.state_size} | {steps} | {1e3 * ms:.1f} | {1e3 * ma:.1f} | {ms / ma:.2f} | "
-                      f"{c_seq:.1f} / {c_assoc:.1f} | {diff:.1e} |", flush=True)
+                print(
+                    f"| {kind} | {cell.state_size} | {steps} | {1e3 * ms:.1f} | {1e3 * ma:.1f} | {ms / ma:.2f} | "
+                    f"{c_seq:.1f} / {c_assoc:.1f} | {diff:.1e} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

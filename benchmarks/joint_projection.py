@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
-import rnncore as rc
 from reverse_step import ops_per_step
 from timing import SIZES, compare, machine, rounds_argument
+
+import rnncore as rc
 
 KINDS = ("SimpleRNN", "LSTM")
 
@@ -35,14 +35,16 @@ def _programs(cell):
 def main():
     rounds = rounds_argument(__doc__, 15)
     print(f"# one matmul per step vs two, float32, {machine()}")
-    print("| layer | B, T, F, H | forward two (ms) | forward one (ms) | speed-up | fwd+bwd two (ms) | "
-          "fwd+bwd one (ms) | speed-up | ops per forward step two / one | compile fwd+bwd two / one (s) | "
-          "max diff / max entry |")
+    print(
+        "| layer | B, T, F, H | forward two (ms) | forward one (ms) | speed-up | fwd+bwd two (ms) | "
+        "fwd+bwd one (ms) | speed-up | ops per forward step two / one | compile fwd+bwd two / one (s) | "
+        "max diff / max entry |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for kind in KINDS:
         base = getattr(rc.cells, kind)
         two_matmuls = type(f"TwoMatmul{kind}", (base,), {"sums_projections": False})
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             model, fwd_one, grad_one = _programs(base(h))
             _, fwd_two, grad_two = _programs(two_matmuls(h))
             params = model.init(jax.random.PRNGKey(0), (t, f))
@@ -50,9 +52,12 @@ def main():
             ops = [ops_per_step(fn.lower(params, x).compile().as_text())[0] for fn in (fwd_two, fwd_one)]
             f2, f1, _, _, df = compare(fwd_two, fwd_one, (params, x), rounds)
             g2, g1, c2, c1, dg = compare(grad_two, grad_one, (params, x), rounds)
-            print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * f2:.2f} | {1e3 * f1:.2f} | {f2 / f1:.2f} | "
-                  f"{1e3 * g2:.1f} | {1e3 * g1:.1f} | {g2 / g1:.2f} | {ops[0]} / {ops[1]} | {c2:.1f} / {c1:.1f} | "
-                  f"{max(df, dg):.1e} |", flush=True)
+            print(
+                f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * f2:.2f} | {1e3 * f1:.2f} | {f2 / f1:.2f} | "
+                f"{1e3 * g2:.1f} | {1e3 * g1:.1f} | {g2 / g1:.2f} | {ops[0]} / {ops[1]} | {c2:.1f} / {c1:.1f} | "
+                f"{max(df, dg):.1e} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

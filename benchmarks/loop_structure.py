@@ -20,9 +20,9 @@ import statistics
 
 import jax
 import jax.numpy as jnp
+from timing import SIZES, machine, rounds_argument, timed
 
 import rnncore as rc
-from timing import SIZES, machine, rounds_argument, timed
 
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 UNROLLS = (2, 4, 8)
@@ -65,12 +65,15 @@ def main():
     print("| --- | --- |" + " ---: |" * len(heads) + " ---: |")
     for kind in KINDS:
         cell_type = getattr(rc.cells, kind)
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             cell = cell_type(h)
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             p = cell.init(jax.random.PRNGKey(0), f)
-            fns = [scan_forward(cell)] + [scan_forward(cell, k) for k in UNROLLS] + [
-                precomputed_forward(cell), layer_grad(cell), layer_grad(cell_type(h, compute_dtype="bfloat16"))]
+            fns = (
+                [scan_forward(cell)]
+                + [scan_forward(cell, k) for k in UNROLLS]
+                + [precomputed_forward(cell), layer_grad(cell), layer_grad(cell_type(h, compute_dtype="bfloat16"))]
+            )
             compile_s = [timed(fn, p, x) for fn in fns]
             times = [[] for _ in fns]
             for r in range(rounds):  # rotated order: no variant always runs first
@@ -78,8 +81,10 @@ def main():
                     j = (i + r) % len(fns)
                     times[j].append(timed(fns[j], p, x))
             g32, g16 = fns[-2](p, x), fns[-1](p, x)
-            diff = max(float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(u)))
-                       for u, v in zip(jax.tree_util.tree_leaves(g32), jax.tree_util.tree_leaves(g16)))
+            diff = max(
+                float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(u)))
+                for u, v in zip(jax.tree_util.tree_leaves(g32), jax.tree_util.tree_leaves(g16))
+            )
             cells = [f"{1e3 * statistics.median(ts):.1f} ({c:.1f})" for ts, c in zip(times, compile_s)]
             print(f"| {kind} | {b}, {t}, {f}, {h} | " + " | ".join(cells) + f" | {diff:.1e} |", flush=True)
 

@@ -37,7 +37,7 @@ def measure(rounds: int) -> list[dict]:
 
     rows = []
     for kind in KINDS:
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             layer = rc.layers.RNN(getattr(rc.cells, kind)(h), return_sequences=True)
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             p = layer.cell.init(jax.random.PRNGKey(0), f)
@@ -86,11 +86,16 @@ def main():
     from timing import machine
 
     print(f"# forward+backward of one layer, float32, {args.threads} core(s), {machine()}")
-    print(f"| cell | B, T, F, H | temporary MiB | page faults per call | ms | faults with {TUNED} | ms with it | speed-up |")
+    print(
+        "| cell | B, T, F, H | temporary MiB | page faults per call | ms "
+        f"| faults with {TUNED} | ms with it | speed-up |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for a, b in zip(plain, tuned):
-        print(f"| {a['kind']} | {', '.join(map(str, a['size']))} | {a['temp']:.0f} | {a['faults']:.0f} | "
-              f"{a['ms']:.1f} | {b['faults']:.0f} | {b['ms']:.1f} | {a['ms'] / b['ms']:.2f} |")
+        print(
+            f"| {a['kind']} | {', '.join(map(str, a['size']))} | {a['temp']:.0f} | {a['faults']:.0f} | "
+            f"{a['ms']:.1f} | {b['faults']:.0f} | {b['ms']:.1f} | {a['ms'] / b['ms']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

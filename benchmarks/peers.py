@@ -70,26 +70,30 @@ FRAMEWORKS = {  # name: (column heading, modules it needs, extra environment)
 }
 PEERS = [f for f in FRAMEWORKS if f != "rnncore"]
 TAG = "@@peers "  # marks protocol lines on a worker's stdout (libraries may print there too)
-TARGET_S = 0.1    # each timed sample repeats the call for about this long
+TARGET_S = 0.1  # each timed sample repeats the call for about this long
 
 
 # --- workers: one framework each ----------------------------------------------------------------
 
+
 def _inputs(b, t, f):
     import numpy as np
+
     return np.random.default_rng(1).standard_normal((b, t, f), dtype=np.float32)
 
 
 def _jax_pair(fwd, grad, params, x):
     import jax
-    return (lambda: jax.block_until_ready(fwd(params, x)),
-            lambda: jax.block_until_ready(grad(params, x)))
+
+    return (lambda: jax.block_until_ready(fwd(params, x)), lambda: jax.block_until_ready(grad(params, x)))
 
 
 def build_rnncore(cell, b, t, f, h):
     import jax
     import jax.numpy as jnp
+
     import rnncore as rc
+
     model = rc.Sequential([getattr(rc.layers, cell)(h, return_sequences=True)])
     params = model.init(jax.random.PRNGKey(0), (t, f))
     fwd = rc.jit(model.apply)
@@ -101,6 +105,7 @@ def build_flax(cell, b, t, f, h):
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
+
     cells = {"SimpleRNN": nn.SimpleCell, "LSTM": nn.OptimizedLSTMCell, "GRU": nn.GRUCell}
     rnn = nn.RNN(cells[cell](features=h))
     x = jnp.asarray(_inputs(b, t, f))
@@ -112,7 +117,9 @@ def build_flax(cell, b, t, f, h):
 
 def _keras_layer(cell, h):
     import inspect
+
     import keras
+
     cls = getattr(keras.layers, cell)
     kw = {"use_cudnn": False} if "use_cudnn" in inspect.signature(cls.__init__).parameters else {}
     return cls(h, return_sequences=True, **kw)
@@ -121,6 +128,7 @@ def _keras_layer(cell, h):
 def build_keras_jax(cell, b, t, f, h):
     import jax
     import jax.numpy as jnp
+
     layer = _keras_layer(cell, h)
     layer.build((b, t, f))
     tv = [v.value for v in layer.trainable_variables]
@@ -136,6 +144,7 @@ def build_keras_jax(cell, b, t, f, h):
 
 def build_keras_tf(cell, b, t, f, h):
     import tensorflow as tf
+
     layer = _keras_layer(cell, h)
     layer.build((b, t, f))
     x = tf.constant(_inputs(b, t, f))
@@ -156,10 +165,13 @@ def build_keras_tf(cell, b, t, f, h):
 
 def build_torch(cell, b, t, f, h):
     import torch
+
     torch.manual_seed(0)
-    mods = {"SimpleRNN": lambda: torch.nn.RNN(f, h, nonlinearity="tanh", batch_first=True),
-            "LSTM": lambda: torch.nn.LSTM(f, h, batch_first=True),
-            "GRU": lambda: torch.nn.GRU(f, h, batch_first=True)}
+    mods = {
+        "SimpleRNN": lambda: torch.nn.RNN(f, h, nonlinearity="tanh", batch_first=True),
+        "LSTM": lambda: torch.nn.LSTM(f, h, batch_first=True),
+        "GRU": lambda: torch.nn.GRU(f, h, batch_first=True),
+    }
     m = mods[cell]()
     x = torch.from_numpy(_inputs(b, t, f))
     params = list(m.parameters())
@@ -175,36 +187,49 @@ def build_torch(cell, b, t, f, h):
     return fwd, grad
 
 
-BUILDERS = {"rnncore": build_rnncore, "torch": build_torch, "flax": build_flax,
-            "keras-jax": build_keras_jax, "keras-tf": build_keras_tf}
+BUILDERS = {
+    "rnncore": build_rnncore,
+    "torch": build_torch,
+    "flax": build_flax,
+    "keras-jax": build_keras_jax,
+    "keras-tf": build_keras_tf,
+}
 
 
 def _versions(name):
     if name == "rnncore":
         import jax
+
         return f"jax {jax.__version__}"
     if name == "torch":
         import torch
+
         return f"torch {torch.__version__}"
     if name == "flax":
         import flax
         import jax
+
         return f"flax {flax.__version__}, jax {jax.__version__}"
     import keras
+
     if name == "keras-jax":
         import jax
+
         return f"keras {keras.__version__}, jax {jax.__version__}"
     import tensorflow as tf
+
     return f"keras {keras.__version__}, tensorflow {tf.__version__}"
 
 
 def _setup_threads(name, n):
     if name == "torch":
         import torch
+
         torch.set_num_threads(n)
         torch.set_num_interop_threads(1)
     elif name == "keras-tf":
         import tensorflow as tf
+
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
@@ -212,6 +237,7 @@ def _setup_threads(name, n):
 def _peak(size, rounds):
     import jax
     import jax.numpy as jnp
+
     a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
     dot = jax.jit(jnp.dot)
     jax.block_until_ready(dot(a, a))
@@ -220,11 +246,12 @@ def _peak(size, rounds):
         t0 = time.perf_counter()
         jax.block_until_ready(dot(a, a))
         ts.append(time.perf_counter() - t0)
-    return 2 * size ** 3 / statistics.median(ts)
+    return 2 * size**3 / statistics.median(ts)
 
 
 def worker(name, threads):
     """Serve commands from stdin, one JSON object a line; answer on stdout after TAG."""
+
     def say(obj):
         sys.stdout.write(TAG + json.dumps(obj) + "\n")
         sys.stdout.flush()
@@ -275,11 +302,19 @@ def worker(name, threads):
 
 # --- the driver -----------------------------------------------------------------------------------
 
+
 class Worker:
     def __init__(self, name, threads, cores, log, glibc_tunables=None, xla_flags=None):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "OPENBLAS_NUM_THREADS": str(threads), **FRAMEWORKS[name][2]}
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "CUDA_VISIBLE_DEVICES": "",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads),
+            **FRAMEWORKS[name][2],
+        }
         if glibc_tunables:
             env["GLIBC_TUNABLES"] = glibc_tunables
         if xla_flags:
@@ -287,8 +322,13 @@ class Worker:
         self.name = name
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", name, "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if hasattr(os, "sched_setaffinity") else None)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if hasattr(os, "sched_setaffinity") else None,
+        )
         hello = self._read()
         self.ok = hello.get("ok", False)
         self.why = hello.get("why", "")
@@ -297,7 +337,7 @@ class Worker:
     def _read(self):
         for line in self.proc.stdout:
             if line.startswith(TAG):
-                return json.loads(line[len(TAG):])
+                return json.loads(line[len(TAG) :])
         return {"ok": False, "why": "worker exited", "error": "worker exited"}
 
     def ask(self, **cmd):
@@ -330,15 +370,28 @@ def main():
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per row (default 7)")
     ap.add_argument("--only", nargs="+", choices=CELLS, metavar="CELL", help="only these cells: SimpleRNN LSTM GRU")
     ap.add_argument("--quick", action="store_true", help="one small row (LSTM unless --only), 3 rounds")
-    ap.add_argument("--frameworks", nargs="+", choices=list(FRAMEWORKS), default=list(FRAMEWORKS),
-                    help="which to run (default: all)")
+    ap.add_argument(
+        "--frameworks",
+        nargs="+",
+        choices=list(FRAMEWORKS),
+        default=list(FRAMEWORKS),
+        help="which to run (default: all)",
+    )
     cores_avail = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
-    ap.add_argument("--threads", type=int, default=len(cores_avail),
-                    help=f"cores (and intra-op threads) every framework gets (default {len(cores_avail)})")
-    ap.add_argument("--glibc-tunables", metavar="TUNABLES",
-                    help="GLIBC_TUNABLES for every worker alike, e.g. glibc.malloc.hugetlb=1 (benchmarks/memory.py)")
-    ap.add_argument("--xla-flags", metavar="FLAGS",
-                    help="XLA_FLAGS for every worker alike, e.g. --xla_cpu_prefer_vector_width=512")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(cores_avail),
+        help=f"cores (and intra-op threads) every framework gets (default {len(cores_avail)})",
+    )
+    ap.add_argument(
+        "--glibc-tunables",
+        metavar="TUNABLES",
+        help="GLIBC_TUNABLES for every worker alike, e.g. glibc.malloc.hugetlb=1 (benchmarks/memory.py)",
+    )
+    ap.add_argument(
+        "--xla-flags", metavar="FLAGS", help="XLA_FLAGS for every worker alike, e.g. --xla_cpu_prefer_vector_width=512"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -372,7 +425,7 @@ def main():
                     res[n] = r if "error" in r else {**r, "fwd": [], "bwd": []}
                 active = [n for n in live if "error" not in res[n]]
                 for r_i in range(args.rounds):
-                    order = active[r_i % len(active):] + active[:r_i % len(active)] if active else []
+                    order = active[r_i % len(active) :] + active[: r_i % len(active)] if active else []
                     for n in order:
                         if "error" in res[n]:
                             continue
@@ -397,16 +450,20 @@ def main():
     peak = max(peaks)
     wall = time.perf_counter() - t_start
     today = datetime.date.today().isoformat()
-    print(f"# rnncore against peers, {today}, float32, CPU {platform.processor() or platform.machine()}, "
-          f"{threads} of {os.cpu_count()} cores (affinity; OMP/MKL/OPENBLAS_NUM_THREADS={threads}, "
-          f"torch.set_num_threads({threads}), TF intra-op {threads} / inter-op 1), {args.rounds} interleaved rounds"
-          + (f", GLIBC_TUNABLES={args.glibc_tunables} in every worker" if args.glibc_tunables else "")
-          + (f", XLA_FLAGS={args.xla_flags} in every worker" if args.xla_flags else ""))
+    print(
+        f"# rnncore against peers, {today}, float32, CPU {platform.processor() or platform.machine()}, "
+        f"{threads} of {os.cpu_count()} cores (affinity; OMP/MKL/OPENBLAS_NUM_THREADS={threads}, "
+        f"torch.set_num_threads({threads}), TF intra-op {threads} / inter-op 1), {args.rounds} interleaved rounds"
+        + (f", GLIBC_TUNABLES={args.glibc_tunables} in every worker" if args.glibc_tunables else "")
+        + (f", XLA_FLAGS={args.xla_flags} in every worker" if args.xla_flags else "")
+    )
     for n in names:
         w = workers[n]
         print(f"# {n}: {w.versions if w.ok else w.why}")
-    print(f"# float32 matmul peak (jitted 2048x2048 jnp.dot, median of {peak_rounds}): "
-          f"{peaks[0] / 1e9:.1f} GFLOP/s before the rows, {peaks[1] / 1e9:.1f} after; {peak / 1e9:.1f} used")
+    print(
+        f"# float32 matmul peak (jitted 2048x2048 jnp.dot, median of {peak_rounds}): "
+        f"{peaks[0] / 1e9:.1f} GFLOP/s before the rows, {peaks[1] / 1e9:.1f} after; {peak / 1e9:.1f} used"
+    )
     print(f"# total wall time {wall:.0f} s")
     heads = [FRAMEWORKS[n][0] for n in names]
 
@@ -417,26 +474,37 @@ def main():
             return "error"
         return _ms(r.get(key))
 
-    for mode, title, mult in (("fwd", "forward", 1), ("bwd", "forward+backward (grad of sum(outputs) w.r.t. params and inputs)", 3)):
+    for mode, title, mult in (
+        ("fwd", "forward", 1),
+        ("bwd", "forward+backward (grad of sum(outputs) w.r.t. params and inputs)", 3),
+    ):
         print()
         print(f"### {title}: median ms per call")
         print()
-        print("| cell | B, T, F, H | " + " | ".join(f"{h} (ms)" for h in heads)
-              + " | rnncore / best peer | best peer | rnncore % of peak | best peer % of peak |")
+        print(
+            "| cell | B, T, F, H | "
+            + " | ".join(f"{h} (ms)" for h in heads)
+            + " | rnncore / best peer | best peer | rnncore % of peak | best peer % of peak |"
+        )
         print("| --- | --- | " + " | ".join("---:" for _ in heads) + " | ---: | --- | ---: | ---: |")
         for cell, (b, t, f, h), res in results:
             flops = mult * 2 * b * t * (f + h) * GATES[cell] * h
             cols = []
             for n in names:
                 w = workers[n]
-                cols.append(cell_str(res.get(n), mode) if w.ok else ("not installed" if "not installed" in w.why else "failed"))
+                cols.append(
+                    cell_str(res.get(n), mode) if w.ok else ("not installed" if "not installed" in w.why else "failed")
+                )
             mine = res["rnncore"].get(mode) if "error" not in res["rnncore"] else None
             peer_t = {n: res[n][mode] for n in names[1:] if n in res and "error" not in res[n]}
             best = min(peer_t, key=peer_t.get) if peer_t else None
             ratio = f"{mine / peer_t[best]:.2f}" if best and mine else "-"
-            print(f"| {cell} | {b}, {t}, {f}, {h} | " + " | ".join(cols)
-                  + f" | {ratio} | {FRAMEWORKS[best][0] if best else '-'} | {_pct(flops, mine, peak)} | "
-                  f"{_pct(flops, peer_t[best], peak) if best else '-'} |")
+            print(
+                f"| {cell} | {b}, {t}, {f}, {h} | "
+                + " | ".join(cols)
+                + f" | {ratio} | {FRAMEWORKS[best][0] if best else '-'} | {_pct(flops, mine, peak)} | "
+                f"{_pct(flops, peer_t[best], peak) if best else '-'} |"
+            )
     print()
     print("### first call (compilation or tracing included), s: forward / forward+backward")
     print()

@@ -41,8 +41,19 @@ def fit(model, params, x, y, optimizer, epochs, seed, **kwargs):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        params, history = rc.fit(model, params, x, y, loss="mse", optimizer=optimizer, epochs=epochs,
-                                 batch_size=BATCH, seed=seed, verbose=0, **kwargs)
+        params, history = rc.fit(
+            model,
+            params,
+            x,
+            y,
+            loss="mse",
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=BATCH,
+            seed=seed,
+            verbose=0,
+            **kwargs,
+        )
     return params, history, time.perf_counter() - t0
 
 
@@ -69,6 +80,7 @@ def g(v):
 
 # --- 1. LSTM vs SimpleRNN on the adding problem ----------------------------------------------------
 
+
 def adding(quick):
     T, units, lr, clip = 100, 32, 3e-3, 1.0
     n_train, n_test = 3200, 1000
@@ -77,27 +89,52 @@ def adding(quick):
     x, y = rc.data.adding_problem(n_train, T, seed=100)
     xt, yt = rc.data.adding_problem(n_test, T, seed=200)
     steps = epochs * -(-n_train // BATCH)
-    print(f"## 1. Adding problem, T={T}: LSTM vs tanh SimpleRNN, {units} units + Dense(1), "
-          f"adam(lr={lr}, clipnorm={clip}), batch {BATCH}, {n_train} training / {n_test} test sequences "
-          f"(data seeds 100 / 200), {steps} steps each; baseline MSE 1/6 = {rc.data.ADDING_BASELINE_MSE:.4f}\n")
+    print(
+        f"## 1. Adding problem, T={T}: LSTM vs tanh SimpleRNN, {units} units + Dense(1), "
+        f"adam(lr={lr}, clipnorm={clip}), batch {BATCH}, {n_train} training / {n_test} test sequences "
+        f"(data seeds 100 / 200), {steps} steps each; baseline MSE 1/6 = {rc.data.ADDING_BASELINE_MSE:.4f}\n"
+    )
     rows, wins = [], {}
     for name, layer in (("LSTM", rc.layers.LSTM), ("SimpleRNN", rc.layers.SimpleRNN)):
         for seed in seeds:
             model = rc.Sequential([layer(units), rc.layers.Dense(1)])
             p = model.init(jax.random.PRNGKey(seed), input_shape=(T, 2))
-            p, h, sec = fit(model, p, x, y, rc.optimizers.adam(lr, clipnorm=clip), epochs, seed,
-                            validation_data=(xt, yt))
+            p, h, sec = fit(
+                model, p, x, y, rc.optimizers.adam(lr, clipnorm=clip), epochs, seed, validation_data=(xt, yt)
+            )
             test = h.history["val_loss"]
             hit = first_below(test, 0.01)
             wins.setdefault(name, []).append(test[-1] < 0.01)
-            rows.append([name, seed, steps, "-" if hit is None else hit * (steps // epochs),
-                         g(mse(model, p, x, y)), g(test[-1]), g(min(test)), f"{sec:.0f}"])
-    table(["model", "seed", "steps", "first step with test MSE < 0.01", "final train MSE", "final test MSE",
-           "best test MSE", "wall (s)"], rows)
+            rows.append(
+                [
+                    name,
+                    seed,
+                    steps,
+                    "-" if hit is None else hit * (steps // epochs),
+                    g(mse(model, p, x, y)),
+                    g(test[-1]),
+                    g(min(test)),
+                    f"{sec:.0f}",
+                ]
+            )
+    table(
+        [
+            "model",
+            "seed",
+            "steps",
+            "first step with test MSE < 0.01",
+            "final train MSE",
+            "final test MSE",
+            "best test MSE",
+            "wall (s)",
+        ],
+        rows,
+    )
     print(", ".join(f"{k}: {sum(v)}/{len(v)} seeds end below 0.01" for k, v in wins.items()) + "\n")
 
 
 # --- 2. gradient clipping -----------------------------------------------------------------------------
+
 
 def clipping(quick):
     T, units, n_train, n_test = 50, 32, 2048, 512
@@ -106,9 +143,11 @@ def clipping(quick):
     x, y = rc.data.noisy_sine(n_train, T, noise=0.1, seed=1)
     xt, yt = rc.data.noisy_sine(n_test, T, noise=0.1, seed=2)
     spe = -(-n_train // BATCH)
-    print(f"## 2. Gradient clipping: SimpleRNN({units}, tanh) + Dense(1) on noisy_sine(T={T}, noise=0.1), "
-          f"{n_train} / {n_test} sequences (data seeds 1 / 2), batch {BATCH}, {epochs} epochs ({epochs * spe} steps); "
-          f"init seeds {', '.join(map(str, seeds))}; the norm is the global gradient norm before clipping\n")
+    print(
+        f"## 2. Gradient clipping: SimpleRNN({units}, tanh) + Dense(1) on noisy_sine(T={T}, noise=0.1), "
+        f"{n_train} / {n_test} sequences (data seeds 1 / 2), batch {BATCH}, {epochs} epochs ({epochs * spe} steps); "
+        f"init seeds {', '.join(map(str, seeds))}; the norm is the global gradient norm before clipping\n"
+    )
     configs = [
         ("sgd(lr=0.3)", lambda: rc.optimizers.sgd(0.3), None),
         ("sgd(lr=0.3, clipnorm=1.0)", lambda: rc.optimizers.sgd(0.3, clipnorm=1.0), 1.0),
@@ -130,16 +169,34 @@ def clipping(quick):
             last.append(h.history["loss"][-1])
             test.append(None if d is not None else mse(model, p, xt, yt))
             secs.append(sec)
-        rows.append([name, " / ".join(where), " / ".join(g(v) for v in largest),
-                     "-" if c is None else " / ".join(str(v) for v in over),
-                     " / ".join(g(v) for v in last), " / ".join("-" if v is None else g(v) for v in test),
-                     f"{sum(secs):.0f}"])
+        rows.append(
+            [
+                name,
+                " / ".join(where),
+                " / ".join(g(v) for v in largest),
+                "-" if c is None else " / ".join(str(v) for v in over),
+                " / ".join(g(v) for v in last),
+                " / ".join("-" if v is None else g(v) for v in test),
+                f"{sum(secs):.0f}",
+            ]
+        )
     per = " (" + ", ".join(map(str, seeds)) + ")"
-    table(["optimizer", "diverged at step" + per, "largest finite norm" + per, "steps with norm > clip" + per,
-           "last epoch loss" + per, "test MSE" + per, "wall, all seeds (s)"], rows)
+    table(
+        [
+            "optimizer",
+            "diverged at step" + per,
+            "largest finite norm" + per,
+            "steps with norm > clip" + per,
+            "last epoch loss" + per,
+            "test MSE" + per,
+            "wall, all seeds (s)",
+        ],
+        rows,
+    )
 
 
 # --- 3. standardized inputs -----------------------------------------------------------------------------
+
 
 def standardizing(quick):
     T, units, n_train, n_test, lr, target = 50, 32, 2048, 512, 1e-3, 0.02
@@ -149,11 +206,16 @@ def standardizing(quick):
     xt, yt = rc.data.noisy_sine(n_test, T, noise=0.1, seed=2)
     raw, raw_t = x * 50 + 200, xt * 50 + 200
     s = rc.data.Standardizer().fit(raw)  # training inputs only
-    inputs = [("x as generated (mean 0, std about 0.7)", x, xt), ("raw: x*50 + 200", raw, raw_t),
-              ("standardized raw (Standardizer fit on training inputs)", s.transform(raw), s.transform(raw_t))]
-    print(f"## 3. Standardized inputs: SimpleRNN({units}, tanh) + Dense(1), adam(lr={lr}), noisy_sine(T={T}), "
-          f"targets unscaled, {n_train} / {n_test} sequences (data seeds 1 / 2), batch {BATCH}, {epochs} epochs; "
-          f"target test MSE {target}\n")
+    inputs = [
+        ("x as generated (mean 0, std about 0.7)", x, xt),
+        ("raw: x*50 + 200", raw, raw_t),
+        ("standardized raw (Standardizer fit on training inputs)", s.transform(raw), s.transform(raw_t)),
+    ]
+    print(
+        f"## 3. Standardized inputs: SimpleRNN({units}, tanh) + Dense(1), adam(lr={lr}), noisy_sine(T={T}), "
+        f"targets unscaled, {n_train} / {n_test} sequences (data seeds 1 / 2), batch {BATCH}, {epochs} epochs; "
+        f"target test MSE {target}\n"
+    )
     rows = []
     for name, a, at in inputs:
         for seed in seeds:
@@ -163,11 +225,21 @@ def standardizing(quick):
             test = h.history["val_loss"]
             hit = first_below(test, target)
             rows.append([name, seed, "-" if hit is None else hit, g(test[0]), g(test[-1]), f"{sec:.0f}"])
-    table(["inputs", "seed", f"first epoch with test MSE < {target}", "test MSE after epoch 1",
-           f"test MSE after epoch {epochs}", "wall (s)"], rows)
+    table(
+        [
+            "inputs",
+            "seed",
+            f"first epoch with test MSE < {target}",
+            "test MSE after epoch 1",
+            f"test MSE after epoch {epochs}",
+            "wall (s)",
+        ],
+        rows,
+    )
 
 
 # --- 4. truncated BPTT ------------------------------------------------------------------------------------
+
 
 def marked_recall(n, T, D, seed):
     """Channel 0 uniform on [0, 1], channel 1 marks step T-D (0-based); the target is the marked
@@ -176,7 +248,7 @@ def marked_recall(n, T, D, seed):
     v = r.uniform(0, 1, (n, T))
     m = np.zeros((n, T))
     m[:, T - D] = 1.0
-    return np.stack([v, m], -1).astype(np.float32), v[:, T - D:T - D + 1].astype(np.float32)
+    return np.stack([v, m], -1).astype(np.float32), v[:, T - D : T - D + 1].astype(np.float32)
 
 
 class EpochTimer:
@@ -197,9 +269,12 @@ def truncation(quick):
     k2s = [5, 10, 40] if quick else [5, 8, 10, 12, 20, None]
     x, y = marked_recall(n_train, T, D, seed=1)
     xt, yt = marked_recall(n_test, T, D, seed=2)
-    print(f"## 4. Truncated BPTT: recall the value marked D={D} steps from the end, T={T}; LSTM({units}) + Dense(1), "
-          f"adam(lr={lr}, clipnorm={clip}), {n_train} / {n_test} sequences (data seeds 1 / 2), batch {BATCH}, {epochs} epochs; "
-          f"predict-0.5 baseline MSE 1/12 = {1 / 12:.4f}\n")
+    print(
+        f"## 4. Truncated BPTT: recall the value marked D={D} steps from the end, T={T}; LSTM({units}) + Dense(1), "
+        f"adam(lr={lr}, clipnorm={clip}), {n_train} / {n_test} sequences (data seeds 1 / 2), "
+        f"batch {BATCH}, {epochs} epochs; "
+        f"predict-0.5 baseline MSE 1/12 = {1 / 12:.4f}\n"
+    )
     rows = []
     for k2 in k2s:
         # cuts at s_k2, s_2k2, ...: the final output's gradient reaches the last ((T-1) % k2) + 1 inputs
@@ -209,15 +284,38 @@ def truncation(quick):
             model = rc.Sequential([rc.layers.LSTM(units), rc.layers.Dense(1)])
             p = model.init(jax.random.PRNGKey(seed), input_shape=(T, 2))
             timer = EpochTimer()
-            p, h, sec = fit(model, p, x, y, rc.optimizers.adam(lr, clipnorm=clip), epochs, seed,
-                            truncate_gradient=k2, callbacks=[timer])
+            p, h, sec = fit(
+                model,
+                p,
+                x,
+                y,
+                rc.optimizers.adam(lr, clipnorm=clip),
+                epochs,
+                seed,
+                truncate_gradient=k2,
+                callbacks=[timer],
+            )
             tests.append(mse(model, p, xt, yt))
             per_epoch += timer.seconds[1:]  # epoch 1 compiles
-        rows.append(["full (None)" if k2 is None else k2, reach, "yes" if reach >= D else "no",
-                     " / ".join(g(t) for t in tests), f"{1e3 * statistics.median(per_epoch):.0f}"])
-    table(["k2", "inputs the output's gradient reaches", f"reaches the mark (>= {D})",
-           "test MSE per seed (" + ", ".join(map(str, seeds)) + ")", "ms per epoch (median, after epoch 1)"],
-          rows)
+        rows.append(
+            [
+                "full (None)" if k2 is None else k2,
+                reach,
+                "yes" if reach >= D else "no",
+                " / ".join(g(t) for t in tests),
+                f"{1e3 * statistics.median(per_epoch):.0f}",
+            ]
+        )
+    table(
+        [
+            "k2",
+            "inputs the output's gradient reaches",
+            f"reaches the mark (>= {D})",
+            "test MSE per seed (" + ", ".join(map(str, seeds)) + ")",
+            "ms per epoch (median, after epoch 1)",
+        ],
+        rows,
+    )
 
 
 EXPERIMENTS = {1: adding, 2: clipping, 3: standardizing, 4: truncation}
@@ -228,8 +326,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer steps, one seed (about a minute)")
     ap.add_argument("--only", type=int, nargs="+", choices=sorted(EXPERIMENTS), default=sorted(EXPERIMENTS))
     args = ap.parse_args()
-    print(f"# remedies{' (--quick)' if args.quick else ''}, {datetime.date.today()}, float32, "
-          f"{jax.devices()[0].platform}, {platform.processor() or platform.machine()}, jax {jax.__version__}\n")
+    print(
+        f"# remedies{' (--quick)' if args.quick else ''}, {datetime.date.today()}, float32, "
+        f"{jax.devices()[0].platform}, {platform.processor() or platform.machine()}, jax {jax.__version__}\n"
+    )
     t0 = time.perf_counter()
     for i in args.only:
         EXPERIMENTS[i](args.quick)

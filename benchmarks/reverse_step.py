@@ -17,9 +17,9 @@ import statistics
 
 import jax
 import jax.numpy as jnp
+from timing import SIZES, machine, rounds_argument, timed
 
 import rnncore as rc
-from timing import SIZES, machine, rounds_argument, timed
 
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 
@@ -51,13 +51,15 @@ def ops_per_step(compiled_text: str) -> list[int]:
 def main():
     rounds = rounds_argument(__doc__, 15)
     print(f"# hand-written vs traced core VJP, float32, {machine()}")
-    print("| layer | B, T, F, H | hand-written (ms) | traced (ms) | traced / hand-written | "
-          "ops per step fwd / rev: hand-written | traced | compile (s) hand-written / traced | max rel diff |")
+    print(
+        "| layer | B, T, F, H | hand-written (ms) | traced (ms) | traced / hand-written | "
+        "ops per step fwd / rev: hand-written | traced | compile (s) hand-written / traced | max rel diff |"
+    )
     print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |")
     for kind in KINDS:
         base = getattr(rc.cells, kind)
         traced = type(f"Traced{kind}", (base,), {"has_core_vjp": False})
-        for (b, t, f, h) in SIZES:
+        for b, t, f, h in SIZES:
             x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
             layer, g_hand = make_grad(base(h))
             _, g_traced = make_grad(traced(h))
@@ -68,12 +70,17 @@ def main():
             for _ in range(rounds):
                 th.append(timed(g_hand, p, x))
                 tt.append(timed(g_traced, p, x))
-            diff = max(float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(v)))
-                       for u, v in zip(jax.tree_util.tree_leaves(g_hand(p, x)), jax.tree_util.tree_leaves(g_traced(p, x))))
+            diff = max(
+                float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(v)))
+                for u, v in zip(jax.tree_util.tree_leaves(g_hand(p, x)), jax.tree_util.tree_leaves(g_traced(p, x)))
+            )
             mh, mt = statistics.median(th), statistics.median(tt)
-            print(f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * mh:.1f} | {1e3 * mt:.1f} | {mt / mh:.2f} | "
-                  f"{' / '.join(map(str, ops[0]))} | {' / '.join(map(str, ops[1]))} | {c_hand:.1f} / {c_traced:.1f} | "
-                  f"{diff:.1e} |", flush=True)
+            print(
+                f"| {kind} | {b}, {t}, {f}, {h} | {1e3 * mh:.1f} | {1e3 * mt:.1f} | {mt / mh:.2f} | "
+                f"{' / '.join(map(str, ops[0]))} | {' / '.join(map(str, ops[1]))} | {c_hand:.1f} / {c_traced:.1f} | "
+                f"{diff:.1e} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the benchmark scripts share: the layer sizes, one timed call, two programs compared in interleaved rounds,
-the ``--rounds`` argument and the line that names the machine. Imported by the scripts next to it (``python benchmarks/<script>.py``)."""
+the ``--rounds`` argument and the line that names the machine. Imported by the scripts next to it
+(``python benchmarks/<script>.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-
 
 #: The layer sizes every speed benchmark times, (B, T, F, H): small, large, long and thin.
 SIZES = [

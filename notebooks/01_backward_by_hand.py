@@ -44,9 +44,9 @@ jax.config.update("jax_enable_x64", True)  # float64: the three computations mus
 import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
-T = 30 if FAST else 100           # sequence length
-UNITS = 8 if FAST else 32         # hidden units
-B, F, O = 3, 4, 2                 # batch, input features, outputs
+T = 30 if FAST else 100  # sequence length
+UNITS = 8 if FAST else 32  # hidden units
+B, F, O = 3, 4, 2  # batch, input features, outputs
 
 # %% [markdown]
 # Parameters come from rnncore's own Keras initialization (Glorot-uniform kernel, orthogonal
@@ -55,10 +55,10 @@ B, F, O = 3, 4, 2                 # batch, input features, outputs
 
 # %%
 cell = rc.cells.SimpleRNN(UNITS)
-p = cell.init(jax.random.PRNGKey(0), input_dim=F, dtype=jnp.float64)   # SimpleRNNParams(kernel, recurrent_kernel, bias)
+p = cell.init(jax.random.PRNGKey(0), input_dim=F, dtype=jnp.float64)  # SimpleRNNParams(kernel, recurrent_kernel, bias)
 rng = np.random.default_rng(0)
 p = p._replace(bias=jnp.asarray(0.1 * rng.normal(size=UNITS)))
-V = rng.normal(size=(UNITS, O)) / np.sqrt(UNITS)                      # read-out
+V = rng.normal(size=(UNITS, O)) / np.sqrt(UNITS)  # read-out
 c = 0.1 * rng.normal(size=O)
 xs = rng.normal(size=(B, T, F))
 ys = rng.normal(size=(B, T, O))
@@ -79,9 +79,10 @@ print(f"K {K.shape}, R {R.shape}, b {b.shape}, V {V.shape}; x {xs.shape}, target
 #   \bar K \mathrel{+}= x_t^\top \bar a_t,\quad \bar R \mathrel{+}= h_{t-1}^\top \bar a_t,\quad
 #   \bar b \mathrel{+}= \textstyle\sum_b \bar a_t,\qquad \bar h^{\text{next}}_{t-1} = \bar a_t R^\top .$$
 
+
 # %%
 def forward_numpy(K, R, b, V, c, xs):
-    hs = np.zeros((B, T + 1, UNITS))                      # hs[:, t] = h_t, hs[:, 0] = h_0 = 0
+    hs = np.zeros((B, T + 1, UNITS))  # hs[:, t] = h_t, hs[:, 0] = h_0 = 0
     for t in range(1, T + 1):
         hs[:, t] = np.tanh(xs[:, t - 1] @ K + b + hs[:, t - 1] @ R)
     return hs, hs[:, 1:] @ V + c
@@ -89,25 +90,25 @@ def forward_numpy(K, R, b, V, c, xs):
 
 def backward_numpy(K, R, b, V, c, xs, ys):
     hs, y_hat = forward_numpy(K, R, b, V, c, xs)
-    loss = np.mean((y_hat - ys) ** 2)                     # Keras "mse"
-    d_yhat = 2.0 * (y_hat - ys) / (B * T * O)             # dL/dy_hat
+    loss = np.mean((y_hat - ys) ** 2)  # Keras "mse"
+    d_yhat = 2.0 * (y_hat - ys) / (B * T * O)  # dL/dy_hat
     dK, dR, db = np.zeros_like(K), np.zeros_like(R), np.zeros_like(b)
     dV, dc = np.einsum("btu,bto->uo", hs[:, 1:], d_yhat), d_yhat.sum(axis=(0, 1))
     dxs = np.zeros_like(xs)
-    dy = d_yhat @ V.T                                     # dL/dh_t through the read-out
-    dhnext_all = np.zeros((B, T, UNITS))                  # kept to compare: what flows into step t
-    dh_all = np.zeros((B, T, UNITS))                      # ... and dh at every step
-    dhnext = np.zeros((B, UNITS))                         # nothing comes after step T
+    dy = d_yhat @ V.T  # dL/dh_t through the read-out
+    dhnext_all = np.zeros((B, T, UNITS))  # kept to compare: what flows into step t
+    dh_all = np.zeros((B, T, UNITS))  # ... and dh at every step
+    dhnext = np.zeros((B, UNITS))  # nothing comes after step T
     for t in range(T, 0, -1):
         dhnext_all[:, t - 1] = dhnext
-        dh = dy[:, t - 1] + dhnext                        # this step's loss + everything later
+        dh = dy[:, t - 1] + dhnext  # this step's loss + everything later
         dh_all[:, t - 1] = dh
-        dhraw = (1.0 - hs[:, t] ** 2) * dh                # through tanh
+        dhraw = (1.0 - hs[:, t] ** 2) * dh  # through tanh
         dK += xs[:, t - 1].T @ dhraw
         dR += hs[:, t - 1].T @ dhraw
         db += dhraw.sum(axis=0)
         dxs[:, t - 1] = dhraw @ K.T
-        dhnext = dhraw @ R.T                              # on to h_{t-1}
+        dhnext = dhraw @ R.T  # on to h_{t-1}
     return loss, (dK, dR, db, dV, dc), dxs, dhnext_all, dh_all, dhnext, dy
 
 
@@ -161,7 +162,7 @@ assert max(bptt_errors.values()) < 1e-12, bptt_errors
 model = rc.Sequential([rc.layers.SimpleRNN(UNITS, return_sequences=True), rc.layers.Dense(O)])
 params = (p, rc.layers.DenseParams(jnp.asarray(V), jnp.asarray(c)))
 y_hat = model.apply(params, jnp.asarray(xs))
-d_yhat = 2.0 * (y_hat - ys) / (B * T * O)                           # Keras "mse", differentiated
+d_yhat = 2.0 * (y_hat - ys) / (B * T * O)  # Keras "mse", differentiated
 total = rc.depth.model_state_gradients(model, params, jnp.asarray(xs), d_yhat)[0]
 flow = rc.analysis.gradient_flow(model, params, jnp.asarray(xs), jnp.asarray(ys), loss="mse")
 total_error = max_diff(total, dh_np)
@@ -178,10 +179,11 @@ assert max(total_error, flow_error) < 1e-12
 # `rc.bptt.backward`; with `backward_pass="autodiff"` JAX differentiates the forward `lax.scan`
 # itself instead, so the two are checked against each other too.)
 
+
 # %%
 def layer_loss(layer):
     def loss(params, V, c, xs, ys):
-        h = layer.apply(params, xs)                       # (B, T, units)
+        h = layer.apply(params, xs)  # (B, T, units)
         return jnp.mean((h @ V + c - ys) ** 2)
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))
@@ -193,10 +195,13 @@ for backward_pass in ("explicit", "autodiff"):
     layer = rc.layers.SimpleRNN(UNITS, return_sequences=True, backward_pass=backward_pass)
     loss_jax, (dp, dV, dc, dxs) = layer_loss(layer)(*args)
     got = (dp.kernel, dp.recurrent_kernel, dp.bias, dV, dc)
-    jax_errors[backward_pass] = max(max(max_diff(a, b) for a, b in zip(got, grads_np)), max_diff(dxs, dxs_np),
-                                    abs(float(loss_jax) - loss_np))
-    print(f"jax.grad (backward_pass={backward_pass!r}) vs NumPy loop: max |difference| over loss, "
-          f"K, R, b, V, c and x = {jax_errors[backward_pass]:.1e}")
+    jax_errors[backward_pass] = max(
+        max(max_diff(a, b) for a, b in zip(got, grads_np)), max_diff(dxs, dxs_np), abs(float(loss_jax) - loss_np)
+    )
+    print(
+        f"jax.grad (backward_pass={backward_pass!r}) vs NumPy loop: max |difference| over loss, "
+        f"K, R, b, V, c and x = {jax_errors[backward_pass]:.1e}"
+    )
 assert max(jax_errors.values()) < 1e-12, jax_errors
 
 # %% [markdown]
@@ -219,10 +224,10 @@ assert max(jax_errors.values()) < 1e-12, jax_errors
 # products to the end, `P[:, k]` $=\partial s_T/\partial s_k$.
 
 # %%
-J = rc.bptt.step_jacobians(cell, p, jnp.asarray(xs))                 # (B, T, S, S)
-P = rc.bptt.jacobian_products(J)                                     # P[:, k] = ds_T/ds_k
+J = rc.bptt.step_jacobians(cell, p, jnp.asarray(xs))  # (B, T, S, S)
+P = rc.bptt.jacobian_products(J)  # P[:, k] = ds_T/ds_k
 hs_np, _ = forward_numpy(K, R, b, V, c, xs)
-J_by_hand = (1.0 - hs_np[:, 1:, :, None] ** 2) * R.T                 # diag(1 - h_t^2) R^T
+J_by_hand = (1.0 - hs_np[:, 1:, :, None] ** 2) * R.T  # diag(1 - h_t^2) R^T
 jacobian_error = max_diff(J, J_by_hand)
 
 # one step of the loop: dhnext into step t-1 = J_t^T (dy_t + dhnext into step t)
@@ -233,7 +238,7 @@ recursion_error = max_diff(g.states[:, :-1], recursion)
 d_last = np.zeros_like(dy_np)
 d_last[:, -1] = dy_np[:, -1]
 g_last = rc.bptt.backward(cell, p, jnp.asarray(xs), d_outputs=jnp.asarray(d_last))
-chain = np.einsum("bkij,bi->bkj", np.asarray(P), dy_np[:, -1])      # k = 0 .. T-1
+chain = np.einsum("bkij,bi->bkj", np.asarray(P), dy_np[:, -1])  # k = 0 .. T-1
 chain_error = max(max_diff(g_last.states[:, :-1], chain[:, 1:]), max_diff(g_last.initial_state.h, chain[:, 0]))
 print(f"step_jacobians vs diag(1 - h^2) R^T:                  max |difference| = {jacobian_error:.1e}")
 print(f"dhnext_(t-1) = J_t^T (dy_t + dhnext_t), every t:       max |difference| = {recursion_error:.1e}")
@@ -254,20 +259,36 @@ assert max(jacobian_error, recursion_error, chain_error) < 1e-12
 
 # %%
 steps = np.arange(1, T + 1)
-norm_all = np.linalg.norm(dh_np, axis=-1)                           # (B, T): ||dL/ds_t||, total
-norm_last = np.linalg.norm(chain[:, 1:], axis=-1)                   # from the last step's loss only
+norm_all = np.linalg.norm(dh_np, axis=-1)  # (B, T): ||dL/ds_t||, total
+norm_last = np.linalg.norm(chain[:, 1:], axis=-1)  # from the last step's loss only
 norm_last = np.concatenate([norm_last, np.linalg.norm(dy_np[:, -1:], axis=-1)], axis=1)  # t = T: dy_T itself
-norm_P = np.linalg.norm(np.asarray(P), ord=2, axis=(-2, -1))       # (B, T): ||ds_T/ds_k||, k = 0..T-1
+norm_P = np.linalg.norm(np.asarray(P), ord=2, axis=(-2, -1))  # (B, T): ||ds_T/ds_k||, k = 0..T-1
 
 fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
 for row in range(B):
     first = row == 0
-    ax.semilogy(steps, norm_all[row], color="C0", lw=1.5,
-                label=r"loss at every step: $\|\partial L/\partial s_t\|$" if first else None)
-    ax.semilogy(steps, norm_last[row], color="C3", lw=1.5,
-                label=r"loss at the last step only: $\|(\partial s_T/\partial s_t)^\top \bar y_T\|$" if first else None)
-    ax.semilogy(np.arange(0, T), norm_P[row], color="C2", ls="--", lw=1,
-                label=r"$\|\partial s_T/\partial s_t\|_2$ (jacobian_products)" if first else None)
+    ax.semilogy(
+        steps,
+        norm_all[row],
+        color="C0",
+        lw=1.5,
+        label=r"loss at every step: $\|\partial L/\partial s_t\|$" if first else None,
+    )
+    ax.semilogy(
+        steps,
+        norm_last[row],
+        color="C3",
+        lw=1.5,
+        label=r"loss at the last step only: $\|(\partial s_T/\partial s_t)^\top \bar y_T\|$" if first else None,
+    )
+    ax.semilogy(
+        np.arange(0, T),
+        norm_P[row],
+        color="C2",
+        ls="--",
+        lw=1,
+        label=r"$\|\partial s_T/\partial s_t\|_2$ (jacobian_products)" if first else None,
+    )
 ax.set_xlabel("step t")
 ax.set_ylabel("norm (log scale)")
 ax.set_title(f"Gradient reaching each step: tanh SimpleRNN, {UNITS} units, T = {T}, {B} sequences")
@@ -278,19 +299,24 @@ plt.show()
 decay_last = float(np.exp(np.mean(np.log(norm_last[:, 0] / norm_last[:, -1]))))
 spread_all = float(np.exp(np.mean(np.log(norm_all[:, 0] / norm_all[:, -1]))))
 rate = float(np.mean(np.log(norm_P[:, 0])) / T)
-print(f"last-step loss: ||grad at s_1|| / ||grad at s_T|| = {decay_last:.2e} (geometric batch mean); "
-      f"log ||ds_T/ds_0|| / T = {rate:.3f} nats per step ({np.exp(rate):.3f}x per step)")
+print(
+    f"last-step loss: ||grad at s_1|| / ||grad at s_T|| = {decay_last:.2e} (geometric batch mean); "
+    f"log ||ds_T/ds_0|| / T = {rate:.3f} nats per step ({np.exp(rate):.3f}x per step)"
+)
 print(f"loss at every step: ||dL/ds_1|| / ||dL/ds_T|| = {spread_all:.2f}")
 assert decay_last < 1e-2 and spread_all > 100 * decay_last
 
 # %%
-worst = max(*bptt_errors.values(), *jax_errors.values(), total_error, flow_error, jacobian_error, recursion_error,
-            chain_error)
-print(f"Answer: BPTT is the reverse loop dh = dy_t + dhnext, dhraw = (1 - h^2) dh, dhnext = dhraw @ R^T, with "
-      f"every weight collecting its share at every step. Written by hand in NumPy float64, it agrees with "
-      f"rc.bptt.backward and with jax.grad of a SimpleRNN layer to {worst:.1e} (T = {T}, {UNITS} units). The "
-      f"dhnext entering step t is exactly Gradients.states[:, t-1] (what s_t receives from later steps), and "
-      f"dh is the total dL/ds_t of model_state_gradients. Each dhnext is one product with J_t^T, so the gradient "
-      f"a loss at step T sends to step 1 is carried by J_T...J_2 and here shrinks {1 / decay_last:.1e}x on the "
-      f"way back from step {T} to step 1, while with a loss at every step ||dL/ds_1|| stays "
-      f"{spread_all:.2g} times ||dL/ds_T||.")
+worst = max(
+    *bptt_errors.values(), *jax_errors.values(), total_error, flow_error, jacobian_error, recursion_error, chain_error
+)
+print(
+    f"Answer: BPTT is the reverse loop dh = dy_t + dhnext, dhraw = (1 - h^2) dh, dhnext = dhraw @ R^T, with "
+    f"every weight collecting its share at every step. Written by hand in NumPy float64, it agrees with "
+    f"rc.bptt.backward and with jax.grad of a SimpleRNN layer to {worst:.1e} (T = {T}, {UNITS} units). The "
+    f"dhnext entering step t is exactly Gradients.states[:, t-1] (what s_t receives from later steps), and "
+    f"dh is the total dL/ds_t of model_state_gradients. Each dhnext is one product with J_t^T, so the gradient "
+    f"a loss at step T sends to step 1 is carried by J_T...J_2 and here shrinks {1 / decay_last:.1e}x on the "
+    f"way back from step {T} to step 1, while with a loss at every step ||dL/ds_1|| stays "
+    f"{spread_all:.2g} times ||dL/ds_T||."
+)

@@ -28,7 +28,7 @@
 # %%
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "jax")      # before keras is imported
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before keras is imported
 
 import jax
 import jax.numpy as jnp
@@ -39,9 +39,9 @@ import numpy as np
 import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
-T = 20 if FAST else 60              # sequence length
+T = 20 if FAST else 60  # sequence length
 UNITS = 8 if FAST else 32
-B, F = 4, 3                         # batch, input features
+B, F = 4, 3  # batch, input features
 print("keras", keras.__version__, "backend", keras.backend.backend())
 
 rng = np.random.default_rng(0)
@@ -51,12 +51,15 @@ x = rng.normal(size=(B, T, F)).astype("float32")
 def random_weights(shapes):
     """Keras-ordered weights (kernel, recurrent_kernel, bias), every entry drawn independently, the
     matrices scaled by 1/sqrt(fan-in) so that the units are driven but not all saturated."""
-    return [(rng.normal(size=shape) / (np.sqrt(shape[0]) if i < 2 else 2.0)).astype("float32")
-            for i, shape in enumerate(shapes)]
+    return [
+        (rng.normal(size=shape) / (np.sqrt(shape[0]) if i < 2 else 2.0)).astype("float32")
+        for i, shape in enumerate(shapes)
+    ]
 
 
 def max_err(a, b):
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
 
 # %% [markdown]
 # ## The equations
@@ -80,6 +83,7 @@ def max_err(a, b):
 #
 # Keras's $z$ weights the *old* state (as PyTorch's does; some texts swap $z$ and $1-z$).
 
+
 # %%
 def simple_rnn_step(p, h, x):
     return jnp.tanh(x @ p.kernel + p.bias + h @ p.recurrent_kernel)
@@ -87,7 +91,7 @@ def simple_rnn_step(p, h, x):
 
 def lstm_gates(p, h, c, x):
     z = x @ p.kernel + h @ p.recurrent_kernel + p.bias
-    zi, zf, zc, zo = jnp.split(z, 4, axis=-1)                  # Keras: i, f, c, o
+    zi, zf, zc, zo = jnp.split(z, 4, axis=-1)  # Keras: i, f, c, o
     return jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zc), jax.nn.sigmoid(zo)
 
 
@@ -99,13 +103,13 @@ def lstm_step(p, state, x):
 
 
 def gru_step(p, h, x):
-    v = x @ p.kernel + p.bias[0]                               # input side, bias row 0
-    u = h @ p.recurrent_kernel + p.bias[1]                     # recurrent side, bias row 1
-    vz, vr, vh = jnp.split(v, 3, axis=-1)                      # Keras: z, r, h
+    v = x @ p.kernel + p.bias[0]  # input side, bias row 0
+    u = h @ p.recurrent_kernel + p.bias[1]  # recurrent side, bias row 1
+    vz, vr, vh = jnp.split(v, 3, axis=-1)  # Keras: z, r, h
     uz, ur, uh = jnp.split(u, 3, axis=-1)
     z, r = jax.nn.sigmoid(vz + uz), jax.nn.sigmoid(vr + ur)
-    hh = jnp.tanh(vh + r * uh)                                 # reset_after=True: r after R
-    return z * h + (1.0 - z) * hh                              # Keras: z weights the old state
+    hh = jnp.tanh(vh + r * uh)  # reset_after=True: r after R
+    return z * h + (1.0 - z) * hh  # Keras: z weights the old state
 
 
 def run_equations(kind, p, x):
@@ -122,6 +126,7 @@ def run_equations(kind, p, x):
             out.append(h)
     return jnp.stack(out, axis=1)
 
+
 # %% [markdown]
 # ## Three Keras layers with random weights
 #
@@ -133,7 +138,7 @@ def run_equations(kind, p, x):
 keras_layers = {
     "SimpleRNN": keras.layers.SimpleRNN(UNITS, return_sequences=True),
     "LSTM": keras.layers.LSTM(UNITS, return_sequences=True, use_cudnn=False),
-    "GRU": keras.layers.GRU(UNITS, return_sequences=True, use_cudnn=False),    # reset_after=True
+    "GRU": keras.layers.GRU(UNITS, return_sequences=True, use_cudnn=False),  # reset_after=True
 }
 rc_cells = {"SimpleRNN": rc.cells.SimpleRNN(UNITS), "LSTM": rc.cells.LSTM(UNITS), "GRU": rc.cells.GRU(UNITS)}
 params_types = {"SimpleRNN": rc.cells.SimpleRNNParams, "LSTM": rc.cells.LSTMParams, "GRU": rc.cells.GRUParams}
@@ -143,7 +148,9 @@ for name, layer in keras_layers.items():
     layer.set_weights(random_weights([w.shape for w in layer.get_weights()]))
     keras_models[name] = km
     params[name] = params_types[name](*(jnp.asarray(w) for w in layer.get_weights()))
-    print(f"{name:9s} weights: " + ", ".join(f"{f} {tuple(w.shape)}" for f, w in zip(params[name]._fields, params[name])))
+    print(
+        f"{name:9s} weights: " + ", ".join(f"{f} {tuple(w.shape)}" for f, w in zip(params[name]._fields, params[name]))
+    )
 
 # %% [markdown]
 # ## Equations against `cell.step` against Keras
@@ -167,10 +174,12 @@ for name, km in keras_models.items():
     by_layer = model.apply(rc_params, x)
     by_keras = np.asarray(km(x))
     same_weights = max(max_err(a, b) for a, b in zip(rc_params[0], p))
-    errors[name] = {"equations vs cell.step": max_err(eq, by_step),
-                    "equations vs Keras": max_err(eq, by_keras),
-                    "rc.from_keras model vs Keras": max_err(by_layer, by_keras),
-                    "from_keras weights vs set_weights": same_weights}
+    errors[name] = {
+        "equations vs cell.step": max_err(eq, by_step),
+        "equations vs Keras": max_err(eq, by_keras),
+        "rc.from_keras model vs Keras": max_err(by_layer, by_keras),
+        "from_keras weights vs set_weights": same_weights,
+    }
     for what, e in errors[name].items():
         print(f"{name:9s} {what:34s} max |difference| = {e:.1e}")
     print(f"{name:9s} (mean |h_t| = {float(np.abs(by_keras).mean()):.2f})")
@@ -189,11 +198,12 @@ assert worst < 1e-5, errors
 # * the GRU's reset gate applied *before* the matrix, $\tilde h = \tanh(v_h + (r\odot h_{t-1})R_h)$
 #   (Keras's `reset_after=False`, which also has a single bias row).
 
+
 # %%
 def lstm_step_haiku_order(p, state, x):
     h, c = state
     z = x @ p.kernel + h @ p.recurrent_kernel + p.bias
-    zi, zg, zf, zo = jnp.split(z, 4, axis=-1)                  # i, g, f, o: the wrong order here
+    zi, zg, zf, zo = jnp.split(z, 4, axis=-1)  # i, g, f, o: the wrong order here
     c = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
     return jax.nn.sigmoid(zo) * jnp.tanh(c), c
 
@@ -209,7 +219,7 @@ def gru_step_reset_before(p, h, x):
     v, u = x @ p.kernel + p.bias[0], h @ p.recurrent_kernel + p.bias[1]
     (vz, vr, vh), (uz, ur, _) = jnp.split(v, 3, axis=-1), jnp.split(u, 3, axis=-1)
     z, r = jax.nn.sigmoid(vz + uz), jax.nn.sigmoid(vr + ur)
-    hh = jnp.tanh(vh + (r * h) @ p.recurrent_kernel[:, 2 * UNITS:])
+    hh = jnp.tanh(vh + (r * h) @ p.recurrent_kernel[:, 2 * UNITS :])
     return z * h + (1.0 - z) * hh
 
 
@@ -224,9 +234,12 @@ def run_step(step, p, x, lstm=False):
 
 
 slips = {
-    "LSTM read in order [i, g, f, o]": max_err(run_step(lstm_step_haiku_order, params["LSTM"], x, lstm=True),
-                                                keras_models["LSTM"](x)),
-    "GRU with z weighting the new state": max_err(run_step(gru_step_z_on_new, params["GRU"], x), keras_models["GRU"](x)),
+    "LSTM read in order [i, g, f, o]": max_err(
+        run_step(lstm_step_haiku_order, params["LSTM"], x, lstm=True), keras_models["LSTM"](x)
+    ),
+    "GRU with z weighting the new state": max_err(
+        run_step(gru_step_z_on_new, params["GRU"], x), keras_models["GRU"](x)
+    ),
     "GRU with the reset before R": max_err(run_step(gru_step_reset_before, params["GRU"], x), keras_models["GRU"](x)),
 }
 for what, e in slips.items():
@@ -235,7 +248,9 @@ assert min(slips.values()) > 1e3 * worst, (slips, worst)
 
 # the same slip under constant weights: every gate block alike, the wrong order is invisible
 constant = rc.cells.LSTMParams(*(jnp.full_like(w, 0.1) for w in params["LSTM"]))
-blind = max_err(run_step(lstm_step_haiku_order, constant, x, lstm=True), run_equations("LSTM", constant, jnp.asarray(x)))
+blind = max_err(
+    run_step(lstm_step_haiku_order, constant, x, lstm=True), run_equations("LSTM", constant, jnp.asarray(x))
+)
 print(f"with constant weights, the order [i, g, f, o] vs [i, f, c, o]: max |difference| = {blind:.1e}")
 assert blind < 1e-6
 
@@ -248,7 +263,7 @@ assert blind < 1e-6
 # %%
 cell, p = rc_cells["LSTM"], params["LSTM"]
 tr = rc.bptt.forward(cell, p, jnp.asarray(x), keep_gates=True)
-gv = tr.gates                                                   # LSTMGates(z, i, f, g, o, c), (B, T, ·)
+gv = tr.gates  # LSTMGates(z, i, f, g, o, c), (B, T, ·)
 h_prev = np.concatenate([np.zeros((B, 1, UNITS), "float32"), np.asarray(tr.outputs[:, :-1])], axis=1)
 c_prev = np.asarray(tr.states.c[:, :-1])
 gate_err = max_err(jnp.stack(lstm_gates(p, h_prev, c_prev, x)), jnp.stack([gv.i, gv.f, gv.g, gv.o]))
@@ -257,18 +272,29 @@ assert gate_err < 1e-5
 sat = rc.analysis.gate_saturation(cell, p, jnp.asarray(x))
 print("saturated fraction per gate:", {k: round(v, 3) for k, v in sat.items()})
 
-panels = [("input gate $i$", gv.i, "viridis", (0, 1)), ("forget gate $f$", gv.f, "viridis", (0, 1)),
-          ("candidate $g$", gv.g, "RdBu_r", (-1, 1)), ("output gate $o$", gv.o, "viridis", (0, 1)),
-          ("cell state $c$", gv.c, "RdBu_r", None), ("output $h$", tr.outputs, "RdBu_r", (-1, 1))]
-fig, axes = plt.subplots(2, 4, figsize=(14, 5.6), layout="constrained",
-                         gridspec_kw=dict(width_ratios=[1, 1, 1, 1.15]))
+panels = [
+    ("input gate $i$", gv.i, "viridis", (0, 1)),
+    ("forget gate $f$", gv.f, "viridis", (0, 1)),
+    ("candidate $g$", gv.g, "RdBu_r", (-1, 1)),
+    ("output gate $o$", gv.o, "viridis", (0, 1)),
+    ("cell state $c$", gv.c, "RdBu_r", None),
+    ("output $h$", tr.outputs, "RdBu_r", (-1, 1)),
+]
+fig, axes = plt.subplots(2, 4, figsize=(14, 5.6), layout="constrained", gridspec_kw=dict(width_ratios=[1, 1, 1, 1.15]))
 for ax, (title, v, cmap, lim) in zip([*axes[0, :3], *axes[1, :3]], panels):
-    v = np.asarray(v[0]).T                                      # (units, T), sequence 0
+    v = np.asarray(v[0]).T  # (units, T), sequence 0
     if lim is None:
         m = float(np.abs(v).max())
         lim = (-m, m)
-    im = ax.imshow(v, aspect="auto", cmap=cmap, vmin=lim[0], vmax=lim[1], interpolation="nearest",
-                   extent=(0.5, T + 0.5, UNITS - 0.5, -0.5))
+    im = ax.imshow(
+        v,
+        aspect="auto",
+        cmap=cmap,
+        vmin=lim[0],
+        vmax=lim[1],
+        interpolation="nearest",
+        extent=(0.5, T + 0.5, UNITS - 0.5, -0.5),
+    )
     ax.set_title(title)
     ax.set_xlabel("step t")
     ax.set_ylabel("unit")
@@ -280,9 +306,11 @@ rc.plot.gate_saturation(sat, ax=axes[1, 3], title="saturated values (whole batch
 plt.show()
 
 # %%
-print(f"Answer: written from their equations in jax.numpy (row vectors; LSTM gates [i, f, c, o] with c = f*c + i*g, "
-      f"h = o*tanh(c); GRU gates [z, r, h] with the reset after the recurrent matrix and h = z*h + (1-z)*h~), "
-      f"SimpleRNN, LSTM and GRU give Keras 3's outputs to {worst:.1e} in float32 ({UNITS} units, T = {T}, random "
-      f"asymmetric weights), and so do rnncore's cell.step and its rc.from_keras model; the classic slips (Haiku's "
-      f"LSTM gate order, z on the new state, the reset before R) miss Keras by "
-      f"{min(slips.values()):.2f} to {max(slips.values()):.2f}.")
+print(
+    f"Answer: written from their equations in jax.numpy (row vectors; LSTM gates [i, f, c, o] with c = f*c + i*g, "
+    f"h = o*tanh(c); GRU gates [z, r, h] with the reset after the recurrent matrix and h = z*h + (1-z)*h~), "
+    f"SimpleRNN, LSTM and GRU give Keras 3's outputs to {worst:.1e} in float32 ({UNITS} units, T = {T}, random "
+    f"asymmetric weights), and so do rnncore's cell.step and its rc.from_keras model; the classic slips (Haiku's "
+    f"LSTM gate order, z on the new state, the reset before R) miss Keras by "
+    f"{min(slips.values()):.2f} to {max(slips.values()):.2f}."
+)

@@ -48,10 +48,10 @@ jax.config.update("jax_enable_x64", True)  # float64 where asked for (section 2'
 import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
-T = 50 if FAST else 100            # sequence length = the longest lag measured
+T = 50 if FAST else 100  # sequence length = the longest lag measured
 UNITS = 16 if FAST else 32
-SEEDS = range(3 if FAST else 5)    # independent initializations per cell
-B, F = 8, 4                        # sequences per batch, input features
+SEEDS = range(3 if FAST else 5)  # independent initializations per cell
+B, F = 8, 4  # sequences per batch, input features
 LN10 = np.log(10.0)
 
 # %% [markdown]
@@ -65,7 +65,9 @@ train_raw = rng.normal(size=(256, T, F)) * scales + offsets
 raw = rng.normal(size=(B, T, F)) * scales + offsets
 standardizer = rc.data.Standardizer().fit(train_raw)
 x = jnp.asarray(standardizer.transform(raw), jnp.float32)
-print("per-feature mean", np.round(np.asarray(x).mean(axis=(0, 1)), 2), "std", np.round(np.asarray(x).std(axis=(0, 1)), 2))
+print(
+    "per-feature mean", np.round(np.asarray(x).mean(axis=(0, 1)), 2), "std", np.round(np.asarray(x).std(axis=(0, 1)), 2)
+)
 
 # %% [markdown]
 # ## 1. Three cells at Keras's default initialization
@@ -78,34 +80,43 @@ print("per-feature mean", np.round(np.asarray(x).mean(axis=(0, 1)), 2), "std", n
 
 # %%
 cells = {"SimpleRNN": rc.cells.SimpleRNN(UNITS), "LSTM": rc.cells.LSTM(UNITS), "GRU": rc.cells.GRU(UNITS)}
-by_lag = {}     # name -> (seeds, B, T): log sigma_1 at each lag, nats
+by_lag = {}  # name -> (seeds, B, T): log sigma_1 at each lag, nats
 for name, cell in cells.items():
-    by_lag[name] = np.stack([
-        np.asarray(rc.analysis.singular_values_by_lag(cell, cell.init(jax.random.PRNGKey(s), F), x, k=1)[..., 0])
-        for s in SEEDS])
+    by_lag[name] = np.stack(
+        [
+            np.asarray(rc.analysis.singular_values_by_lag(cell, cell.init(jax.random.PRNGKey(s), F), x, k=1)[..., 0])
+            for s in SEEDS
+        ]
+    )
 
 # log10 ||ds_T/ds_0|| (lag T), the batch's geometric mean, per seed
 at_T = {name: v[:, :, T - 1].mean(axis=1) / LN10 for name, v in by_lag.items()}
-rate = {name: float(v[:, :, T - 1].mean() / T) for name, v in by_lag.items()}   # nats per step
+rate = {name: float(v[:, :, T - 1].mean() / T) for name, v in by_lag.items()}  # nats per step
 for name in cells:
-    print(f"{name:9s} log10 ||ds_T/ds_(T-{T})|| per seed: {np.round(at_T[name], 2)}  "
-          f"(mean rate {rate[name]:+.3f} nats/step, x{np.exp(rate[name]):.3f} per step)")
+    print(
+        f"{name:9s} log10 ||ds_T/ds_(T-{T})|| per seed: {np.round(at_T[name], 2)}  "
+        f"(mean rate {rate[name]:+.3f} nats/step, x{np.exp(rate[name]):.3f} per step)"
+    )
 
 # %%
-gap = at_T["LSTM"] - at_T["SimpleRNN"]                  # orders of magnitude, per seed (same seed, same inputs)
+gap = at_T["LSTM"] - at_T["SimpleRNN"]  # orders of magnitude, per seed (same seed, same inputs)
 lstm_grad_T, rnn_grad_T, gru_grad_T = (10.0 ** float(at_T[n].mean()) for n in ("LSTM", "SimpleRNN", "GRU"))
-print(f"lag {T}: LSTM {lstm_grad_T:.1e}, SimpleRNN {rnn_grad_T:.1e}, GRU {gru_grad_T:.1e} "
-      f"(geometric means over {len(SEEDS)} seeds x {B} sequences)")
+print(
+    f"lag {T}: LSTM {lstm_grad_T:.1e}, SimpleRNN {rnn_grad_T:.1e}, GRU {gru_grad_T:.1e} "
+    f"(geometric means over {len(SEEDS)} seeds x {B} sequences)"
+)
 print(f"LSTM / SimpleRNN at lag {T}: 10^{gap.mean():.1f} on average, at least 10^{gap.min():.1f} in every seed")
 assert lstm_grad_T > 100 * rnn_grad_T, (lstm_grad_T, rnn_grad_T)
-assert gap.min() > 1.5, gap                             # > 30x in every seed
+assert gap.min() > 1.5, gap  # > 30x in every seed
 assert lstm_grad_T < 1e-2, "the LSTM's gradient still vanishes at default init"
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-rc.plot.singular_values_by_lag({name: v[0][..., None] for name, v in by_lag.items()}, ax=ax,
-                               title=f"$\\|\\partial s_T/\\partial s_{{T-\\ell}}\\|$ at Keras default init "
-                                     f"({UNITS} units, seed 0, {B} sequences)")
+rc.plot.singular_values_by_lag(
+    {name: v[0][..., None] for name, v in by_lag.items()},
+    ax=ax,
+    title=f"$\\|\\partial s_T/\\partial s_{{T-\\ell}}\\|$ at Keras default init ({UNITS} units, seed 0, {B} sequences)",
+)
 plt.show()
 
 # %% [markdown]
@@ -122,20 +133,26 @@ plt.show()
 # Same weights, only the bias of the forget gate (LSTM, Keras order $[i, f, c, o]$) or of the update
 # gate (GRU, order $[z, r, h]$, input-side row) raised: $\sigma(3)\approx 0.95$, $\sigma(5)\approx 0.993$.
 
+
 # %%
 def with_gate_bias(name, p, value):
     u = UNITS
     if name == "LSTM":
-        return p._replace(bias=p.bias.at[u:2 * u].set(value))          # forget gate f
-    return p._replace(bias=p.bias.at[0, :u].set(value))                # GRU update gate z
+        return p._replace(bias=p.bias.at[u : 2 * u].set(value))  # forget gate f
+    return p._replace(bias=p.bias.at[0, :u].set(value))  # GRU update gate z
 
 
 open_gate = {}  # label -> log10 ||ds_T/ds_0|| per seed
 for name, values in (("LSTM", (1.0, 3.0, 5.0)), ("GRU", (0.0, 3.0, 5.0))):
     cell = cells[name]
     for value in values:
-        res = [rc.analysis.singular_values_by_lag(cell, with_gate_bias(name, cell.init(jax.random.PRNGKey(s), F), value),
-                                                  x, k=1)[:, T - 1, 0].mean() / LN10 for s in SEEDS]
+        res = [
+            rc.analysis.singular_values_by_lag(
+                cell, with_gate_bias(name, cell.init(jax.random.PRNGKey(s), F), value), x, k=1
+            )[:, T - 1, 0].mean()
+            / LN10
+            for s in SEEDS
+        ]
         open_gate[f"{name} {'b_f' if name == 'LSTM' else 'b_z'}={value:g}"] = np.asarray(res)
 for label, v in open_gate.items():
     print(f"{label:12s} log10 ||ds_T/ds_(T-{T})|| per seed: {np.round(v, 2)}")
@@ -160,6 +177,7 @@ assert open_gate["LSTM b_f=5"].min() - open_gate["LSTM b_f=1"].max() > 1.0
 # $10^{-19}$, and `gradient_flow`'s float32 norms of vectors that small come out as exactly 0 (the
 # squares underflow), although the float32 gradients themselves are not zero.
 
+
 # %%
 def float64(tree):
     return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
@@ -173,7 +191,9 @@ def flow_of(cell, p_cell):
 
 flows = {name: flow_of(cell, cell.init(jax.random.PRNGKey(0), F)) for name, cell in cells.items()}
 flows["LSTM, b_f=5"] = flow_of(cells["LSTM"], with_gate_bias("LSTM", cells["LSTM"].init(jax.random.PRNGKey(0), F), 5.0))
-flow_ratio = {k: float(np.exp(np.mean(np.log(f.state_norms[0, :, 0] / f.state_norms[0, :, -1])))) for k, f in flows.items()}
+flow_ratio = {
+    k: float(np.exp(np.mean(np.log(f.state_norms[0, :, 0] / f.state_norms[0, :, -1])))) for k, f in flows.items()
+}
 for k, r in flow_ratio.items():
     print(f"{k:12s} ||dL/ds_1|| / ||dL/ds_T|| = {r:.1e}  (seed 0, geometric mean over {B} sequences)")
 assert flow_ratio["LSTM"] > 10 * flow_ratio["SimpleRNN"] > 10 * flow_ratio["GRU"]
@@ -213,15 +233,28 @@ for g in GAINS:
     p = p0._replace(recurrent_kernel=g * p0.recurrent_kernel)
     lam1 = float(rc.analysis.lyapunov_spectrum(cell, p, x, k=1, warmup=T // 5).mean())
     v = rc.analysis.verdict(cell, p, x)
-    d = 1.0 - np.asarray(run(cell, p, x).outputs) ** 2           # tanh'(a_t) = 1 - h_t^2
-    sat = rc.analysis.gate_saturation(cell, p, x)["h"]           # fraction of |h| > 0.95
-    rows.append(dict(g=g, lam1=lam1, rate=v.rate, bound=v.bound_rate, sigma=v.sigma_max, label=v.label,
-                     rms=float(np.log(g * np.sqrt(np.mean(d ** 2)))), mean=float(np.log(g * np.mean(d))), sat=sat))
+    d = 1.0 - np.asarray(run(cell, p, x).outputs) ** 2  # tanh'(a_t) = 1 - h_t^2
+    sat = rc.analysis.gate_saturation(cell, p, x)["h"]  # fraction of |h| > 0.95
+    rows.append(
+        dict(
+            g=g,
+            lam1=lam1,
+            rate=v.rate,
+            bound=v.bound_rate,
+            sigma=v.sigma_max,
+            label=v.label,
+            rms=float(np.log(g * np.sqrt(np.mean(d**2)))),
+            mean=float(np.log(g * np.mean(d))),
+            sat=sat,
+        )
+    )
 print(f"gamma = {gamma}; sigma_max(R) = g (orthogonal Q)")
 print("   g   lambda_1  log-gain/T  ln(g rms tanh')  ln(g mean tanh')  bound ln(g)  |h|>0.95  verdict")
 for r in rows:
-    print(f"{r['g']:4.2f}  {r['lam1']:+8.3f}  {r['rate']:+10.3f}  {r['rms']:+15.3f}  {r['mean']:+16.3f}  "
-          f"{r['bound']:+11.3f}  {r['sat']:8.0%}  {r['label']}")
+    print(
+        f"{r['g']:4.2f}  {r['lam1']:+8.3f}  {r['rate']:+10.3f}  {r['rms']:+15.3f}  {r['mean']:+16.3f}  "
+        f"{r['bound']:+11.3f}  {r['sat']:8.0%}  {r['label']}"
+    )
 
 # %%
 lam1 = np.array([r["lam1"] for r in rows])
@@ -236,14 +269,22 @@ saturations = [r["sat"] for r in rows]
 assert saturations[-1] > 0.3 > saturations[0]
 worst_rms, worst_mean = float(np.max(np.abs(lam1 - pred_rms)[low])), float(np.max(np.abs(lam1 - pred_mean)[low]))
 g_cross = float(np.interp(0.0, lam1, gains))  # lam1 increases with g here
-print(f"|lambda_1 - ln(g rms tanh')| <= {worst_rms:.3f} and |lambda_1 - ln(g mean tanh')| <= {worst_mean:.3f} "
-      f"for g <= 1.5; lambda_1 crosses 0 near g = {g_cross:.2f}")
+print(
+    f"|lambda_1 - ln(g rms tanh')| <= {worst_rms:.3f} and |lambda_1 - ln(g mean tanh')| <= {worst_mean:.3f} "
+    f"for g <= 1.5; lambda_1 crosses 0 near g = {g_cross:.2f}"
+)
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
 ax1.plot(gains, lam1, "o-", color=rc.plot.CELL_COLORS["SimpleRNN"], label=r"measured $\lambda_1$ (Lyapunov)")
-ax1.plot(gains, [r["rate"] for r in rows], "s", mfc="none", color=rc.plot.CELL_COLORS["SimpleRNN"],
-         label=r"measured $\log\|\partial s_T/\partial s_0\|/T$ (verdict)")
+ax1.plot(
+    gains,
+    [r["rate"] for r in rows],
+    "s",
+    mfc="none",
+    color=rc.plot.CELL_COLORS["SimpleRNN"],
+    label=r"measured $\log\|\partial s_T/\partial s_0\|/T$ (verdict)",
+)
 ax1.plot(gains, pred_rms, "--", color="k", label=r"$\ln(g\,\mathrm{rms}\,\tanh')$")
 ax1.plot(gains, pred_mean, ":", color="k", label=r"$\ln(g\,\mathrm{mean}\,\tanh')$")
 ax1.plot(gains, bound, "-", color="0.6", label=r"Pascanu bound $\ln(\gamma\,\sigma_{\max})=\ln g$")
@@ -266,15 +307,17 @@ ax2.set_title("tanh saturation (rc.analysis.gate_saturation)")
 plt.show()
 
 # %%
-print(f"Answer: gradients vanish or explode because the gradient from step T to step T - l is multiplied by "
-      f"J_T...J_(T-l+1), a product whose norm changes geometrically in l. For a tanh SimpleRNN with gain g it "
-      f"changes by about ln(g rms tanh') per step (within {worst_rms:.2f} nats of the measured Lyapunov exponent "
-      f"for g <= 1.5), never more than the Pascanu bound ln g: it vanishes for g < 1, and explodes only for "
-      f"g above about {g_cross:.1f}, where the gain outgrows the saturation it causes ({saturations[-1]:.0%} of "
-      f"|h| > 0.95 at g = {GAINS[-1]:g}). At Keras's default init over a lag of {T} steps ({UNITS} units), "
-      f"||ds_T/ds_0|| is {lstm_grad_T:.1e} for the LSTM against {rnn_grad_T:.1e} for the SimpleRNN "
-      f"(10^{gap.mean():.1f} times more on average, at least 10^{gap.min():.1f} in each of {len(SEEDS)} seeds): "
-      f"the LSTM still vanishes, only more slowly, and the GRU ({gru_grad_T:.1e}) does worse than the SimpleRNN "
-      f"because its update gate starts at 1/2. What they add is a path whose factor is a gate value: held open, "
-      f"the vanishing is gone (forget-gate bias 5: the LSTM's ||ds_T/ds_0|| at lag {T} is {lstm_open:.2g}; "
-      f"update-gate bias 5: the GRU's is {gru_open:.2g}).")
+print(
+    f"Answer: gradients vanish or explode because the gradient from step T to step T - l is multiplied by "
+    f"J_T...J_(T-l+1), a product whose norm changes geometrically in l. For a tanh SimpleRNN with gain g it "
+    f"changes by about ln(g rms tanh') per step (within {worst_rms:.2f} nats of the measured Lyapunov exponent "
+    f"for g <= 1.5), never more than the Pascanu bound ln g: it vanishes for g < 1, and explodes only for "
+    f"g above about {g_cross:.1f}, where the gain outgrows the saturation it causes ({saturations[-1]:.0%} of "
+    f"|h| > 0.95 at g = {GAINS[-1]:g}). At Keras's default init over a lag of {T} steps ({UNITS} units), "
+    f"||ds_T/ds_0|| is {lstm_grad_T:.1e} for the LSTM against {rnn_grad_T:.1e} for the SimpleRNN "
+    f"(10^{gap.mean():.1f} times more on average, at least 10^{gap.min():.1f} in each of {len(SEEDS)} seeds): "
+    f"the LSTM still vanishes, only more slowly, and the GRU ({gru_grad_T:.1e}) does worse than the SimpleRNN "
+    f"because its update gate starts at 1/2. What they add is a path whose factor is a gate value: held open, "
+    f"the vanishing is gone (forget-gate bias 5: the LSTM's ||ds_T/ds_0|| at lag {T} is {lstm_open:.2g}; "
+    f"update-gate bias 5: the GRU's is {gru_open:.2g})."
+)

@@ -42,17 +42,16 @@ import rnncore as rc
 FAST = os.environ.get("RNNCORE_FAST") == "1"
 T, UNITS, F = 20, 16, 1
 DEPTHS = (1, 2, 3, 4)
-SEEDS = tuple(range(3 if FAST else 6))           # the same runs in both modes; full mode adds seeds
+SEEDS = tuple(range(3 if FAST else 6))  # the same runs in both modes; full mode adds seeds
 N, BATCH, EPOCHS = 128, 32, 12
 
-x, y = rc.data.noisy_sine(N, T, seed=0)         # one-step-ahead forecast of a noisy sine
-baseline = float(np.var(y))                     # MSE of predicting the mean target
+x, y = rc.data.noisy_sine(N, T, seed=0)  # one-step-ahead forecast of a noisy sine
+baseline = float(np.var(y))  # MSE of predicting the mean target
 
 
 def stack(depth, layer=rc.layers.LSTM):
     """`depth` recurrent layers (all but the last return sequences), then Dense(1)."""
-    return rc.Sequential([layer(UNITS, return_sequences=i < depth - 1) for i in range(depth)]
-                         + [rc.layers.Dense(1)])
+    return rc.Sequential([layer(UNITS, return_sequences=i < depth - 1) for i in range(depth)] + [rc.layers.Dense(1)])
 
 
 # %% [markdown]
@@ -65,21 +64,25 @@ def stack(depth, layer=rc.layers.LSTM):
 flows = {}
 for depth in DEPTHS:
     model = stack(depth)
-    flows[depth] = rc.analysis.gradient_flow(model, model.init(jax.random.PRNGKey(0), (T, F)), x[:BATCH],
-                                             y[:BATCH], "mse")
+    flows[depth] = rc.analysis.gradient_flow(
+        model, model.init(jax.random.PRNGKey(0), (T, F)), x[:BATCH], y[:BATCH], "mse"
+    )
 grid = {depth: np.asarray(flow.state_norms.mean(axis=1)) for depth, flow in flows.items()}  # (layers, T)
 for depth, m in grid.items():
-    print(f"depth {depth}: |dL/ds| at the top layer, step T: {m[-1, -1]:.2e};  first layer, step T: {m[0, -1]:.2e};"
-          f"  first layer, step 1: {m[0, 0]:.2e}")
-depth_drop = grid[DEPTHS[-1]][0, -1] / grid[1][0, -1]      # the first layer's last state, deep vs shallow
-time_drop = grid[1][0, 0] / grid[1][0, -1]                 # one layer: step 1 vs step T
+    print(
+        f"depth {depth}: |dL/ds| at the top layer, step T: {m[-1, -1]:.2e};  first layer, step T: {m[0, -1]:.2e};"
+        f"  first layer, step 1: {m[0, 0]:.2e}"
+    )
+depth_drop = grid[DEPTHS[-1]][0, -1] / grid[1][0, -1]  # the first layer's last state, deep vs shallow
+time_drop = grid[1][0, 0] / grid[1][0, -1]  # one layer: step 1 vs step T
 assert depth_drop < 0.1 and time_drop < 0.1, (depth_drop, time_drop)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 rc.plot.gradient_heatmap(flows[DEPTHS[-1]], ax=axes[0], title=f"{DEPTHS[-1]} stacked LSTMs: log10 |dL/ds|")
 for depth, flow in flows.items():
-    axes[1].semilogy(np.arange(1, T + 1), np.asarray(flow.state_norms[0].mean(axis=0)), "-o", ms=3,
-                     label=f"depth {depth}")
+    axes[1].semilogy(
+        np.arange(1, T + 1), np.asarray(flow.state_norms[0].mean(axis=0)), "-o", ms=3, label=f"depth {depth}"
+    )
 axes[1].set_xlabel("step t")
 axes[1].set_ylabel(r"first layer $\|\partial\mathcal{L}/\partial s^{(1)}_t\|$")
 axes[1].legend()
@@ -114,12 +117,21 @@ print(f"mean largest singular value of the first layer's J_t: {sigma_j:.3f}")
 first_layer = {}
 for depth in DEPTHS:
     model = stack(depth)
-    first_layer[depth] = np.array([
-        float(rc.analysis.gradient_flow(model, model.init(jax.random.PRNGKey(s), (T, F)), x[:BATCH], y[:BATCH],
-                                        "mse").state_norms[0, :, 0].mean()) for s in SEEDS])
+    first_layer[depth] = np.array(
+        [
+            float(
+                rc.analysis.gradient_flow(model, model.init(jax.random.PRNGKey(s), (T, F)), x[:BATCH], y[:BATCH], "mse")
+                .state_norms[0, :, 0]
+                .mean()
+            )
+            for s in SEEDS
+        ]
+    )
 for depth, g in first_layer.items():
-    print(f"depth {depth}: log10 |dL/ds^(1)_1| over {len(SEEDS)} seeds: {np.round(np.log10(g), 2)}, "
-          f"spread (max/min) x{g.max() / g.min():.1f}")
+    print(
+        f"depth {depth}: log10 |dL/ds^(1)_1| over {len(SEEDS)} seeds: {np.round(np.log10(g), 2)}, "
+        f"spread (max/min) x{g.max() / g.min():.1f}"
+    )
 
 # %% [markdown]
 # At initialization the spread from seed to seed is of the same order at every depth: the starting
@@ -131,13 +143,25 @@ for depth, g in first_layer.items():
 # Each depth trained with `rc.fit` (Adam, learning rate $10^{-2}$, the same data, epochs and batches),
 # once per seed. Inconsistent training shows as final losses that differ from seed to seed.
 
+
 # %%
 def train(model, seed, optimizer):
     params = model.init(jax.random.PRNGKey(seed), (T, F))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return rc.fit(model, params, x, y, loss="mse", optimizer=optimizer, epochs=EPOCHS, batch_size=BATCH,
-                      shuffle=False, verbose=0, gradient_norms=True)[1]
+        return rc.fit(
+            model,
+            params,
+            x,
+            y,
+            loss="mse",
+            optimizer=optimizer,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            shuffle=False,
+            verbose=0,
+            gradient_norms=True,
+        )[1]
 
 
 runs = {}
@@ -159,8 +183,15 @@ assert spread_deep > spread_shallow, (spread_deep, spread_shallow)
 fig_seeds, ax_seeds = plt.subplots(figsize=(7, 4))
 for (name, hs), color in zip(runs.items(), ("tab:blue", "tab:red")):
     for k, h in enumerate(hs):
-        ax_seeds.semilogy(np.arange(1, len(h.epoch) + 1), h.history["loss"], "-o", ms=3, color=color, alpha=0.7,
-                          label=f"{name} ({len(hs)} seeds)" if k == 0 else None)
+        ax_seeds.semilogy(
+            np.arange(1, len(h.epoch) + 1),
+            h.history["loss"],
+            "-o",
+            ms=3,
+            color=color,
+            alpha=0.7,
+            label=f"{name} ({len(hs)} seeds)" if k == 0 else None,
+        )
 ax_seeds.axhline(baseline, color="k", ls=":", label="predict the mean")
 ax_seeds.set_xlabel("epoch")
 ax_seeds.set_ylabel("training loss (MSE)")
@@ -176,7 +207,7 @@ fig_seeds
 # gradient norm of every layer's weights at every step:
 
 # %%
-gn = runs[f"LSTM x{DEPTHS[-1]}"][0].gradient_norms                 # (steps, layers), seed 0
+gn = runs[f"LSTM x{DEPTHS[-1]}"][0].gradient_norms  # (steps, layers), seed 0
 fig2, ax2 = plt.subplots(figsize=(7, 3.5))
 for i in range(DEPTHS[-1] + 1):
     ax2.semilogy(gn[:, i], label=runs[f"LSTM x{DEPTHS[-1]}"][0].layer_names[i])
@@ -222,8 +253,11 @@ ln_mid, plain_mid = summary[f"LayerNormLSTM x{DEPTHS[-1]}"][0], summary[deep_nam
 assert ln_mid < 0.8 * plain_mid, (ln_mid, plain_mid)
 
 fig3, ax3 = plt.subplots(figsize=(7, 4))
-rc.plot.training_curves({name: runs[name][0] for name in [f"LSTM x1", deep_name, *remedies]}, ax=ax3,
-                        title=f"seed {SEEDS[0]}: remedies for the deep stack")
+rc.plot.training_curves(
+    {name: runs[name][0] for name in ["LSTM x1", deep_name, *remedies]},
+    ax=ax3,
+    title=f"seed {SEEDS[0]}: remedies for the deep stack",
+)
 plt.close(fig3)  # displayed once, by the next line
 fig3
 
@@ -235,10 +269,12 @@ fig3
 
 # %%
 clip_each, clip_global = (summary[f"{deep_name}, clipnorm=0.5"][0], summary[f"{deep_name}, global_clipnorm=0.5"][0])
-print(f"Answer: stacking slows and destabilizes training: over {len(SEEDS)} seeds, 4 stacked LSTMs end at a mean "
-      f"loss of {deep_f.mean():.3f} against {shallow.mean():.3f} for one layer, with final losses spread "
-      f"x{spread_deep:.1f} (max/min) instead of x{spread_shallow:.2f}, because the deep stack leaves its "
-      f"initial plateau at a seed-dependent epoch. LayerNormLSTM shortens that plateau (mean loss at epoch "
-      f"{half + 1}: {ln_mid:.3f} vs {plain_mid:.3f}); clipping bounds the steps but leaves the plateau as it was "
-      f"(clipnorm {clip_each:.3f}, global_clipnorm {clip_global:.3f} at epoch {half + 1}); the gradient reaching "
-      f"the first layer's last state through depth alone is x{depth_drop:.1e} of a single layer's.")
+print(
+    f"Answer: stacking slows and destabilizes training: over {len(SEEDS)} seeds, 4 stacked LSTMs end at a mean "
+    f"loss of {deep_f.mean():.3f} against {shallow.mean():.3f} for one layer, with final losses spread "
+    f"x{spread_deep:.1f} (max/min) instead of x{spread_shallow:.2f}, because the deep stack leaves its "
+    f"initial plateau at a seed-dependent epoch. LayerNormLSTM shortens that plateau (mean loss at epoch "
+    f"{half + 1}: {ln_mid:.3f} vs {plain_mid:.3f}); clipping bounds the steps but leaves the plateau as it was "
+    f"(clipnorm {clip_each:.3f}, global_clipnorm {clip_global:.3f} at epoch {half + 1}); the gradient reaching "
+    f"the first layer's last state through depth alone is x{depth_drop:.1e} of a single layer's."
+)

@@ -48,7 +48,7 @@ UNITS = 16 if FAST else 32
 
 x, y = rc.data.noisy_sine(N, T, seed=0)
 x_val, y_val = rc.data.noisy_sine(N_VAL, T, seed=1)
-baseline = float(np.var(y))                   # MSE of predicting the mean target
+baseline = float(np.var(y))  # MSE of predicting the mean target
 model = rc.Sequential([rc.layers.SimpleRNN(UNITS), rc.layers.Dense(1)])
 params0 = model.init(jax.random.PRNGKey(0), input_shape=(T, 1))
 print(f"{N} training sequences of {T} steps; predict-the-mean baseline MSE = {baseline:.3f}")
@@ -57,8 +57,19 @@ print(f"{N} training sequences of {T} steps; predict-the-mean baseline MSE = {ba
 def train(optimizer, xs=x, epochs=EPOCHS, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return rc.fit(model, params0, xs, y, loss="mse", optimizer=optimizer, epochs=epochs, batch_size=BATCH,
-                      shuffle=False, verbose=0, **kw)
+        return rc.fit(
+            model,
+            params0,
+            xs,
+            y,
+            loss="mse",
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=BATCH,
+            shuffle=False,
+            verbose=0,
+            **kw,
+        )
 
 
 # %% [markdown]
@@ -104,11 +115,11 @@ rc.plot.training_curves(histories, title="Same model, same data: only the optimi
 
 # %%
 loss_fn = rc.analysis.loss_function("mse")
-x_raw = 40.0 + 15.0 * x                        # the same signal in raw units (e.g. degrees), not standardized
+x_raw = 40.0 + 15.0 * x  # the same signal in raw units (e.g. degrees), not standardized
 grads = jax.grad(lambda p: loss_fn(model.apply(p, x_raw[:BATCH]), y[:BATCH]))(params0)
 names = [f"{type(model.layers[i]).__name__}.{f}" for i, p in enumerate(grads) for f in p._fields]
 leaves = jax.tree_util.tree_leaves(grads)
-norm = lambda tree: float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(tree))))
+norm = lambda tree: float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(tree))))
 per_var = np.array([float(jnp.linalg.norm(g)) for g in leaves])
 clip = 1.0
 assert norm(grads) > clip and per_var.max() > clip > per_var.min()
@@ -116,13 +127,15 @@ assert norm(grads) > clip and per_var.max() > clip > per_var.min()
 
 def clipped(opt):
     updates, _ = opt.update(grads, opt.init(params0), params0)
-    return jax.tree_util.tree_map(lambda u: -u, updates)     # SGD, lr 1: update = -clipped gradient
+    return jax.tree_util.tree_map(lambda u: -u, updates)  # SGD, lr 1: update = -clipped gradient
 
 
 each = clipped(rc.optimizers.sgd(1.0, clipnorm=clip))
 glob = clipped(rc.optimizers.sgd(1.0, global_clipnorm=clip))
-cosine = lambda a, b: float(sum(jnp.vdot(u, v) for u, v in zip(jax.tree_util.tree_leaves(a),
-                                                                jax.tree_util.tree_leaves(b))) / (norm(a) * norm(b)))
+cosine = lambda a, b: float(
+    sum(jnp.vdot(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    / (norm(a) * norm(b))
+)
 each_var = np.array([float(jnp.linalg.norm(g)) for g in jax.tree_util.tree_leaves(each)])
 glob_var = np.array([float(jnp.linalg.norm(g)) for g in jax.tree_util.tree_leaves(glob)])
 print(f"threshold c = {clip:.3g}; gradient norm {norm(grads):.3g}")
@@ -132,10 +145,10 @@ for n_, a, b, c in zip(names, per_var, each_var, glob_var):
 print(f"{'whole gradient':28s} {norm(grads):10.3g} {norm(each):10.3g} {norm(glob):10.3g}")
 cos_each, cos_glob = cosine(each, grads), cosine(glob, grads)
 print(f"cosine with the unclipped gradient: clipnorm {cos_each:.4f}, global_clipnorm {cos_glob:.6f}")
-assert np.allclose(each_var, np.minimum(per_var, clip), rtol=1e-5)    # each variable cut to c on its own
-assert norm(each) > clip                                               # so the whole step exceeds c
-assert abs(norm(glob) / clip - 1) < 1e-5 and cos_glob > 1 - 1e-5      # global: norm c, same direction
-assert cos_each < cos_glob - 1e-3                                     # per variable: the direction turns
+assert np.allclose(each_var, np.minimum(per_var, clip), rtol=1e-5)  # each variable cut to c on its own
+assert norm(each) > clip  # so the whole step exceeds c
+assert abs(norm(glob) / clip - 1) < 1e-5 and cos_glob > 1 - 1e-5  # global: norm c, same direction
+assert cos_each < cos_glob - 1e-3  # per variable: the direction turns
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -167,8 +180,18 @@ fig
 # %%
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    p_div, h_div = rc.fit(model, params0, x, y, loss="mse", optimizer=rc.optimizers.sgd(0.3), epochs=EPOCHS,
-                          batch_size=BATCH, shuffle=False, verbose=0)
+    p_div, h_div = rc.fit(
+        model,
+        params0,
+        x,
+        y,
+        loss="mse",
+        optimizer=rc.optimizers.sgd(0.3),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        shuffle=False,
+        verbose=0,
+    )
 messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 print(h_div.diverged)
 print(messages[0])
@@ -178,8 +201,10 @@ print(f"the returned params are finite: {returned_finite}; their training loss {
 print(f"the training loss per epoch: {h_div.history['loss']}")
 
 runs_clip = {"SGD lr 0.3": h_div}
-for name, opt in [("SGD lr 0.3, clipnorm=1", rc.optimizers.sgd(0.3, clipnorm=1.0)),
-                  ("SGD lr 0.3, global_clipnorm=1", rc.optimizers.sgd(0.3, global_clipnorm=1.0))]:
+for name, opt in [
+    ("SGD lr 0.3, clipnorm=1", rc.optimizers.sgd(0.3, clipnorm=1.0)),
+    ("SGD lr 0.3, global_clipnorm=1", rc.optimizers.sgd(0.3, global_clipnorm=1.0)),
+]:
     runs_clip[name] = train(opt)[1]
 clip_final = {k: h.history["loss"][-1] for k, h in runs_clip.items()}
 for k, v in clip_final.items():
@@ -209,15 +234,37 @@ rc.plot.training_curves(runs_clip, title="SGD with lr 0.3: without clipping, and
 
 # %%
 x_val_raw = 40.0 + 15.0 * x_val
-standardizer = rc.data.Standardizer().fit(x_raw)           # training data only
+standardizer = rc.data.Standardizer().fit(x_raw)  # training data only
 x_std, x_val_std = standardizer.transform(x_raw), standardizer.transform(x_val_raw)
 print(f"fitted mean {standardizer.mean[0]:.2f}, std {np.sqrt(standardizer.variance[0]):.2f}")
 # the same 192 sequences, batches and 10 epochs in fast and full mode, so the epochs count alike
 n_cmp, epochs_cmp, opt = 192, 10, rc.optimizers.adam(1e-2)
-_, h_raw = rc.fit(model, params0, x_raw[:n_cmp], y[:n_cmp], loss="mse", optimizer=opt, epochs=epochs_cmp,
-                  batch_size=32, shuffle=False, verbose=0, validation_data=(x_val_raw, y_val))
-_, h_std = rc.fit(model, params0, x_std[:n_cmp], y[:n_cmp], loss="mse", optimizer=opt, epochs=epochs_cmp,
-                  batch_size=32, shuffle=False, verbose=0, validation_data=(x_val_std, y_val))
+_, h_raw = rc.fit(
+    model,
+    params0,
+    x_raw[:n_cmp],
+    y[:n_cmp],
+    loss="mse",
+    optimizer=opt,
+    epochs=epochs_cmp,
+    batch_size=32,
+    shuffle=False,
+    verbose=0,
+    validation_data=(x_val_raw, y_val),
+)
+_, h_std = rc.fit(
+    model,
+    params0,
+    x_std[:n_cmp],
+    y[:n_cmp],
+    loss="mse",
+    optimizer=opt,
+    epochs=epochs_cmp,
+    batch_size=32,
+    shuffle=False,
+    verbose=0,
+    validation_data=(x_val_std, y_val),
+)
 target = 0.1 * baseline
 
 
@@ -229,8 +276,9 @@ def epochs_to(h, level):
 e_raw, e_std = epochs_to(h_raw, target), epochs_to(h_std, target)
 print(f"epochs to reach loss {target:.3f} (10% of the baseline): raw {e_raw}, standardized {e_std}")
 assert e_std is not None and (e_raw is None or e_std < e_raw), (e_std, e_raw)
-rc.plot.training_curves({"raw inputs (40 + 15x)": h_raw, "standardized": h_std},
-                        title="Adam lr 1e-2; dashed: validation")
+rc.plot.training_curves(
+    {"raw inputs (40 + 15x)": h_raw, "standardized": h_std}, title="Adam lr 1e-2; dashed: validation"
+)
 
 # %% [markdown]
 # ## 5. Early stopping on the validation loss
@@ -243,25 +291,40 @@ rc.plot.training_curves({"raw inputs (40 + 15x)": h_raw, "standardized": h_std},
 # %%
 n_small = BATCH * 2
 stopper = rc.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-p_es, h_es = rc.fit(model, params0, x_std[:n_small], y[:n_small], loss="mse", optimizer=rc.optimizers.adam(3e-2),
-                    epochs=4 * EPOCHS, batch_size=BATCH, shuffle=False, verbose=0,
-                    validation_data=(x_val_std, y_val), callbacks=[stopper])
+p_es, h_es = rc.fit(
+    model,
+    params0,
+    x_std[:n_small],
+    y[:n_small],
+    loss="mse",
+    optimizer=rc.optimizers.adam(3e-2),
+    epochs=4 * EPOCHS,
+    batch_size=BATCH,
+    shuffle=False,
+    verbose=0,
+    validation_data=(x_val_std, y_val),
+    callbacks=[stopper],
+)
 val = h_es.history["val_loss"]
 best_epoch = int(np.argmin(val))
 val_returned = rc.train.evaluate(model, p_es, x_val_std, y_val, loss="mse", batch_size=BATCH)["loss"]
-print(f"ran {len(val)} of {4 * EPOCHS} epochs; best val_loss {min(val):.4f} at epoch {best_epoch + 1}, "
-      f"last {val[-1]:.4f}; the returned params score {val_returned:.4f}")
+print(
+    f"ran {len(val)} of {4 * EPOCHS} epochs; best val_loss {min(val):.4f} at epoch {best_epoch + 1}, "
+    f"last {val[-1]:.4f}; the returned params score {val_returned:.4f}"
+)
 assert stopper.best_epoch == best_epoch
 assert abs(val_returned - min(val)) < 1e-5 * max(1.0, min(val)), (val_returned, min(val))
 rc.plot.training_curves({"early stopping": h_es}, title="Early stopping (dashed: validation)")
 
 # %%
-print(f"Answer: check the learning rate first (Adam at 1e-5 ends at {too_low / baseline:.0%} and at 1.0 at "
-      f"{too_high / baseline:.0%} of the predict-the-mean loss, the Keras defaults reach {good / baseline:.0%}); "
-      f"clip the gradient (SGD at lr 0.3 overflowed at epoch {h_div.diverged.epoch + 1}, step "
-      f"{h_div.diverged.step + 1}, while with global_clipnorm=1 it ended at {global_final:.4f} and with "
-      f"clipnorm=1 at {each_final:.4f}, against {baseline:.3f} for predicting the mean; "
-      f"clipnorm clips each variable, turning the step by {np.degrees(np.arccos(min(1.0, cos_each))):.0f} degrees "
-      f"and lengthening it to {norm(each):.2f} > c = 1); standardize the inputs (loss below {target:.3f} after "
-      f"{e_std} epochs instead of {e_raw if e_raw is not None else f'more than {epochs_cmp}'}); and stop on the "
-      f"validation loss, keeping the best epoch's weights (val_loss {val_returned:.4f}, epoch {best_epoch + 1}).")
+print(
+    f"Answer: check the learning rate first (Adam at 1e-5 ends at {too_low / baseline:.0%} and at 1.0 at "
+    f"{too_high / baseline:.0%} of the predict-the-mean loss, the Keras defaults reach {good / baseline:.0%}); "
+    f"clip the gradient (SGD at lr 0.3 overflowed at epoch {h_div.diverged.epoch + 1}, step "
+    f"{h_div.diverged.step + 1}, while with global_clipnorm=1 it ended at {global_final:.4f} and with "
+    f"clipnorm=1 at {each_final:.4f}, against {baseline:.3f} for predicting the mean; "
+    f"clipnorm clips each variable, turning the step by {np.degrees(np.arccos(min(1.0, cos_each))):.0f} degrees "
+    f"and lengthening it to {norm(each):.2f} > c = 1); standardize the inputs (loss below {target:.3f} after "
+    f"{e_std} epochs instead of {e_raw if e_raw is not None else f'more than {epochs_cmp}'}); and stop on the "
+    f"validation loss, keeping the best epoch's weights (val_loss {val_returned:.4f}, epoch {best_epoch + 1})."
+)

@@ -41,12 +41,12 @@ import numpy as np
 import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
-L = 10 if FAST else 20                         # real steps
-PADS = (0, 5, 15) if FAST else (0, 5, 10, 20, 40, 80)   # padding steps appended
+L = 10 if FAST else 20  # real steps
+PADS = (0, 5, 15) if FAST else (0, 5, 10, 20, 40, 80)  # padding steps appended
 F, UNITS, B = 3, 8 if FAST else 16, 4
 
 rng = np.random.default_rng(0)
-x_real = rng.normal(size=(B, L, F)).astype(np.float32)       # B sequences of L real steps
+x_real = rng.normal(size=(B, L, F)).astype(np.float32)  # B sequences of L real steps
 
 model = rc.Sequential([rc.layers.LSTM(UNITS), rc.layers.Dense(1)])
 params = model.init(jax.random.PRNGKey(0), input_shape=(None, F))
@@ -72,19 +72,21 @@ def padded(x, pad, side):
 # the mask.
 
 # %%
-apply = jax.jit(model.apply)                   # one compiled function per input shape, reused
+apply = jax.jit(model.apply)  # one compiled function per input shape, reused
 y_ref = apply(trained_like, x_real)
 rows = []
 for P in PADS:
     x_post, m_post = padded(x_real, P, "post")
     x_pre, _ = padded(x_real, P, "pre")
-    rows.append(dict(
-        P=P,
-        post=float(jnp.max(jnp.abs(apply(trained_like, x_post) - y_ref))),
-        pre=float(jnp.max(jnp.abs(apply(trained_like, x_pre) - y_ref))),
-        masked=float(jnp.max(jnp.abs(apply(trained_like, x_post, m_post) - y_ref))),
-        pre_fresh=float(jnp.max(jnp.abs(apply(params, x_pre) - apply(params, x_real)))),
-    ))
+    rows.append(
+        dict(
+            P=P,
+            post=float(jnp.max(jnp.abs(apply(trained_like, x_post) - y_ref))),
+            pre=float(jnp.max(jnp.abs(apply(trained_like, x_pre) - y_ref))),
+            masked=float(jnp.max(jnp.abs(apply(trained_like, x_post, m_post) - y_ref))),
+            pre_fresh=float(jnp.max(jnp.abs(apply(params, x_pre) - apply(params, x_real)))),
+        )
+    )
 print(f"{'P':>4} {'post, no mask':>14} {'pre, no mask':>13} {'post + mask':>12} {'pre, zero biases':>17}")
 for r in rows:
     print(f"{r['P']:>4} {r['post']:14.2e} {r['pre']:13.2e} {r['masked']:12.2e} {r['pre_fresh']:17.2e}")
@@ -94,10 +96,10 @@ post_err = max(r["post"] for r in rows)
 pre_err = max(r["pre"] for r in rows)
 mask_err = max(r["masked"] for r in rows)
 pre_fresh_err = max(r["pre_fresh"] for r in rows)
-assert post_err > 10 * pre_err, (post_err, pre_err)     # post-padding without a mask is the worst
-assert pre_err > 1e-5                                    # pre-padding changes it too, once biases are nonzero
-assert mask_err < 1e-6, mask_err                         # with the mask: the unpadded answer, to rounding
-assert pre_fresh_err < 1e-6, pre_fresh_err               # zero biases: zeros in, zero state stays zero
+assert post_err > 10 * pre_err, (post_err, pre_err)  # post-padding without a mask is the worst
+assert pre_err > 1e-5  # pre-padding changes it too, once biases are nonzero
+assert mask_err < 1e-6, mask_err  # with the mask: the unpadded answer, to rounding
+assert pre_fresh_err < 1e-6, pre_fresh_err  # zero biases: zeros in, zero state stays zero
 
 # %% [markdown]
 # Why pre-padding does little: the zeros come *first*, while the state is still the initial $s_0 = 0$.
@@ -123,17 +125,16 @@ assert pre_fresh_err < 1e-6, pre_fresh_err               # zero biases: zeros in
 # %%
 y_target = np.zeros((B, 1), np.float32)
 ref_flow = rc.analysis.gradient_flow(model, trained_like, x_real, y_target, "mse")
-ref_norms = np.asarray(ref_flow.state_norms[0].mean(axis=0))            # (L,), batch average
+ref_norms = np.asarray(ref_flow.state_norms[0].mean(axis=0))  # (L,), batch average
 unmasked, masked = {}, {}
 for P in PADS:
     x_post, m_post = padded(x_real, P, "post")
-    no_mask = rc.analysis.gradient_flow(model, trained_like, x_post, y_target, "mse",
-                                        mask=np.ones_like(m_post))
+    no_mask = rc.analysis.gradient_flow(model, trained_like, x_post, y_target, "mse", mask=np.ones_like(m_post))
     with_mask = rc.analysis.gradient_flow(model, trained_like, x_post, y_target, "mse", mask=m_post)
-    unmasked[P] = np.asarray(no_mask.state_norms[0, :, :L].mean(axis=0))   # the real steps only
+    unmasked[P] = np.asarray(no_mask.state_norms[0, :, :L].mean(axis=0))  # the real steps only
     masked[P] = np.asarray(with_mask.state_norms[0, :, :L].mean(axis=0))
 
-attenuation = {P: float(unmasked[P][-1] / ref_norms[-1]) for P in PADS}   # at the last real step
+attenuation = {P: float(unmasked[P][-1] / ref_norms[-1]) for P in PADS}  # at the last real step
 mask_grad_err = max(float(np.max(np.abs(masked[P] - ref_norms) / ref_norms)) for P in PADS)
 for P in PADS:
     print(f"P = {P:3d}: |dL/ds_L| without mask / unpadded = {attenuation[P]:.2e}")
@@ -167,18 +168,16 @@ fig
 # %%
 lengths = np.array([L, L // 2, 3, L - 1])
 T = L
-seq_model = rc.Sequential([rc.layers.Masking(0.0), rc.layers.LSTM(UNITS, return_sequences=True),
-                           rc.layers.Dense(1)])
+seq_model = rc.Sequential([rc.layers.Masking(0.0), rc.layers.LSTM(UNITS, return_sequences=True), rc.layers.Dense(1)])
 seq_params = seq_model.init(jax.random.PRNGKey(2), input_shape=(T, F))
-x_var = rc.data.pad_sequences([x_real[b, :n] for b, n in enumerate(lengths)], maxlen=T, dtype="float32",
-                              padding="post")
+x_var = rc.data.pad_sequences([x_real[b, :n] for b, n in enumerate(lengths)], maxlen=T, dtype="float32", padding="post")
 mask_var = rc.data.mask_from_lengths(lengths, T, padding="post")
 y_seq = rng.normal(size=(B, T, 1)).astype(np.float32)
-y_pred, _, out_mask = seq_model.apply_with_mask(seq_params, x_var)    # Masking makes the mask from the zeros
+y_pred, _, out_mask = seq_model.apply_with_mask(seq_params, x_var)  # Masking makes the mask from the zeros
 assert np.array_equal(np.asarray(out_mask), mask_var)
 
 mse = rc.losses.MeanSquaredError()
-per_step = np.asarray((y_pred - y_seq)[..., 0] ** 2)                  # (B, T)
+per_step = np.asarray((y_pred - y_seq)[..., 0] ** 2)  # (B, T)
 loss_masked = float(mse(y_seq, y_pred, mask=out_mask))
 loss_unmasked = float(mse(y_seq, y_pred))
 by_hand_real = float(per_step[mask_var].mean())
@@ -202,13 +201,16 @@ seqs = [np.zeros((n, 1), np.float32) + 1.0 for n in lens]
 
 padded_global = n_seq * int(lens.max()) - int(lens.sum())
 # batches of consecutive sequences, each padded to its own longest one (what a plain loader does)
-padded_plain = sum(len(chunk) * int(chunk.max()) - int(chunk.sum())
-                   for chunk in np.array_split(lens, range(batch_size, n_seq, batch_size)))
-batches = rc.data.bucket_by_length(seqs, batch_size=batch_size)          # sorted by length, then cut
+padded_plain = sum(
+    len(chunk) * int(chunk.max()) - int(chunk.sum())
+    for chunk in np.array_split(lens, range(batch_size, n_seq, batch_size))
+)
+batches = rc.data.bucket_by_length(seqs, batch_size=batch_size)  # sorted by length, then cut
 padded_bucketed = sum(int((~b.mask).sum()) for b in batches)
 # for training, shuffle: within buckets of similar length ([5, 25), [25, 50), ...) and the batch order
-shuffled = rc.data.bucket_by_length(seqs, batch_size=batch_size, boundaries=list(range(25, 200, 25)),
-                                    shuffle=True, seed=0)
+shuffled = rc.data.bucket_by_length(
+    seqs, batch_size=batch_size, boundaries=list(range(25, 200, 25)), shuffle=True, seed=0
+)
 padded_shuffled = sum(int((~b.mask).sum()) for b in shuffled)
 for bs in (batches, shuffled):
     assert sorted(np.concatenate([b.index for b in bs]).tolist()) == list(range(n_seq))
@@ -234,10 +236,12 @@ plt.close(fig2)  # displayed once, by the next line
 fig2
 
 # %%
-print(f"Answer: without a mask, {P_max} post-padding steps change the final output by up to {post_err:.2e} "
-      f"and shrink the gradient reaching the last real step to {attenuation[P_max]:.1e} of its unpadded "
-      f"value (pre-padding changes the output by up to {pre_err:.1e}, and by {pre_fresh_err:.1e} with zero "
-      f"biases); with the mask the output equals the unpadded one to {mask_err:.0e} and the gradient to a "
-      f"relative {mask_grad_err:.0e}, and the masked loss is the mean over the {n_real} real steps only. "
-      f"Bucketing by length cuts the padding from {padded_plain} to {padded_bucketed} steps "
-      f"({padded_shuffled} with shuffled buckets).")
+print(
+    f"Answer: without a mask, {P_max} post-padding steps change the final output by up to {post_err:.2e} "
+    f"and shrink the gradient reaching the last real step to {attenuation[P_max]:.1e} of its unpadded "
+    f"value (pre-padding changes the output by up to {pre_err:.1e}, and by {pre_fresh_err:.1e} with zero "
+    f"biases); with the mask the output equals the unpadded one to {mask_err:.0e} and the gradient to a "
+    f"relative {mask_grad_err:.0e}, and the masked loss is the mean over the {n_real} real steps only. "
+    f"Bucketing by length cuts the padding from {padded_plain} to {padded_bucketed} steps "
+    f"({padded_shuffled} with shuffled buckets)."
+)

@@ -42,7 +42,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -50,8 +49,8 @@ import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
 UNITS = 16 if FAST else 32
-T_GRAD = 60 if FAST else 200          # sequence length for the gradient measurements
-SEEDS = 3 if FAST else 8              # initializations per configuration
+T_GRAD = 60 if FAST else 200  # sequence length for the gradient measurements
+SEEDS = 3 if FAST else 8  # initializations per configuration
 started = time.perf_counter()
 
 # %% [markdown]
@@ -62,6 +61,7 @@ started = time.perf_counter()
 # predicted at the last step (the adding problem of Hochreiter & Schmidhuber 1997 with one mark, at a
 # fixed distance). A network that ignores the past can only predict the mean, with
 # $\mathrm{MSE} = \operatorname{Var}(U[0,1]) = 1/12$.
+
 
 # %%
 def recall_task(n, T, d, seed):
@@ -90,44 +90,54 @@ print(f"recall task: x {x_grad.shape}, y {y_grad.shape}; predicting the mean giv
 configs = {
     "SimpleRNN tanh, glorot_uniform R": rc.layers.SimpleRNN(UNITS, recurrent_initializer="glorot_uniform"),
     "SimpleRNN tanh, orthogonal R (Keras default)": rc.layers.SimpleRNN(UNITS),
-    "SimpleRNN relu, glorot_uniform R": rc.layers.SimpleRNN(UNITS, activation="relu",
-                                                             recurrent_initializer="glorot_uniform"),
-    "SimpleRNN relu, identity R (IRNN)": rc.layers.SimpleRNN(UNITS, activation="relu", recurrent_initializer="identity"),
+    "SimpleRNN relu, glorot_uniform R": rc.layers.SimpleRNN(
+        UNITS, activation="relu", recurrent_initializer="glorot_uniform"
+    ),
+    "SimpleRNN relu, identity R (IRNN)": rc.layers.SimpleRNN(
+        UNITS, activation="relu", recurrent_initializer="identity"
+    ),
     "LSTM, unit_forget_bias=False": rc.layers.LSTM(UNITS, unit_forget_bias=False),
     "LSTM, unit_forget_bias=True (Keras default)": rc.layers.LSTM(UNITS),
 }
-FLOOR = float(np.finfo(np.float32).tiny)   # 1.2e-38: smaller ratios are counted as this (a bound)
-log10_by_lag = {}   # name -> (SEEDS, T): mean over rows of log10 ||dL/ds_t|| / ||dL/ds_T||, by lag T - t
+FLOOR = float(np.finfo(np.float32).tiny)  # 1.2e-38: smaller ratios are counted as this (a bound)
+log10_by_lag = {}  # name -> (SEEDS, T): mean over rows of log10 ||dL/ds_t|| / ||dL/ds_T||, by lag T - t
 for name, layer in configs.items():
     model = rc.Sequential([layer, rc.layers.Dense(1)])
     rows = []
     for seed in range(SEEDS):
         params = model.init(jax.random.PRNGKey(seed), (T_GRAD, 2))
         norms = np.asarray(rc.analysis.gradient_flow(model, params, x_grad, y_grad, "mse").state_norms[0])  # (B, T)
-        ratio = np.maximum(norms / norms[:, -1:], FLOOR)   # a gradient below float32's range is exactly 0
-        rows.append(np.mean(np.log10(ratio), axis=0)[::-1])   # [lag], lag 0 = last step
+        ratio = np.maximum(norms / norms[:, -1:], FLOOR)  # a gradient below float32's range is exactly 0
+        rows.append(np.mean(np.log10(ratio), axis=0)[::-1])  # [lag], lag 0 = last step
     log10_by_lag[name] = np.stack(rows)
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for name, v in log10_by_lag.items():
     ax.plot(np.arange(T_GRAD), v.mean(axis=0), label=name, ls="-" if "LSTM" in name else "--")
-ax.set(xlabel="lag T - t (steps back from the loss)", ylabel=r"$\log_{10} \|\partial L/\partial s_t\| / \|\partial L/\partial s_T\|$",
-       title=f"Gradient reaching each step at initialization (T = {T_GRAD}, mean of {SEEDS} seeds)")
+ax.set(
+    xlabel="lag T - t (steps back from the loss)",
+    ylabel=r"$\log_{10} \|\partial L/\partial s_t\| / \|\partial L/\partial s_T\|$",
+    title=f"Gradient reaching each step at initialization (T = {T_GRAD}, mean of {SEEDS} seeds)",
+)
 ax.legend(fontsize=8)
 plt.close(fig)  # shown once, as the cell's value
 fig
 
 # %%
-reach = {name: v[:, -1] for name, v in log10_by_lag.items()}   # log10 of the fraction reaching step 1, per seed
+reach = {name: v[:, -1] for name, v in log10_by_lag.items()}  # log10 of the fraction reaching step 1, per seed
 for name, r in reach.items():
-    print(f"{name:<46} log10 fraction reaching step 1: mean {r.mean():+7.2f}, "
-          f"seeds from {r.min():+7.2f} to {r.max():+7.2f}")
+    print(
+        f"{name:<46} log10 fraction reaching step 1: mean {r.mean():+7.2f}, "
+        f"seeds from {r.min():+7.2f} to {r.max():+7.2f}"
+    )
 lstm_fb, lstm_nofb = reach["LSTM, unit_forget_bias=True (Keras default)"], reach["LSTM, unit_forget_bias=False"]
 rnn_orth, rnn_glorot = reach["SimpleRNN tanh, orthogonal R (Keras default)"], reach["SimpleRNN tanh, glorot_uniform R"]
 irnn, relu_glorot = reach["SimpleRNN relu, identity R (IRNN)"], reach["SimpleRNN relu, glorot_uniform R"]
 # LSTM: every seed of the better initialization beats every seed of the worse one, by orders of magnitude
 assert lstm_fb.min() > lstm_nofb.max() + 3, "forget bias 1 should pass far more gradient than forget bias 0"
-assert rnn_orth.mean() > rnn_glorot.mean() + 1, "an orthogonal recurrent kernel should pass more gradient than glorot_uniform"
+assert rnn_orth.mean() > rnn_glorot.mean() + 1, (
+    "an orthogonal recurrent kernel should pass more gradient than glorot_uniform"
+)
 assert irnn.mean() > -1, "IRNN should keep the gradient within an order of magnitude"
 
 # %% [markdown]
@@ -153,8 +163,19 @@ x_tr, y_tr = recall_task(N_TRAIN, T_TRAIN, D_LONG, seed=1)
 def train(layer, x, y, truncate_gradient=None, seed=0):
     model = rc.Sequential([layer, rc.layers.Dense(1)])
     params = model.init(jax.random.PRNGKey(seed), x.shape[1:])
-    _, history = rc.fit(model, params, x, y, loss="mse", optimizer=rc.optimizers.adam(1e-2), epochs=EPOCHS,
-                        batch_size=BATCH, shuffle=True, verbose=0, truncate_gradient=truncate_gradient)
+    _, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss="mse",
+        optimizer=rc.optimizers.adam(1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        shuffle=True,
+        verbose=0,
+        truncate_gradient=truncate_gradient,
+    )
     return history
 
 
@@ -176,16 +197,20 @@ for name, v in final_init.items():
 
 # %%
 T_TR, D_TR = (20, 8) if FAST else (40, 15)
-K2_LONG, K2_SHORT = T_TR // 2, T_TR // 4          # K2_LONG > D_TR > K2_SHORT; T a multiple of both
+K2_LONG, K2_SHORT = T_TR // 2, T_TR // 4  # K2_LONG > D_TR > K2_SHORT; T a multiple of both
 x_k, y_k = recall_task(N_TRAIN, T_TR, D_TR, seed=2)
-trunc = {f"full BPTT": train(rc.layers.LSTM(UNITS), x_k, y_k),
-         f"k2 = {K2_LONG} > d": train(rc.layers.LSTM(UNITS), x_k, y_k, truncate_gradient=K2_LONG),
-         f"k2 = {K2_SHORT} < d": train(rc.layers.LSTM(UNITS), x_k, y_k, truncate_gradient=K2_SHORT)}
+trunc = {
+    "full BPTT": train(rc.layers.LSTM(UNITS), x_k, y_k),
+    f"k2 = {K2_LONG} > d": train(rc.layers.LSTM(UNITS), x_k, y_k, truncate_gradient=K2_LONG),
+    f"k2 = {K2_SHORT} < d": train(rc.layers.LSTM(UNITS), x_k, y_k, truncate_gradient=K2_SHORT),
+}
 final_trunc = {name: h.history["loss"][-1] for name, h in trunc.items()}
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-for ax, hs, title in ((axes[0], histories, f"LSTM init, d = {D_LONG}, T = {T_TRAIN}"),
-                      (axes[1], trunc, f"truncated BPTT, d = {D_TR}, T = {T_TR}")):
+for ax, hs, title in (
+    (axes[0], histories, f"LSTM init, d = {D_LONG}, T = {T_TRAIN}"),
+    (axes[1], trunc, f"truncated BPTT, d = {D_TR}, T = {T_TR}"),
+):
     for name, h in hs.items():
         ax.semilogy(np.arange(1, EPOCHS + 1), h.history["loss"], label=name)
     ax.axhline(BASELINE, color="gray", ls=":", label="predict the mean (1/12)")
@@ -198,8 +223,11 @@ fig
 # %%
 for name, v in final_trunc.items():
     print(f"{name:<12} d = {D_TR}: final training MSE {v:.4f} (baseline {BASELINE:.4f})")
-full_mse, long_mse, short_mse = (final_trunc["full BPTT"], final_trunc[f"k2 = {K2_LONG} > d"],
-                                 final_trunc[f"k2 = {K2_SHORT} < d"])
+full_mse, long_mse, short_mse = (
+    final_trunc["full BPTT"],
+    final_trunc[f"k2 = {K2_LONG} > d"],
+    final_trunc[f"k2 = {K2_SHORT} < d"],
+)
 assert short_mse > 0.5 * BASELINE, "with k2 < d the dependency should not be learned"
 assert long_mse < 0.2 * BASELINE and full_mse < 0.2 * BASELINE, "with k2 > d the dependency should be learned"
 
@@ -210,12 +238,14 @@ assert long_mse < 0.2 * BASELINE and full_mse < 0.2 * BASELINE, "with k2 > d the
 # What truncation removes is the gradient that would teach the network to *store* the value.
 
 # %%
-print(f"Answer: both matter. At initialization (T = {T_GRAD}, {SEEDS} seeds) the fraction of the gradient reaching "
-      f"the first step is 10^{lstm_fb.mean():.1f} for an LSTM with unit_forget_bias=True vs 10^{lstm_nofb.mean():.1f} "
-      f"without; 10^{rnn_orth.mean():.1f} for a tanh SimpleRNN with an orthogonal recurrent kernel vs "
-      f"10^{rnn_glorot.mean():.1f} with glorot_uniform; 10^{irnn.mean():.1f} for the IRNN vs 10^{relu_glorot.mean():.1f} "
-      f"for relu with glorot_uniform. Trained on a dependency {D_LONG} steps back, the LSTM reaches MSE "
-      f"{final_init['unit_forget_bias=True']:.4f} with the forget bias at 1 and {final_init['unit_forget_bias=False']:.4f} "
-      f"at 0 (baseline {BASELINE:.4f}). Truncated BPTT decides outright: a dependency of {D_TR} steps is learned with "
-      f"k2 = {K2_LONG} (MSE {long_mse:.4f}; full BPTT {full_mse:.4f}) and not with k2 = {K2_SHORT} (MSE {short_mse:.4f}). "
-      f"({time.perf_counter() - started:.0f} s)")
+print(
+    f"Answer: both matter. At initialization (T = {T_GRAD}, {SEEDS} seeds) the fraction of the gradient reaching "
+    f"the first step is 10^{lstm_fb.mean():.1f} for an LSTM with unit_forget_bias=True vs 10^{lstm_nofb.mean():.1f} "
+    f"without; 10^{rnn_orth.mean():.1f} for a tanh SimpleRNN with an orthogonal recurrent kernel vs "
+    f"10^{rnn_glorot.mean():.1f} with glorot_uniform; 10^{irnn.mean():.1f} for the IRNN vs 10^{relu_glorot.mean():.1f} "
+    f"for relu with glorot_uniform. Trained on a dependency {D_LONG} steps back, the LSTM reaches MSE "
+    f"{final_init['unit_forget_bias=True']:.4f} with the forget bias at 1 and {final_init['unit_forget_bias=False']:.4f} "
+    f"at 0 (baseline {BASELINE:.4f}). Truncated BPTT decides outright: a dependency of {D_TR} steps is learned with "
+    f"k2 = {K2_LONG} (MSE {long_mse:.4f}; full BPTT {full_mse:.4f}) and not with k2 = {K2_SHORT} (MSE {short_mse:.4f}). "
+    f"({time.perf_counter() - started:.0f} s)"
+)

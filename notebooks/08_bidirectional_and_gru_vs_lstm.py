@@ -41,8 +41,8 @@ import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
 UNITS = 16 if FAST else 32
-T = 12 if FAST else 30                 # sequence length of the task
-SHIFT = 3                              # the target at step t is the input SHIFT steps later
+T = 12 if FAST else 30  # sequence length of the task
+SHIFT = 3  # the target at step t is the input SHIFT steps later
 EPOCHS = 25 if FAST else 60
 N_TRAIN, BATCH = (512, 64) if FAST else (2048, 64)
 SEEDS = (0, 1) if FAST else (0, 1, 2, 3)
@@ -62,7 +62,7 @@ started = time.perf_counter()
 bi = rc.Sequential([rc.layers.Bidirectional(rc.layers.LSTM(UNITS, return_sequences=True)), rc.layers.Dense(1)])
 bi_params = bi.init(jax.random.PRNGKey(0), (T, 1))
 x_probe = jax.random.uniform(jax.random.PRNGKey(1), (8, T, 1))
-t0 = T // 2                                                    # 1-based input position of the loss
+t0 = T // 2  # 1-based input position of the loss
 
 
 def loss_at_t0(y_pred, y):
@@ -72,14 +72,17 @@ def loss_at_t0(y_pred, y):
 flow = rc.analysis.gradient_flow(bi, bi_params, x_probe, jnp.zeros((8, T, 1)), loss_at_t0)
 by_position = {}
 for name, back, norms in zip(flow.layer_names, flow.go_backwards, np.asarray(flow.state_norms).mean(axis=1)):
-    by_position[name.split(".")[-1]] = norms[::-1] if back else norms    # input positions 1..T
+    by_position[name.split(".")[-1]] = norms[::-1] if back else norms  # input positions 1..T
 positions = np.arange(1, T + 1)
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, v in by_position.items():
     ax.semilogy(positions, np.where(v > 0, v, np.nan), "o-", label=f"{name} direction")
 ax.axvline(t0, color="gray", ls=":", label=f"loss at position {t0}")
-ax.set(xlabel="input position", ylabel=r"$\|\partial L/\partial s\|$ (batch mean)",
-       title="Bidirectional LSTM: which states a loss at one step reaches")
+ax.set(
+    xlabel="input position",
+    ylabel=r"$\|\partial L/\partial s\|$ (batch mean)",
+    title="Bidirectional LSTM: which states a loss at one step reaches",
+)
 ax.legend()
 plt.close(fig)  # shown once, as the cell's value
 fig
@@ -87,10 +90,12 @@ fig
 # %%
 fwd, bwd = by_position["forward"], by_position["backward"]
 print(f"names: {flow.layer_names}")
-print(f"forward direction: gradient > 0 at positions {positions[fwd > 0].min()}..{positions[fwd > 0].max()}; "
-      f"backward direction: at positions {positions[bwd > 0].min()}..{positions[bwd > 0].max()}")
+print(
+    f"forward direction: gradient > 0 at positions {positions[fwd > 0].min()}..{positions[fwd > 0].max()}; "
+    f"backward direction: at positions {positions[bwd > 0].min()}..{positions[bwd > 0].max()}"
+)
 assert np.all(fwd[t0:] == 0) and np.all(fwd[:t0] > 0), "forward: gradient exactly at positions <= t0"
-assert np.all(bwd[:t0 - 1] == 0) and np.all(bwd[t0 - 1:] > 0), "backward: gradient exactly at positions >= t0"
+assert np.all(bwd[: t0 - 1] == 0) and np.all(bwd[t0 - 1 :] > 0), "backward: gradient exactly at positions >= t0"
 
 # %% [markdown]
 # ## A task that needs the future
@@ -100,6 +105,7 @@ assert np.all(bwd[:t0 - 1] == 0) and np.all(bwd[t0 - 1:] > 0), "backward: gradie
 # the mean, with $\mathrm{MSE} = \tfrac{1}{12}\cdot\tfrac{T-3}{T}$ (it can count steps and get the
 # zeros at the end right). Each model is `Sequential([recurrent layer (return_sequences=True),
 # Dense(1)])` trained with `rc.fit` (Adam, $10^{-2}$, MSE over every step).
+
 
 # %%
 def future_task(n, seed):
@@ -123,14 +129,26 @@ def train(name, seed):
     model = rc.Sequential([layers_by_name[name](), rc.layers.Dense(1)])
     params = model.init(jax.random.PRNGKey(seed), (T, 1))
     t = time.perf_counter()
-    _, history = rc.fit(model, params, x_tr, y_tr, loss="mse", optimizer=rc.optimizers.adam(1e-2), epochs=EPOCHS,
-                        batch_size=BATCH, validation_data=None if FAST else (x_val, y_val), verbose=0, seed=seed)
+    _, history = rc.fit(
+        model,
+        params,
+        x_tr,
+        y_tr,
+        loss="mse",
+        optimizer=rc.optimizers.adam(1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        validation_data=None if FAST else (x_val, y_val),
+        verbose=0,
+        seed=seed,
+    )
     return history, time.perf_counter() - t
 
 
-runs = {(name, seed): train(name, seed) for name in layers_by_name for seed in SEEDS
-        if name != "LSTM" or seed == SEEDS[0]}
-KEY = "loss" if FAST else "val_loss"   # fast mode skips the validation pass (fresh noise: the two agree closely)
+runs = {
+    (name, seed): train(name, seed) for name in layers_by_name for seed in SEEDS if name != "LSTM" or seed == SEEDS[0]
+}
+KEY = "loss" if FAST else "val_loss"  # fast mode skips the validation pass (fresh noise: the two agree closely)
 val = {key: h.history[KEY][-1] for key, (h, _) in runs.items()}
 uni_mse, bi_mse = val["LSTM", SEEDS[0]], val["Bidirectional(LSTM)", SEEDS[0]]
 print(f"best a left-to-right model can do: MSE {UNI_BEST:.4f}")
@@ -141,8 +159,13 @@ assert bi_mse < 0.2 * UNI_BEST, "a bidirectional model should read the future of
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
 for (name, seed), (h, _) in runs.items():
-    ax.semilogy(np.arange(1, EPOCHS + 1), h.history[KEY], color={"LSTM": "C0", "Bidirectional(LSTM)": "C1",
-                "Bidirectional(GRU)": "C2"}[name], label=name if seed == SEEDS[0] else None, alpha=0.8)
+    ax.semilogy(
+        np.arange(1, EPOCHS + 1),
+        h.history[KEY],
+        color={"LSTM": "C0", "Bidirectional(LSTM)": "C1", "Bidirectional(GRU)": "C2"}[name],
+        label=name if seed == SEEDS[0] else None,
+        alpha=0.8,
+    )
 ax.axhline(UNI_BEST, color="gray", ls=":", label="best left-to-right MSE")
 ax.set(xlabel="epoch", ylabel=f"{KEY} (MSE)", title=f"Predict $x_{{t+{SHIFT}}}$ at step t (one line per seed)")
 ax.legend()
@@ -162,14 +185,17 @@ fig
 #
 # **Accuracy.** The bidirectional task above, several seeds each.
 
+
 # %%
 def n_params(tree):
     return int(sum(np.size(a) for a in jax.tree_util.tree_leaves(tree)))
 
 
-counts = {name: n_params(cls(UNITS).init(jax.random.PRNGKey(0), (T, 1))) for name, cls in
-          (("LSTM", rc.layers.LSTM), ("GRU", rc.layers.GRU))}
-assert counts["LSTM"] == 4 * (UNITS * 1 + UNITS ** 2 + UNITS) and counts["GRU"] == 3 * (UNITS + UNITS ** 2 + 2 * UNITS)
+counts = {
+    name: n_params(cls(UNITS).init(jax.random.PRNGKey(0), (T, 1)))
+    for name, cls in (("LSTM", rc.layers.LSTM), ("GRU", rc.layers.GRU))
+}
+assert counts["LSTM"] == 4 * (UNITS * 1 + UNITS**2 + UNITS) and counts["GRU"] == 3 * (UNITS + UNITS**2 + 2 * UNITS)
 
 step_time = {}
 xb, yb = jnp.asarray(x_tr[:BATCH]), jnp.asarray(y_tr[:BATCH])
@@ -197,9 +223,11 @@ for name, cls in (("LSTM", rc.layers.LSTM), ("GRU", rc.layers.GRU)):
         r.append(np.mean(np.log10(np.maximum(norms[:, 0] / norms[:, -1], np.finfo(np.float32).tiny))))
     reach[name] = np.array(r)
 for name in counts:
-    print(f"{name}: {counts[name]} parameters, {1e3 * step_time[name]:.2f} ms per gradient step (batch {BATCH}, "
-          f"T = {T}), log10 fraction of gradient reaching step 1 of {T_LONG}: mean {reach[name].mean():+.2f} "
-          f"(seeds {reach[name].min():+.2f} to {reach[name].max():+.2f})")
+    print(
+        f"{name}: {counts[name]} parameters, {1e3 * step_time[name]:.2f} ms per gradient step (batch {BATCH}, "
+        f"T = {T}), log10 fraction of gradient reaching step 1 of {T_LONG}: mean {reach[name].mean():+.2f} "
+        f"(seeds {reach[name].min():+.2f} to {reach[name].max():+.2f})"
+    )
 assert counts["GRU"] < counts["LSTM"]
 
 # %%
@@ -217,20 +245,27 @@ plt.close(fig)  # shown once, as the cell's value
 fig
 
 # %%
-assert max(acc["Bidirectional(GRU)"].max(), acc["Bidirectional(LSTM)"].max()) < 0.2 * UNI_BEST, \
+assert max(acc["Bidirectional(GRU)"].max(), acc["Bidirectional(LSTM)"].max()) < 0.2 * UNI_BEST, (
     "both bidirectional cells should solve the task for every seed"
+)
 gru_m, lstm_m = acc["Bidirectional(GRU)"], acc["Bidirectional(LSTM)"]
-verdict = ("the GRU at least as accurate here in every seed, with fewer parameters" if gru_m.max() <= lstm_m.min() else
-           "the LSTM more accurate here in every seed" if lstm_m.max() < gru_m.min() else
-           "the seeds overlap: no difference in accuracy resolved here")
-print(f"Answer: a bidirectional layer lets each output see the whole sequence: a loss at position {t0} sends gradient "
-      f"to the forward states at positions 1..{t0} and to the backward states at {t0}..{T} only (exactly 0 elsewhere). "
-      f"On a task needing the input {SHIFT} steps ahead, a left-to-right LSTM stays at {KEY} MSE {uni_mse:.4f} "
-      f"(best possible without the future {UNI_BEST:.4f}) while Bidirectional(LSTM) reaches {bi_mse:.4f}. GRU vs LSTM "
-      f"({UNITS} units): {counts['GRU']} vs {counts['LSTM']} parameters, {1e3 * step_time['GRU']:.2f} vs "
-      f"{1e3 * step_time['LSTM']:.2f} ms per gradient step, gradient reaching step 1 of {T_LONG} 10^{reach['GRU'].mean():.1f} "
-      f"vs 10^{reach['LSTM'].mean():.1f} at init, and on the bidirectional task {KEY} MSE "
-      f"{acc['Bidirectional(GRU)'].mean():.4f} ({acc['Bidirectional(GRU)'].min():.4f}-{acc['Bidirectional(GRU)'].max():.4f}) "
-      f"vs {acc['Bidirectional(LSTM)'].mean():.4f} ({acc['Bidirectional(LSTM)'].min():.4f}-"
-      f"{acc['Bidirectional(LSTM)'].max():.4f}) over {len(SEEDS)} seeds: {verdict}. "
-      f"({time.perf_counter() - started:.0f} s)")
+verdict = (
+    "the GRU at least as accurate here in every seed, with fewer parameters"
+    if gru_m.max() <= lstm_m.min()
+    else "the LSTM more accurate here in every seed"
+    if lstm_m.max() < gru_m.min()
+    else "the seeds overlap: no difference in accuracy resolved here"
+)
+print(
+    f"Answer: a bidirectional layer lets each output see the whole sequence: a loss at position {t0} sends gradient "
+    f"to the forward states at positions 1..{t0} and to the backward states at {t0}..{T} only (exactly 0 elsewhere). "
+    f"On a task needing the input {SHIFT} steps ahead, a left-to-right LSTM stays at {KEY} MSE {uni_mse:.4f} "
+    f"(best possible without the future {UNI_BEST:.4f}) while Bidirectional(LSTM) reaches {bi_mse:.4f}. GRU vs LSTM "
+    f"({UNITS} units): {counts['GRU']} vs {counts['LSTM']} parameters, {1e3 * step_time['GRU']:.2f} vs "
+    f"{1e3 * step_time['LSTM']:.2f} ms per gradient step, gradient reaching step 1 of {T_LONG} 10^{reach['GRU'].mean():.1f} "
+    f"vs 10^{reach['LSTM'].mean():.1f} at init, and on the bidirectional task {KEY} MSE "
+    f"{acc['Bidirectional(GRU)'].mean():.4f} ({acc['Bidirectional(GRU)'].min():.4f}-{acc['Bidirectional(GRU)'].max():.4f}) "
+    f"vs {acc['Bidirectional(LSTM)'].mean():.4f} ({acc['Bidirectional(LSTM)'].min():.4f}-"
+    f"{acc['Bidirectional(LSTM)'].max():.4f}) over {len(SEEDS)} seeds: {verdict}. "
+    f"({time.perf_counter() - started:.0f} s)"
+)

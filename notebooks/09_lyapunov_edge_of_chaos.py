@@ -53,10 +53,10 @@ import numpy as np
 import rnncore as rc
 
 FAST = os.environ.get("RNNCORE_FAST") == "1"
-N = 64                             # units (state sizes up to 64 keep the per-step QR cheap on a CPU)
-T = 200 if FAST else 1000          # steps of the trajectory
-WARMUP = 60 if FAST else 300       # transient steps left out of the averages
-B = 4 if FAST else 8               # trajectories (random initial states) per network
+N = 64  # units (state sizes up to 64 keep the per-step QR cheap on a CPU)
+T = 200 if FAST else 1000  # steps of the trajectory
+WARMUP = 60 if FAST else 300  # transient steps left out of the averages
+B = 4 if FAST else 8  # trajectories (random initial states) per network
 GAINS = np.round(np.linspace(0.5, 2.5, 9 if FAST else 17), 3)
 started = time.perf_counter()
 
@@ -76,9 +76,8 @@ base = cell.init(jax.random.PRNGKey(0), input_dim=1)
 base = base._replace(bias=jnp.zeros_like(base.bias))
 W_gauss = jax.random.normal(jax.random.PRNGKey(1), (N, N)) / np.sqrt(N)
 W_orth = rc.initializers.get("orthogonal")(jax.random.PRNGKey(2), (N, N))
-h0 = cell.state_type(jax.random.normal(jax.random.PRNGKey(3), (B, N)))   # SimpleRNNState(h)
-drives = {"no input": jnp.zeros((B, T, 1)),
-          "noise input": jax.random.normal(jax.random.PRNGKey(4), (B, T, 1))}
+h0 = cell.state_type(jax.random.normal(jax.random.PRNGKey(3), (B, N)))  # SimpleRNNState(h)
+drives = {"no input": jnp.zeros((B, T, 1)), "noise input": jax.random.normal(jax.random.PRNGKey(4), (B, T, 1))}
 
 
 def with_gain(W0, g):
@@ -90,9 +89,11 @@ def spectrum(params, xs):
     return np.asarray(rc.analysis.lyapunov_spectrum(cell, params, xs, initial_state=h0, warmup=WARMUP))
 
 
-print(f"N = {N} units, T = {T} steps ({WARMUP} warm-up), {B} trajectories per network, "
-      f"spectral radius of W0: Gaussian {np.abs(np.linalg.eigvals(np.asarray(W_gauss))).max():.3f}, "
-      f"orthogonal {np.abs(np.linalg.eigvals(np.asarray(W_orth))).max():.3f}")
+print(
+    f"N = {N} units, T = {T} steps ({WARMUP} warm-up), {B} trajectories per network, "
+    f"spectral radius of W0: Gaussian {np.abs(np.linalg.eigvals(np.asarray(W_gauss))).max():.3f}, "
+    f"orthogonal {np.abs(np.linalg.eigvals(np.asarray(W_orth))).max():.3f}"
+)
 
 # %% [markdown]
 # ## The largest exponent across gains
@@ -101,11 +102,11 @@ print(f"N = {N} units, T = {T} steps ({WARMUP} warm-up), {B} trajectories per ne
 # $\lambda_1$, averaged over the trajectories.
 
 # %%
-spectra = {}   # (W0 name, drive) -> (len(GAINS), B, N)
+spectra = {}  # (W0 name, drive) -> (len(GAINS), B, N)
 for w_name, W0 in (("Gaussian", W_gauss), ("orthogonal", W_orth)):
     for d_name, xs in drives.items():
         spectra[w_name, d_name] = np.stack([spectrum(with_gain(W0, g), xs) for g in GAINS])
-lam1 = {key: s[:, :, 0].mean(axis=1) for key, s in spectra.items()}   # (len(GAINS),)
+lam1 = {key: s[:, :, 0].mean(axis=1) for key, s in spectra.items()}  # (len(GAINS),)
 
 
 def crossing(gains, values):
@@ -130,8 +131,10 @@ i_half, i_two = int(np.argmin(abs(GAINS - 0.5))), int(np.argmin(abs(GAINS - 2.0)
 g_half, g_two = GAINS[i_half], GAINS[i_two]
 g_star = {key: crossing(GAINS, v) for key, v in lam1.items()}
 for key, v in lam1.items():
-    print(f"{key[0]:>10} W0, {key[1]:<11}: lambda_1(g={g_half}) = {v[i_half]:+.3f}, "
-          f"lambda_1(g={g_two}) = {v[i_two]:+.3f}, crosses 0 at g = {g_star[key]:.2f}")
+    print(
+        f"{key[0]:>10} W0, {key[1]:<11}: lambda_1(g={g_half}) = {v[i_half]:+.3f}, "
+        f"lambda_1(g={g_two}) = {v[i_two]:+.3f}, crosses 0 at g = {g_star[key]:.2f}"
+    )
 print(f"log {g_half} = {np.log(g_half):+.3f}")
 for key, v in lam1.items():
     assert v[i_half] < 0 < v[i_two], f"{key}: expected lambda_1 < 0 at g={g_half} and > 0 at g={g_two}"
@@ -173,11 +176,15 @@ fig
 
 # %%
 n_positive = {GAINS[i]: float((spectra["Gaussian", "noise input"][i] > 0).sum(axis=1).mean()) for i in idx}
-print("number of positive exponents (Gaussian W0, noise input), mean over trajectories:",
-      {float(g): v for g, v in n_positive.items()})
+print(
+    "number of positive exponents (Gaussian W0, noise input), mean over trajectories:",
+    {float(g): v for g, v in n_positive.items()},
+)
 flat = spectra["orthogonal", "no input"][i_half]
-print(f"orthogonal W0, g = {g_half}, no input: exponents from {flat.min():+.4f} to {flat.max():+.4f} "
-      f"(log g = {np.log(g_half):+.4f})")
+print(
+    f"orthogonal W0, g = {g_half}, no input: exponents from {flat.min():+.4f} to {flat.max():+.4f} "
+    f"(log g = {np.log(g_half):+.4f})"
+)
 assert np.allclose(flat, np.log(g_half), atol=0.05)
 
 # %% [markdown]
@@ -197,20 +204,27 @@ assert np.allclose(flat, np.log(g_half), atol=0.05)
 sel = [int(np.argmin(abs(GAINS - g))) for g in (0.5, 1.0, 2.0)]
 xs = drives["noise input"]
 log_norms_by_lag = jax.jit(lambda p: rc.bptt.log_norms_to_end(rc.bptt.step_jacobians(cell, p, xs, initial_state=h0)))
-lag_fit = np.arange(WARMUP // 2, T - WARMUP)      # lags used for the slope: away from both ends
+lag_fit = np.arange(WARMUP // 2, T - WARMUP)  # lags used for the slope: away from both ends
 fig, ax = plt.subplots(figsize=(7, 4))
 slopes, lyap = {}, {}
 for i in sel:
     p = with_gain(W_gauss, GAINS[i])
-    log_norm = np.asarray(log_norms_by_lag(p))[:, ::-1]                     # [b, lag-1], lag 1..T
+    log_norm = np.asarray(log_norms_by_lag(p))[:, ::-1]  # [b, lag-1], lag 1..T
     lags = np.arange(1, T + 1)
     slopes[GAINS[i]] = float(np.polyfit(lags[lag_fit], log_norm[:, lag_fit].mean(axis=0), 1)[0])
     lyap[GAINS[i]] = float(spectra["Gaussian", "noise input"][i][:, 0].mean())
-    line, = ax.plot(lags, log_norm.mean(axis=0), label=f"g = {GAINS[i]}: slope {slopes[GAINS[i]]:+.3f}")
-    ax.plot(lags, log_norm.mean(axis=0)[lag_fit[0]] + lyap[GAINS[i]] * (lags - lags[lag_fit[0]]), ":",
-            color=line.get_color())
-ax.set(xlabel=r"lag $\ell$", ylabel=r"$\log\|\partial s_T/\partial s_{T-\ell}\|_2$ (nats)",
-       title=r"Gradient norm by lag (solid) and slope $\lambda_1$ (dotted)")
+    (line,) = ax.plot(lags, log_norm.mean(axis=0), label=f"g = {GAINS[i]}: slope {slopes[GAINS[i]]:+.3f}")
+    ax.plot(
+        lags,
+        log_norm.mean(axis=0)[lag_fit[0]] + lyap[GAINS[i]] * (lags - lags[lag_fit[0]]),
+        ":",
+        color=line.get_color(),
+    )
+ax.set(
+    xlabel=r"lag $\ell$",
+    ylabel=r"$\log\|\partial s_T/\partial s_{T-\ell}\|_2$ (nats)",
+    title=r"Gradient norm by lag (solid) and slope $\lambda_1$ (dotted)",
+)
 ax.legend()
 plt.close(fig)  # shown once, as the cell's value
 fig
@@ -229,8 +243,10 @@ slope_sv = np.polyfit(np.arange(1, T + 1)[lag_fit], sv[lag_fit], 1)[0]
 lam_12 = spectra["Gaussian", "noise input"][sel[0]][:, :2].mean(axis=0)
 for g in slopes:
     print(f"g = {g}: over 50 steps the gradient is multiplied by about exp(50 lambda_1) = {np.exp(50 * lyap[g]):.1e}")
-print(f"g = {GAINS[sel[0]]}: slopes of log sigma_1, log sigma_2 by lag {slope_sv[0]:+.4f}, {slope_sv[1]:+.4f}; "
-      f"lambda_1, lambda_2 {lam_12[0]:+.4f}, {lam_12[1]:+.4f}")
+print(
+    f"g = {GAINS[sel[0]]}: slopes of log sigma_1, log sigma_2 by lag {slope_sv[0]:+.4f}, {slope_sv[1]:+.4f}; "
+    f"lambda_1, lambda_2 {lam_12[0]:+.4f}, {lam_12[1]:+.4f}"
+)
 
 # %% [markdown]
 # So the exponent *is* the per-step rate of gradient decay (or growth): a gradient sent back $\ell$
@@ -248,7 +264,7 @@ print(f"g = {GAINS[sel[0]]}: slopes of log sigma_1, log sigma_2 by lag {slope_sv
 # has 64 exponents.
 
 # %%
-NG = 32   # units of the gated cells in both modes: the LSTM state (h, c) has 64 entries
+NG = 32  # units of the gated cells in both modes: the LSTM state (h, c) has 64 entries
 gated = {"SimpleRNN (Keras default)": rc.layers.SimpleRNN(NG), "LSTM": rc.layers.LSTM(NG), "GRU": rc.layers.GRU(NG)}
 gated_spectra = {}
 for name, layer in gated.items():
@@ -265,22 +281,26 @@ fig
 
 # %%
 for name, s in gated_spectra.items():
-    print(f"{name:>26}: lambda_1 = {s[0]:+.4f}, lambda_NG = {s[NG - 1]:+.4f}, "
-          f"{int((s > -0.05).sum())} of {s.size} exponents above -0.05 nats/step")
+    print(
+        f"{name:>26}: lambda_1 = {s[0]:+.4f}, lambda_NG = {s[NG - 1]:+.4f}, "
+        f"{int((s > -0.05).sum())} of {s.size} exponents above -0.05 nats/step"
+    )
 for name in ("LSTM", "GRU"):
     assert gated_spectra[name][0] < 0, f"{name} at Keras's default init should be ordered (lambda_1 < 0)"
 
 # %%
 lam_g = lam1["Gaussian", "no input"]
 lam_n = lam1["Gaussian", "noise input"]
-print(f"Answer: the edge of chaos is the gain where the largest Lyapunov exponent crosses 0. For a random "
-      f"tanh RNN with Gaussian recurrent kernel g*W0 (N = {N}) it crosses at g = "
-      f"{g_star['Gaussian', 'no input']:.2f} without input and g = {g_star['Gaussian', 'noise input']:.2f} "
-      f"with noise input (lambda_1 = {lam_g[i_half]:+.3f} at g = {g_half}, {lam_g[i_two]:+.3f} at g = {g_two}, "
-      f"no input). lambda_1 is the measured per-step rate of the BPTT gradient "
-      f"(slopes {', '.join(f'{slopes[g]:+.3f}' for g in slopes)} vs lambda_1 "
-      f"{', '.join(f'{lyap[g]:+.3f}' for g in lyap)} at g = {', '.join(str(g) for g in slopes)}): "
-      f"below the edge gradients vanish, above it they explode. At Keras's default init LSTM and GRU are "
-      f"ordered (lambda_1 = {gated_spectra['LSTM'][0]:+.3f} and {gated_spectra['GRU'][0]:+.3f}; Keras's "
-      f"SimpleRNN {gated_spectra['SimpleRNN (Keras default)'][0]:+.3f}) on this input: their gradients vanish, "
-      f"slowly. ({time.perf_counter() - started:.0f} s)")
+print(
+    f"Answer: the edge of chaos is the gain where the largest Lyapunov exponent crosses 0. For a random "
+    f"tanh RNN with Gaussian recurrent kernel g*W0 (N = {N}) it crosses at g = "
+    f"{g_star['Gaussian', 'no input']:.2f} without input and g = {g_star['Gaussian', 'noise input']:.2f} "
+    f"with noise input (lambda_1 = {lam_g[i_half]:+.3f} at g = {g_half}, {lam_g[i_two]:+.3f} at g = {g_two}, "
+    f"no input). lambda_1 is the measured per-step rate of the BPTT gradient "
+    f"(slopes {', '.join(f'{slopes[g]:+.3f}' for g in slopes)} vs lambda_1 "
+    f"{', '.join(f'{lyap[g]:+.3f}' for g in lyap)} at g = {', '.join(str(g) for g in slopes)}): "
+    f"below the edge gradients vanish, above it they explode. At Keras's default init LSTM and GRU are "
+    f"ordered (lambda_1 = {gated_spectra['LSTM'][0]:+.3f} and {gated_spectra['GRU'][0]:+.3f}; Keras's "
+    f"SimpleRNN {gated_spectra['SimpleRNN (Keras default)'][0]:+.3f}) on this input: their gradients vanish, "
+    f"slowly. ({time.perf_counter() - started:.0f} s)"
+)

@@ -233,8 +233,7 @@ def get(identifier: str | Activation | None, elementwise: bool = True, name: str
                 f"elementwise activation (one of {', '.join(NAMES)})."
             )
     raise ValueError(
-        f"{name}={identifier!r} is not a known activation; expected None, a callable or one "
-        f"of {', '.join(NAMES)}."
+        f"{name}={identifier!r} is not a known activation; expected None, a callable or one of {', '.join(NAMES)}."
     )
 
 
@@ -271,4 +270,3 @@ def derivative_from_output(fn: Activation) -> Callable[[jax.Array], jax.Array] |
         True
     """
     return _FROM_OUTPUT.get(fn)
-

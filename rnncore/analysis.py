@@ -43,12 +43,29 @@ from . import activations, bptt, cells, checks, compilation, depth, layers, loss
 from .cells import contract
 
 __all__ = [
-    "GradientFlow", "Verdict", "gradient_flow", "loss_function", "lyapunov_spectrum",
-    "singular_values_by_lag", "memory_horizon", "horizon_from_log_norms", "gate_saturation", "verdict",
-    "verdict_label", "pascanu_gamma",
+    "GradientFlow",
+    "Verdict",
+    "gradient_flow",
+    "loss_function",
+    "lyapunov_spectrum",
+    "singular_values_by_lag",
+    "memory_horizon",
+    "horizon_from_log_norms",
+    "gate_saturation",
+    "verdict",
+    "verdict_label",
+    "pascanu_gamma",
     # the traceable kernels and host-side checks behind them, shared with rnncore.sweeps
-    "state_directions", "highest_precision", "raise_first_nonfinite", "finite_states", "lyapunov_kernel",
-    "lyapunov_options", "initial_frame", "check_lyapunov_run", "lag_spectrum_kernel", "saturation_kind",
+    "state_directions",
+    "highest_precision",
+    "raise_first_nonfinite",
+    "finite_states",
+    "lyapunov_kernel",
+    "lyapunov_options",
+    "initial_frame",
+    "check_lyapunov_run",
+    "lag_spectrum_kernel",
+    "saturation_kind",
 ]
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -139,6 +156,7 @@ def loss_function(loss: Union[str, Callable]) -> Callable:
         2.5
     """
     if callable(loss):
+
         def custom(y_pred, y, mask=None):
             return loss(y_pred, y)
 
@@ -149,12 +167,16 @@ def loss_function(loss: Union[str, Callable]) -> Callable:
 
     def named(y_pred, y, mask=None):
         if isinstance(y_pred, (tuple, list)):
-            raise ValueError(f"loss={loss!r} needs a single model output; this model returns {len(y_pred)}. "
-                             "Pass a callable loss.")
+            raise ValueError(
+                f"loss={loss!r} needs a single model output; this model returns {len(y_pred)}. Pass a callable loss."
+            )
         if mask is not None:
             # the output mask applies where it is shaped like the per-sample values (a sequence output)
-            values = jax.eval_shape(lambda yt, yp: loss_obj.call(
-                *losses.squeeze_or_expand_to_same_rank(jnp.asarray(yt, yp.dtype), yp)), y, y_pred)
+            values = jax.eval_shape(
+                lambda yt, yp: loss_obj.call(*losses.squeeze_or_expand_to_same_rank(jnp.asarray(yt, yp.dtype), yp)),
+                y,
+                y_pred,
+            )
             if tuple(jnp.shape(mask)) != tuple(values.shape):
                 mask = None
         return loss_obj(y, y_pred, mask=mask)
@@ -230,18 +252,31 @@ def _check_flow(state_norms, value, rows) -> None:
     """A non-finite loss or gradient norm raises, naming the layer, batch row and step."""
     norms = np.asarray(state_norms)
     if not np.isfinite(np.asarray(value)):
-        raise ValueError(f"gradient_flow: the loss is non-finite ({float(value)}); the model's outputs, the "
-                         "targets, the inputs or the params hold NaN/inf.")
+        raise ValueError(
+            f"gradient_flow: the loss is non-finite ({float(value)}); the model's outputs, the "
+            "targets, the inputs or the params hold NaN/inf."
+        )
     bad = ~np.isfinite(norms)
     if bad.any():
         r, b, t = np.argwhere(bad)[-1]  # the latest step: where the backward pass first met it
-        raise ValueError(f"gradient_flow: non-finite dL/ds (NaN or inf) in layer {rows[r][1]}, batch row {b}, "
-                         f"reaching step t={t + 1} (processing order) and every step before it.")
+        raise ValueError(
+            f"gradient_flow: non-finite dL/ds (NaN or inf) in layer {rows[r][1]}, batch row {b}, "
+            f"reaching step t={t + 1} (processing order) and every step before it."
+        )
 
 
-def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "mse",
-                  mask: Optional[jax.Array] = None, training: bool = False, rng: Optional[jax.Array] = None, *,
-                  initial_states=None) -> GradientFlow:
+def gradient_flow(
+    model,
+    params,
+    x: jax.Array,
+    y,
+    loss: Union[str, Callable] = "mse",
+    mask: Optional[jax.Array] = None,
+    training: bool = False,
+    rng: Optional[jax.Array] = None,
+    *,
+    initial_states=None,
+) -> GradientFlow:
     """How much gradient reaches every step of every recurrent layer: a layer × time grid of
     :math:`\\lVert \\partial L/\\partial s^{(l)}_t \\rVert` and
     :math:`\\lVert \\partial L/\\partial h^{(l)}_t \\rVert`.
@@ -290,8 +325,14 @@ def gradient_flow(model, params, x: jax.Array, y, loss: Union[str, Callable] = "
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
     _check_flow(states, value, rows)
-    return GradientFlow(states, hidden, tuple(r[1] for r in rows), tuple(r[0] for r in rows),
-                        tuple(bool(r[2].go_backwards) for r in rows), value)
+    return GradientFlow(
+        states,
+        hidden,
+        tuple(r[1] for r in rows),
+        tuple(r[0] for r in rows),
+        tuple(bool(r[2].go_backwards) for r in rows),
+        value,
+    )
 
 
 # --- Lyapunov exponents -------------------------------------------------------------------------
@@ -316,6 +357,7 @@ def lyapunov_kernel(cell, k, warmup, method, go_backwards, params, xs, s0, mask,
     steps = jnp.arange(1, xs.shape[1] + 1)
 
     if method == "jvp":
+
         def advance(s_prev, x, q):
             def step_vec(v):
                 new, _ = cell.step(params, cell.vector_to_state(v), x, dropout_masks)
@@ -345,8 +387,9 @@ def lyapunov_kernel(cell, k, warmup, method, go_backwards, params, xs, s0, mask,
         total, lost = bptt.kahan_add(total, lost, jnp.where(use[:, None], logd, 0.0))
         return (q_new, total, lost, count + use), bad
 
-    (_, total, _, count), bad = jax.lax.scan(body, (q0, zero, zero, jnp.zeros((batch,), jnp.int32)),
-                                             (steps, prev_t, xs_t, mask_t))
+    (_, total, _, count), bad = jax.lax.scan(
+        body, (q0, zero, zero, jnp.zeros((batch,), jnp.int32)), (steps, prev_t, xs_t, mask_t)
+    )
     return total / count[:, None], count, finite, bad
 
 
@@ -393,10 +436,20 @@ def check_lyapunov_run(finite, bad, count, warmup: int) -> None:
         raise ValueError(f"batch row {b} has no real (unmasked) step after warmup={warmup}; no exponent to average.")
 
 
-def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Optional[int] = None,
-                      warmup: int = 0, *, mask: Optional[jax.Array] = None, dropout_masks=None,
-                      go_backwards: bool = False, method: str = "auto",
-                      key: Optional[jax.Array] = None) -> jax.Array:
+def lyapunov_spectrum(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    k: Optional[int] = None,
+    warmup: int = 0,
+    *,
+    mask: Optional[jax.Array] = None,
+    dropout_masks=None,
+    go_backwards: bool = False,
+    method: str = "auto",
+    key: Optional[jax.Array] = None,
+) -> jax.Array:
     """The k largest Lyapunov exponents of the trajectory the cell follows on ``xs``, ``(B, k)``,
     in nats per step, largest first, by the QR method (Benettin, Galgani, Giorgilli & Strelcyn
     1980; for RNNs Engelken, Wolf & Abbott 2020).
@@ -448,8 +501,9 @@ def lyapunov_spectrum(cell, params, xs: jax.Array, initial_state=None, k: Option
         ([0.6931, -0.6931], 0.6931, -0.6931)
     """
     xs, k, method, mask, s0, q0 = _lyapunov_args(cell, xs, initial_state, k, warmup, mask, method, key)
-    run = compilation.jit_static(lyapunov_kernel, cell=cell, k=k, warmup=int(warmup), method=method,
-                                 go_backwards=go_backwards)
+    run = compilation.jit_static(
+        lyapunov_kernel, cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=go_backwards
+    )
     with highest_precision():
         lam, count, finite, bad = run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks, q0=q0)
     check_lyapunov_run(finite, bad, count, warmup)
@@ -466,9 +520,17 @@ def lag_spectrum_kernel(cell, k, go_backwards, params, xs, s0, mask, dropout_mas
     return bptt.log_singular_values_to_end(J, k=k)[:, ::-1]
 
 
-
-def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
-                           k: Optional[int] = None, *, dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+def singular_values_by_lag(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    k: Optional[int] = None,
+    *,
+    dropout_masks=None,
+    go_backwards: bool = False,
+) -> jax.Array:
     """:math:`\\log \\sigma_i(\\partial s_T/\\partial s_{T-\\ell})` for every lag
     :math:`\\ell = 1 \\ldots T`, ``(B, T, k)``: ``[:, lag-1, i]``, largest first, in nats.
 
@@ -499,8 +561,17 @@ def singular_values_by_lag(cell, params, xs: jax.Array, initial_state=None, mask
         return run(params=params, xs=xs, s0=s0, mask=mask, dropout_masks=dropout_masks)
 
 
-def memory_horizon(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
-                   fraction: float = 0.01, *, dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+def memory_horizon(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    fraction: float = 0.01,
+    *,
+    dropout_masks=None,
+    go_backwards: bool = False,
+) -> jax.Array:
     """The largest lag over which the gradient stays above ``fraction`` of the last step's,
     ``(B,)`` integers in [0, T].
 
@@ -521,8 +592,9 @@ def memory_horizon(cell, params, xs: jax.Array, initial_state=None, mask: Option
         [4]
     """
     checks.real("fraction", fraction, 0, 1, low_open=True)
-    logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
-                                  go_backwards=go_backwards)[..., 0]
+    logn = singular_values_by_lag(
+        cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks, go_backwards=go_backwards
+    )[..., 0]
     return horizon_from_log_norms(logn, fraction)
 
 
@@ -555,14 +627,17 @@ def _gate_activations(cell) -> dict:
     """``{gate name: activation identifier}``, as the cell names them (``cell.gate_activations()``)."""
     order = cell.gate_activations() if isinstance(cell, contract.GatedCell) else {}
     if not order:
-        raise ValueError(f"gate_saturation needs a cell that names its gates (gate_activations() and named_gates(), "
-                         f"rnncore.cells.contract); got {type(cell).__name__}.")
+        raise ValueError(
+            f"gate_saturation needs a cell that names its gates (gate_activations() and named_gates(), "
+            f"rnncore.cells.contract); got {type(cell).__name__}."
+        )
     return order
 
 
 def _saturation(cell, low, high, go_backwards, params, xs, s0, mask, dropout_masks):
-    tr = bptt.forward(cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards,
-                      keep_gates=True)
+    tr = bptt.forward(
+        cell, params, xs, s0, mask, dropout_masks=dropout_masks, go_backwards=go_backwards, keep_gates=True
+    )
     real = jnp.ones(xs.shape[:2], bool) if mask is None else mask
     real = real[:, ::-1] if go_backwards else real  # (B, T) in processing order, as the gates
     gates = cell.named_gates(tr.gates)
@@ -577,9 +652,18 @@ def _saturation(cell, low, high, go_backwards, params, xs, s0, mask, dropout_mas
     return out
 
 
-def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-                    low: float = 0.05, high: float = 0.95, dropout_masks=None,
-                    go_backwards: bool = False) -> dict:
+def gate_saturation(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    low: float = 0.05,
+    high: float = 0.95,
+    dropout_masks=None,
+    go_backwards: bool = False,
+) -> dict:
     """Per gate, the fraction of its values that are saturated along the trajectory: sigmoid
     gates below ``low`` or above ``high``, tanh outputs beyond :math:`\\pm` ``high``.
 
@@ -626,8 +710,17 @@ def gate_saturation(cell, params, xs: jax.Array, initial_state=None, mask: Optio
 # --- a verdict ----------------------------------------------------------------------------------
 
 _GAMMA = {  # sup |phi'|: the gamma of Pascanu, Mikolov & Bengio (2013)
-    "linear": 1.0, "tanh": 1.0, "sigmoid": 0.25, "hard_sigmoid": 1.0 / 6.0, "relu": 1.0, "relu6": 1.0,
-    "softsign": 1.0, "hard_tanh": 1.0, "softplus": 1.0, "elu": 1.0, "leaky_relu": 1.0,
+    "linear": 1.0,
+    "tanh": 1.0,
+    "sigmoid": 0.25,
+    "hard_sigmoid": 1.0 / 6.0,
+    "relu": 1.0,
+    "relu6": 1.0,
+    "softsign": 1.0,
+    "hard_tanh": 1.0,
+    "softplus": 1.0,
+    "elu": 1.0,
+    "leaky_relu": 1.0,
 }
 
 
@@ -672,8 +765,18 @@ def verdict_label(log_gain: float, low: float = 1e-3, high: float = 1e3) -> str:
     return "healthy"
 
 
-def verdict(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-            low: float = 1e-3, high: float = 1e3, dropout_masks=None, go_backwards: bool = False) -> Verdict:
+def verdict(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    low: float = 1e-3,
+    high: float = 1e3,
+    dropout_masks=None,
+    go_backwards: bool = False,
+) -> Verdict:
     """``"vanishing"``, ``"exploding"`` or ``"healthy"``, from the gain of the whole chain,
     :math:`G = \\lVert \\partial s_T/\\partial s_0 \\rVert_2`, along the trajectory on ``xs``.
 
@@ -717,8 +820,9 @@ def verdict(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
     """
     if not 0 < low < high:
         raise ValueError(f"low={low!r}, high={high!r}; expected 0 < low < high.")
-    logn = singular_values_by_lag(cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks,
-                                  go_backwards=go_backwards)[:, -1, 0]
+    logn = singular_values_by_lag(
+        cell, params, xs, initial_state, mask, 1, dropout_masks=dropout_masks, go_backwards=go_backwards
+    )[:, -1, 0]
     per_row = np.asarray(logn, np.float64)
     mean = float(np.mean(per_row))
     steps = int(jnp.shape(xs)[1])

@@ -158,8 +158,20 @@ def _step(cell, params, state, x, dropout_masks, joint):
     return cell.core(params, *_projections(cell, params, x, state, dropout_masks, joint), state)
 
 
-def _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, keep_gates=False, keep_core=False,
-          prev_states=False, outputs=True):
+def _scan(
+    cell,
+    params,
+    xs_t,
+    s0,
+    mask_t,
+    dropout_masks,
+    zero_prev,
+    unroll,
+    keep_gates=False,
+    keep_core=False,
+    prev_states=False,
+    outputs=True,
+):
     """The time-major forward scan: ``(ys_t (T, B, u), states_t (leaves (T+1, B, ·)))``, then the
     per-step gate values with ``keep_gates``, then with ``keep_core`` what ``cell.core_keep`` keeps
     for its hand-written VJP (the step then taken through the cell's split ``core(x K, h R, s)``,
@@ -217,8 +229,10 @@ def _as_state(cell, initial_state):
         return initial_state
     fields = state_type._fields
     if len(initial_state) != len(fields):
-        raise ValueError(f"initial_state for {type(cell).__name__} must hold {len(fields)} array(s) "
-                         f"({', '.join(fields)}); got {len(initial_state)}.")
+        raise ValueError(
+            f"initial_state for {type(cell).__name__} must hold {len(fields)} array(s) "
+            f"({', '.join(fields)}); got {len(initial_state)}."
+        )
     return state_type(*initial_state)
 
 
@@ -232,9 +246,19 @@ def _prepare(cell, xs, initial_state, mask, go_backwards):
     return time_major(xs, go_backwards), s0, mask_t
 
 
-def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-            dropout_masks=None, go_backwards: bool = False, zero_output_for_mask: bool = False,
-            unroll: bool = False, keep_gates: bool = False) -> Trajectory:
+def forward(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    dropout_masks=None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    unroll: bool = False,
+    keep_gates: bool = False,
+) -> Trajectory:
     """Run ``cell`` over ``xs (B, T, F)`` with one ``lax.scan``, keeping every state.
 
     Args:
@@ -265,8 +289,7 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
         ((2, 5, 4), (2, 6, 4))
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
-    out = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll,
-                keep_gates)
+    out = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll, keep_gates)
     ys, states_t = out[:2]
     final = jax.tree_util.tree_map(lambda s: s[-1], states_t)
     states = jax.tree_util.tree_map(lambda s: jnp.swapaxes(s, 0, 1), states_t)
@@ -275,6 +298,7 @@ def forward(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.
 
 
 # --- the explicit backward pass -------------------------------------------------------------------
+
 
 def _tree_add(a, b):
     return jax.tree_util.tree_map(lambda u, v: u + v, a, b)
@@ -350,8 +374,22 @@ def _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll):
     return vjp((g, dy))
 
 
-def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_masks, zero_prev, unroll,
-             truncate, core_kept=None, state_gradients=True):
+def _reverse(  # noqa: C901 (one loop body per masking mode and VJP kind, kept together for XLA's sake)
+    cell,
+    params,
+    xs_t,
+    mask_t,
+    prev_t,
+    final,
+    dys_t,
+    d_final,
+    dropout_masks,
+    zero_prev,
+    unroll,
+    truncate,
+    core_kept=None,
+    state_gradients=True,
+):
     """The reverse scan of per-step vector–Jacobian products, time-major, in processing order.
 
     Per step only the recurrent product ``d_hr @ R^T`` is a matmul; the weight and input gradients
@@ -376,7 +414,8 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
     def state_at(t):
         """s_t, 0 <= t <= T."""
         before = jax.tree_util.tree_map(
-            lambda s: jax.lax.dynamic_index_in_dim(s, jnp.minimum(t, steps - 1), keepdims=False), prev_t)
+            lambda s: jax.lax.dynamic_index_in_dim(s, jnp.minimum(t, steps - 1), keepdims=False), prev_t
+        )
         return _tree_where(t == steps, final, before)
 
     def emitted(g):
@@ -390,6 +429,7 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
         return ds._replace(**{ds._fields[0]: ds[0] + d})
 
     if core_kept is not None:
+
         def step(g, t, kept, seen, m, dy):
             s_prev, new = state_at(t - 1), state_at(t)
             d_new, d_y, d_direct = _through_mask(cell, s_prev, g, dy, seen, m, zero_prev, unroll)
@@ -430,14 +470,17 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
 
             buf, other = (kept_t, dys_t) if reuse_kept else (dys_t, kept_t)
             (d_s0, dxk_t), (dhr_t, d_states_t) = jax.lax.scan(
-                body, (d_final, buf), (t_index, other, seen_t, mask_t), reverse=True)
+                body, (d_final, buf), (t_index, other, seen_t, mask_t), reverse=True
+            )
         else:
+
             def body(g, inp):
                 ds, dxk, dhr = step(g, *inp)
                 return ds, (dxk, keep_hr(dxk, dhr), emitted(g))
 
             d_s0, (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-                body, d_final, (t_index, kept_t, seen_t, mask_t, dys_t), reverse=True)
+                body, d_final, (t_index, kept_t, seen_t, mask_t, dys_t), reverse=True
+            )
         if dhr_t is None:
             dhr_t = dxk_t
         elif rest is not None:
@@ -463,7 +506,8 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         (d_s0, d_core), (dxk_t, dhr_t, d_states_t) = jax.lax.scan(
-            body, (d_final, zeros), (t_index, xk_t, seen_t, mask_t, dys_t), reverse=True)
+            body, (d_final, zeros), (t_index, xk_t, seen_t, mask_t, dys_t), reverse=True
+        )
 
     h_rows = cell.output(prev_t).reshape(rows, -1)
     _, ip_vjp = jax.vjp(lambda p, x: cell.input_projection(p, x, tiled), params, x_rows)
@@ -474,10 +518,21 @@ def _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_
     return d_params, dx.reshape(xs_t.shape), d_s0, d_states_t
 
 
-def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=None,
-             mask: Optional[jax.Array] = None, *, d_final_state=None, dropout_masks=None,
-             go_backwards: bool = False, zero_output_for_mask: bool = False, unroll: bool = False,
-             truncate_gradient: Optional[int] = None) -> Gradients:
+def backward(
+    cell,
+    params,
+    xs: jax.Array,
+    d_outputs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    d_final_state=None,
+    dropout_masks=None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    unroll: bool = False,
+    truncate_gradient: Optional[int] = None,
+) -> Gradients:
     """Backpropagation through time as an explicit reverse ``lax.scan``.
 
     For :math:`L = \\sum_t \\langle y_t, \\bar y_t \\rangle + \\langle s_T, \\bar s_T \\rangle`, with
@@ -506,19 +561,21 @@ def backward(cell, params, xs: jax.Array, d_outputs: jax.Array, initial_state=No
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     zero_prev = zero_output_for_mask and not unroll
     _, prev_t, final = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll, prev_states=True)
-    d_final = (jax.tree_util.tree_map(jnp.zeros_like, s0) if d_final_state is None
-               else cell.state_type(*d_final_state))
+    d_final = jax.tree_util.tree_map(jnp.zeros_like, s0) if d_final_state is None else cell.state_type(*d_final_state)
     want = (xs.shape[0], xs.shape[1], cell.output_size)
     if tuple(jnp.shape(d_outputs)) != want:
-        raise ValueError(f"d_outputs must have shape (batch, time, units) = {want}; "
-                         f"got shape {tuple(jnp.shape(d_outputs))}.")
+        raise ValueError(
+            f"d_outputs must have shape (batch, time, units) = {want}; got shape {tuple(jnp.shape(d_outputs))}."
+        )
     dys_t = jnp.swapaxes(jnp.asarray(d_outputs, xs.dtype), 0, 1)
-    d_params, dx_t, d_s0, d_states_t = _reverse(cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final,
-                                                dropout_masks, zero_prev, unroll, truncate)
+    d_params, dx_t, d_s0, d_states_t = _reverse(
+        cell, params, xs_t, mask_t, prev_t, final, dys_t, d_final, dropout_masks, zero_prev, unroll, truncate
+    )
     return Gradients(d_params, batch_first(dx_t, go_backwards), d_s0, jnp.swapaxes(d_states_t, 0, 1))
 
 
 # --- the layers' scan, differentiated by the explicit backward pass -------------------------------
+
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
@@ -527,8 +584,9 @@ def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
     it keeps no states (:func:`_outputs_only`)."""
     go_backwards, zero_output_for_mask, unroll, _ = flags
     xs_t, s0, mask_t = _prepare(cell, xs, s0, mask, go_backwards)
-    ys, final = _outputs_only(cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll,
-                              unroll)
+    ys, final = _outputs_only(
+        cell, params, xs_t, s0, mask_t, dropout_masks, zero_output_for_mask and not unroll, unroll
+    )
     return jnp.swapaxes(ys, 0, 1), final
 
 
@@ -555,8 +613,19 @@ def _layer_forward(cell, flags, params, xs, s0, mask, dropout_masks):
     # reverse scan, except where a masked step emits zeros (zero_output_for_mask, and the unrolled
     # masking before the first real step): there the scan writes them, as a (T, B, u) array more.
     derive = keep and (mask_t is None or not (zero_output_for_mask or unroll))
-    ys, prev_t, final, *kept = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, zero_prev, unroll,
-                                     keep_core=keep, prev_states=True, outputs=not derive)
+    ys, prev_t, final, *kept = _scan(
+        cell,
+        params,
+        xs_t,
+        s0,
+        mask_t,
+        dropout_masks,
+        zero_prev,
+        unroll,
+        keep_core=keep,
+        prev_states=True,
+        outputs=not derive,
+    )
     out = _outputs_from_states(cell, prev_t, final) if derive else jnp.swapaxes(ys, 0, 1)
     return (out, final), (params, xs_t, prev_t, final, mask_t, dropout_masks, tuple(kept))
 
@@ -565,9 +634,22 @@ def _layer_bwd(cell, flags, residuals, cotangents):
     go_backwards, zero_output_for_mask, unroll, truncate = flags
     params, xs_t, prev_t, final, mask_t, dropout_masks, kept = residuals
     d_ys, d_final = cotangents
-    d_params, dx_t, d_s0, _ = _reverse(cell, params, xs_t, mask_t, prev_t, final, jnp.swapaxes(d_ys, 0, 1), d_final,
-                                       dropout_masks, zero_output_for_mask and not unroll, unroll, truncate,
-                                       kept if _has_core_vjp(cell) else None, state_gradients=False)
+    d_params, dx_t, d_s0, _ = _reverse(
+        cell,
+        params,
+        xs_t,
+        mask_t,
+        prev_t,
+        final,
+        jnp.swapaxes(d_ys, 0, 1),
+        d_final,
+        dropout_masks,
+        zero_output_for_mask and not unroll,
+        unroll,
+        truncate,
+        kept if _has_core_vjp(cell) else None,
+        state_gradients=False,
+    )
     return d_params, batch_first(dx_t, go_backwards), d_s0, None, None
 
 
@@ -576,8 +658,17 @@ scan_with_explicit_vjp.defvjp(_layer_forward, _layer_bwd)
 
 # --- the Jacobian chain ----------------------------------------------------------------------------
 
-def step_jacobians(cell, params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-                   dropout_masks=None, go_backwards: bool = False) -> jax.Array:
+
+def step_jacobians(
+    cell,
+    params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    dropout_masks=None,
+    go_backwards: bool = False,
+) -> jax.Array:
     """Every per-step state Jacobian :math:`J_t = \\partial s_t/\\partial s_{t-1}`, ``(B, T, S, S)``,
     ``J[:, t-1]`` = :math:`J_t` in processing order (column convention:
     :math:`J_{ij} = \\partial s_{t,i}/\\partial s_{t-1,j}`).
@@ -665,6 +756,7 @@ def jacobians_from_start(J: jax.Array) -> jax.Array:
 
 # --- long horizons: the log domain ------------------------------------------------------------------
 
+
 def kahan_add(total: jax.Array, lost: jax.Array, term: jax.Array) -> tuple:
     r"""One step of compensated summation (Kahan 1965): ``(total, lost) -> (total', lost')`` with
     :math:`y = \text{term} - \text{lost}`, :math:`\text{total}' = \text{total} + y` and
@@ -740,6 +832,7 @@ def log_norms_to_end(J: jax.Array) -> jax.Array:
 
 # --- matrix-free: never form S x S ------------------------------------------------------------------
 
+
 def _span_map(cell, params, xs_t, mask_t, dropout_masks):
     """``s_start -> s_T`` over the time-major inputs ``xs_t`` (state vectors ``(B, S)``)."""
 
@@ -751,9 +844,20 @@ def _span_map(cell, params, xs_t, mask_t, dropout_masks):
     return run
 
 
-def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1, initial_state=None,
-                        mask: Optional[jax.Array] = None, *, dropout_masks=None, go_backwards: bool = False,
-                        iterations: int = 100, key: Optional[jax.Array] = None):
+def top_singular_values(
+    cell,
+    params,
+    xs: jax.Array,
+    start: int = 0,
+    k: int = 1,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    dropout_masks=None,
+    go_backwards: bool = False,
+    iterations: int = 100,
+    key: Optional[jax.Array] = None,
+):
     """The k largest singular values of :math:`\\partial s_T/\\partial s_{start}`, ``(B, k)``, and the
     right singular vectors ``(B, S, k)``, matrix-free.
 
@@ -777,9 +881,11 @@ def top_singular_values(cell, params, xs: jax.Array, start: int = 0, k: int = 1,
     size = cell.state_size
     checks.integer("k", k, minimum=1, maximum=size, what="the state size")
     if getattr(cell, "compute_dtype", None) is not None:
-        raise ValueError(f"top_singular_values needs forward-mode derivatives, which a cell with "
-                         f"compute_dtype={cell.compute_dtype!r} does not have (its matmuls define a VJP only); "
-                         f"analyse the float32 cell (compute_dtype=None).")
+        raise ValueError(
+            f"top_singular_values needs forward-mode derivatives, which a cell with "
+            f"compute_dtype={cell.compute_dtype!r} does not have (its matmuls define a VJP only); "
+            f"analyse the float32 cell (compute_dtype=None)."
+        )
     _, states_t = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False)
     s_start = cell.state_to_vector(jax.tree_util.tree_map(lambda a: a[start], states_t))
     run = _span_map(cell, params, xs_t[start:], None if mask_t is None else mask_t[start:], dropout_masks)
@@ -832,8 +938,15 @@ _MOVED = {
 
 
 def _forward_recording(model, params, x, mask, training, rng, initial_states, taps):
-    return model.run(params, x, None if mask is None else jnp.asarray(mask).astype(bool), training, rng,
-                     initial_states=initial_states, taps=taps)
+    return model.run(
+        params,
+        x,
+        None if mask is None else jnp.asarray(mask).astype(bool),
+        training,
+        rng,
+        initial_states=initial_states,
+        taps=taps,
+    )
 
 
 def __getattr__(name: str):
@@ -843,8 +956,11 @@ def __getattr__(name: str):
     import warnings
 
     target = _MOVED[name]
-    warnings.warn(f"rnncore.bptt.{name} is deprecated; use {target if name.startswith('_') else target + '.' + name}.",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"rnncore.bptt.{name} is deprecated; use {target if name.startswith('_') else target + '.' + name}.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if name == "_model_forward":
         return _forward_recording
     if name.startswith("_"):

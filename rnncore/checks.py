@@ -57,8 +57,9 @@ def _interval(low, high, kind: str, low_open: bool = False, high_open: bool = Fa
     return kind
 
 
-def integer(name: str, value: Any, minimum: Optional[int] = None, maximum: Optional[int] = None,
-            what: Optional[str] = None) -> int:
+def integer(
+    name: str, value: Any, minimum: Optional[int] = None, maximum: Optional[int] = None, what: Optional[str] = None
+) -> int:
     """``value`` as an ``int`` if it is an integer in ``[minimum, maximum]`` (either bound optional)."""
     ok = is_integer(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if not ok:
@@ -73,8 +74,16 @@ def positive_int(name: str, value: Any, what: Optional[str] = None) -> int:
     return int(value)
 
 
-def real(name: str, value: Any, minimum: Optional[float] = None, maximum: Optional[float] = None, *,
-         low_open: bool = False, high_open: bool = False, what: Optional[str] = None) -> float:
+def real(
+    name: str,
+    value: Any,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    what: Optional[str] = None,
+) -> float:
     """``value`` as a ``float`` if it is a real number in the interval given by ``minimum``/``maximum``
     (closed unless ``low_open``/``high_open``). NaN is never in an interval."""
     ok = is_real(value)

@@ -94,6 +94,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_at_least(minimum: int, what: str):
     """An argparse type: an integer >= ``minimum``."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -140,26 +141,30 @@ def _cmd_diagnose(args) -> int:
 
         model, params = from_keras(args.model)
         if not diagnosis.has_recurrent_layer(model):
-            raise ValueError(f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
-                             "Bidirectional); nothing to diagnose.")
+            raise ValueError(
+                f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
+                "Bidirectional); nothing to diagnose."
+            )
         x = data.load_array(args.data)
         features = diagnosis.input_features(model, params)
         if features is not None and x.shape[2] != features:
             got = x.shape if x.shape[0] > 1 else x.shape[1:]
-            raise ValueError(f"--data {args.data}: the model expects inputs of shape (batch, time, {features}) "
-                             f"(or (time, {features}) for one sequence); got {got}.")
-        x = x[:args.batch]
+            raise ValueError(
+                f"--data {args.data}: the model expects inputs of shape (batch, time, {features}) "
+                f"(or (time, {features}) for one sequence); got {got}."
+            )
+        x = x[: args.batch]
         label = os.path.basename(args.model)
         rows, res = diagnosis.diagnose_model(model, params, x, lags=lags, seed=args.seed)
         for r in rows:
             r["model"] = label
         all_rows += rows
         results.update(res)
-        heading = (f"rnncore diagnose: {args.model} on {args.data}, B={x.shape[0]}, T={x.shape[1]}, "
-                   f"F={x.shape[2]}")
+        heading = f"rnncore diagnose: {args.model} on {args.data}, B={x.shape[0]}, T={x.shape[1]}, F={x.shape[2]}"
         title = f"{label} on {os.path.basename(args.data)} (T={x.shape[1]})"
-        settings = dict(model=args.model, data=args.data, batch=int(x.shape[0]), seq_len=int(x.shape[1]),
-                        features=int(x.shape[2]))
+        settings = dict(
+            model=args.model, data=args.data, batch=int(x.shape[0]), seq_len=int(x.shape[1]), features=int(x.shape[2])
+        )
     else:
         if args.data is not None:
             raise UsageError("--data goes with --model (without --model the inputs are random).")
@@ -173,32 +178,49 @@ def _cmd_diagnose(args) -> int:
             all_rows += rows
             for name, value in res.items():
                 results[cell_name if args.layers == 1 else f"{cell_name} {name}"] = value
-        heading = (f"rnncore diagnose: standardized random inputs B={args.batch}, T={args.seq_len}, "
-                   f"F={args.features}; {args.layers} layer(s) of {args.units} units, kernel glorot_uniform, "
-                   f"recurrent kernel {args.init}, seed {args.seed}")
+        heading = (
+            f"rnncore diagnose: standardized random inputs B={args.batch}, T={args.seq_len}, "
+            f"F={args.features}; {args.layers} layer(s) of {args.units} units, kernel glorot_uniform, "
+            f"recurrent kernel {args.init}, seed {args.seed}"
+        )
         title = f"T={args.seq_len}, {args.layers}×{args.units} units, recurrent kernel {args.init}"
-        settings = dict(cells=list(args.cell), units=args.units, layers=args.layers, init=args.init,
-                        batch=args.batch, seq_len=args.seq_len, features=args.features, seed=args.seed)
+        settings = dict(
+            cells=list(args.cell),
+            units=args.units,
+            layers=args.layers,
+            init=args.init,
+            batch=args.batch,
+            seq_len=args.seq_len,
+            features=args.features,
+            seed=args.seed,
+        )
     picture = None
     if not args.no_plot:
         picture = args.out
         _diagnose_picture(results, picture, title)
     seconds = time.perf_counter() - t0
     if args.json:
-        out = dict(settings=settings, lags=list(lags), rows=[
-            {**r, "grad_norm_by_lag": {str(k): v for k, v in r["grad_norm_by_lag"].items()}} for r in all_rows],
-            picture=picture, seconds=round(seconds, 3))
+        out = dict(
+            settings=settings,
+            lags=list(lags),
+            rows=[{**r, "grad_norm_by_lag": {str(k): v for k, v in r["grad_norm_by_lag"].items()}} for r in all_rows],
+            picture=picture,
+            seconds=round(seconds, 3),
+        )
         print(json.dumps(out, indent=1))
         return 0
     print(heading)
-    print("k=…: ‖∂L/∂s_{T-k}‖, the gradient a loss at the last step (a unit vector on the output per row) sends "
-          "back k steps, batch mean")
+    print(
+        "k=…: ‖∂L/∂s_{T-k}‖, the gradient a loss at the last step (a unit vector on the output per row) sends "
+        "back k steps, batch mean"
+    )
     print(diagnosis.format_table(all_rows, lags))
-    print("horizon: lags over which the gradient stays above 1% of lag 1's; λ_max: largest Lyapunov exponent "
-          "(nats/step); saturated: gate values outside [0.05, 0.95] (sigmoid) or beyond ±0.95 (tanh)")
+    print(
+        "horizon: lags over which the gradient stays above 1% of lag 1's; λ_max: largest Lyapunov exponent "
+        "(nats/step); saturated: gate values outside [0.05, 0.95] (sigmoid) or beyond ±0.95 (tanh)"
+    )
     print((f"picture: {picture}; " if picture else "") + f"{seconds:.1f} s")
     return 0
-
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -229,12 +251,19 @@ def _task(args):
         x, y = data.noisy_sine(args.samples, args.seq_len, seed=args.seed)
         return x, y, L.Dense(1), "mse", float(np.var(y)), "predict the mean target: Var(y)"
     n_symbols, copy_length = 8, 10
-    tokens, y = data.copy_memory(args.samples, args.seq_len, n_symbols=n_symbols, copy_length=copy_length,
-                                 seed=args.seed)
+    tokens, y = data.copy_memory(
+        args.samples, args.seq_len, n_symbols=n_symbols, copy_length=copy_length, seed=args.seed
+    )
     x = np.eye(n_symbols + 2, dtype=np.float32)[tokens]  # one-hot tokens
     baseline = data.copy_memory_baseline(args.seq_len, n_symbols, copy_length)
-    return (x, y, L.Dense(n_symbols + 2), _losses.SparseCategoricalCrossentropy(from_logits=True), baseline,
-            "memoryless: c·log K / (T + 2c)")
+    return (
+        x,
+        y,
+        L.Dense(n_symbols + 2),
+        _losses.SparseCategoricalCrossentropy(from_logits=True),
+        baseline,
+        "memoryless: c·log K / (T + 2c)",
+    )
 
 
 def _optimizer(args):
@@ -259,21 +288,36 @@ def _cmd_train(args) -> int:
     x, y, head, loss, baseline, baseline_text = _task(args)
     make = CELLS[cell_name]
     sequence_out = args.task == "copy"
-    stack = [make(args.units, recurrent_initializer=args.init,
-                  return_sequences=sequence_out or i < args.layers - 1) for i in range(args.layers)]
+    stack = [
+        make(args.units, recurrent_initializer=args.init, return_sequences=sequence_out or i < args.layers - 1)
+        for i in range(args.layers)
+    ]
     model = Sequential([*stack, head])
     params = model.init(jax.random.PRNGKey(args.seed), x.shape[1:])
-    label = (f"{cell_name} {args.units}×{args.layers}, {args.optimizer}"
-             + (f" lr {args.lr:g}" if args.lr is not None else "")
-             + (f", clipnorm {args.clipnorm:g}" if args.clipnorm is not None else "")
-             + (f", global_clipnorm {args.global_clipnorm:g}" if args.global_clipnorm is not None else "")
-             + (f", init {args.init}" if args.init != "orthogonal" else "")
-             + (f", truncate {args.truncate}" if args.truncate is not None else ""))
+    label = (
+        f"{cell_name} {args.units}×{args.layers}, {args.optimizer}"
+        + (f" lr {args.lr:g}" if args.lr is not None else "")
+        + (f", clipnorm {args.clipnorm:g}" if args.clipnorm is not None else "")
+        + (f", global_clipnorm {args.global_clipnorm:g}" if args.global_clipnorm is not None else "")
+        + (f", init {args.init}" if args.init != "orthogonal" else "")
+        + (f", truncate {args.truncate}" if args.truncate is not None else "")
+    )
     print(f"rnncore train: {args.task} task, T={args.seq_len}, {args.samples} samples (20% validation); {label}")
     t0 = time.perf_counter()
-    params, history = fit(model, params, x, y, loss=loss, optimizer=_optimizer(args), epochs=args.epochs,
-                          batch_size=args.batch_size, validation_split=0.2, seed=args.seed, verbose=args.verbose,
-                          truncate_gradient=args.truncate)
+    params, history = fit(
+        model,
+        params,
+        x,
+        y,
+        loss=loss,
+        optimizer=_optimizer(args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=0.2,
+        seed=args.seed,
+        verbose=args.verbose,
+        truncate_gradient=args.truncate,
+    )
     seconds = time.perf_counter() - t0
     logs = history.history
     status = 0
@@ -282,8 +326,10 @@ def _cmd_train(args) -> int:
         status = 1
     if logs.get("loss"):
         train_loss, val_loss = logs["loss"][-1], logs.get("val_loss", [float("nan")])[-1]
-        print(f"final loss {train_loss:.4g} (train), {val_loss:.4g} (validation); baseline {baseline:.4g} "
-              f"({baseline_text}); validation/baseline = {val_loss / baseline:.3g} in {seconds:.1f} s")
+        print(
+            f"final loss {train_loss:.4g} (train), {val_loss:.4g} (validation); baseline {baseline:.4g} "
+            f"({baseline_text}); validation/baseline = {val_loss / baseline:.3g} in {seconds:.1f} s"
+        )
     if not args.no_plot and logs.get("loss"):
         _training_picture({label: history}, args.out, baseline)
         print(f"picture: {args.out}")
@@ -317,20 +363,28 @@ def _keras_backend() -> str:
 def _cmd_check_keras(args) -> int:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     if importlib.util.find_spec("keras") is None:
-        print("rnncore: error: check-keras compares rnncore with Keras 3, which is not installed; "
-              "install it with: pip install 'rnncore[test]'", file=sys.stderr)
+        print(
+            "rnncore: error: check-keras compares rnncore with Keras 3, which is not installed; "
+            "install it with: pip install 'rnncore[test]'",
+            file=sys.stderr,
+        )
         return 2
     backend = _keras_backend()
     if backend != "jax":
-        print(f"rnncore: error: check-keras needs Keras on the JAX backend; KERAS_BACKEND is "
-              f"{backend!r} (set KERAS_BACKEND=jax).", file=sys.stderr)
+        print(
+            f"rnncore: error: check-keras needs Keras on the JAX backend; KERAS_BACKEND is "
+            f"{backend!r} (set KERAS_BACKEND=jax).",
+            file=sys.stderr,
+        )
         return 2
     from .interop.keras.parity import parity_table
 
     t0 = time.perf_counter()
     rows = parity_table(seed=args.seed, trials=args.trials, kinds=args.only)
-    print(f"rnncore vs Keras 3 (JAX backend), float32, random weights, masked batch, 2-layer stacks + Dense; "
-          f"seed {args.seed}, {args.trials} random configuration(s) per layer type")
+    print(
+        f"rnncore vs Keras 3 (JAX backend), float32, random weights, masked batch, 2-layer stacks + Dense; "
+        f"seed {args.seed}, {args.trials} random configuration(s) per layer type"
+    )
     if args.verbose:
         print(f"{'configuration':<64} {'outputs':>10} {'gradients':>10}")
         for kind, desc, out_err, grad_err in rows:
@@ -340,8 +394,9 @@ def _cmd_check_keras(args) -> int:
         mine = [r for r in rows if r[0] == kind]
         print(f"{kind:<16} {len(mine):>5} {max(r[2] for r in mine):>24.2e} {max(r[3] for r in mine):>26.2e}")
     worst = max(max(r[2], r[3]) for r in rows)
-    print(f"largest error {worst:.2e} ({'within' if worst <= 1e-5 else 'ABOVE'} 1e-5) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"largest error {worst:.2e} ({'within' if worst <= 1e-5 else 'ABOVE'} 1e-5) in {time.perf_counter() - t0:.1f} s"
+    )
     return 0 if worst <= 1e-5 else 1
 
 
@@ -374,27 +429,47 @@ _CHECK_EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rnncore", description="Keras-exact recurrent networks with the backward pass opened up: "
-                     "diagnose vanishing and exploding gradients, train with remedies, check Keras parity.",
-                     epilog="`rnncore` with no command runs `rnncore diagnose`. See `rnncore COMMAND --help`.")
+    parser = _Parser(
+        prog="rnncore",
+        description="Keras-exact recurrent networks with the backward pass opened up: "
+        "diagnose vanishing and exploding gradients, train with remedies, check Keras parity.",
+        epilog="`rnncore` with no command runs `rnncore diagnose`. See `rnncore COMMAND --help`.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     fmt = argparse.RawDescriptionHelpFormatter
     init_names = [n for n in initializers.NAMES if n not in ("constant", "variance_scaling")]
 
-    d = sub.add_parser("diagnose", help="gradient flow, memory horizon, Lyapunov exponent, saturation, verdict",
-                       description="How gradients travel back through recurrent layers: the gradient a loss at the "
-                       "last step sends back k steps, the memory horizon, the largest Lyapunov exponent, gate "
-                       "saturation and a vanishing/exploding verdict, for every recurrent layer.",
-                       epilog=_DIAGNOSE_EXAMPLES, formatter_class=fmt)
-    d.add_argument("--cell", nargs="+", choices=list(CELLS), default=["simple_rnn", "lstm", "gru"],
-                   help="cells to compare (default: simple_rnn lstm gru)")
+    d = sub.add_parser(
+        "diagnose",
+        help="gradient flow, memory horizon, Lyapunov exponent, saturation, verdict",
+        description="How gradients travel back through recurrent layers: the gradient a loss at the "
+        "last step sends back k steps, the memory horizon, the largest Lyapunov exponent, gate "
+        "saturation and a vanishing/exploding verdict, for every recurrent layer.",
+        epilog=_DIAGNOSE_EXAMPLES,
+        formatter_class=fmt,
+    )
+    d.add_argument(
+        "--cell",
+        nargs="+",
+        choices=list(CELLS),
+        default=["simple_rnn", "lstm", "gru"],
+        help="cells to compare (default: simple_rnn lstm gru)",
+    )
     d.add_argument("--units", type=_positive_int, default=64, help="units per layer (default 64)")
     d.add_argument("--seq-len", type=_positive_int, default=100, help="time steps T (default 100)")
     d.add_argument("--layers", type=_positive_int, default=1, help="stacked recurrent layers (default 1)")
-    d.add_argument("--init", choices=init_names, default="orthogonal",
-                   help="recurrent kernel initializer (default orthogonal, Keras's; identity: IRNN)")
-    d.add_argument("--batch", type=_positive_int, default=16,
-                   help="sequences (default 16; with --data, at most this many are used)")
+    d.add_argument(
+        "--init",
+        choices=init_names,
+        default="orthogonal",
+        help="recurrent kernel initializer (default orthogonal, Keras's; identity: IRNN)",
+    )
+    d.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=16,
+        help="sequences (default 16; with --data, at most this many are used)",
+    )
     d.add_argument("--features", type=_positive_int, default=8, help="input features (default 8)")
     d.add_argument("--lags", type=_positive_int, nargs="+", default=list(LAGS), help="lags k (default 1 10 50 100)")
     d.add_argument("--seed", type=_nonneg_int, default=0, help="weights and inputs (default 0)")
@@ -405,12 +480,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print JSON instead of the table")
     d.set_defaults(run=_cmd_diagnose)
 
-    t = sub.add_parser("train", help="train on a synthetic task (adding, copy, sine) with remedies",
-                       description="Train a recurrent network on a synthetic task with rc.fit and compare the final "
-                       "loss with the task's known baseline.", epilog=_TRAIN_EXAMPLES, formatter_class=fmt)
+    t = sub.add_parser(
+        "train",
+        help="train on a synthetic task (adding, copy, sine) with remedies",
+        description="Train a recurrent network on a synthetic task with rc.fit and compare the final "
+        "loss with the task's known baseline.",
+        epilog=_TRAIN_EXAMPLES,
+        formatter_class=fmt,
+    )
     t.add_argument("--task", choices=TASKS, default="adding", help="adding (MSE), copy (cross-entropy), sine (MSE)")
-    t.add_argument("--seq-len", type=_positive_int, default=50,
-                   help="T (default 50; for copy the blank period, sequences are T + 20 long)")
+    t.add_argument(
+        "--seq-len",
+        type=_positive_int,
+        default=50,
+        help="T (default 50; for copy the blank period, sequences are T + 20 long)",
+    )
     t.add_argument("--samples", type=_positive_int, default=1000, help="sequences (default 1000; 20%% validation)")
     t.add_argument("--cell", choices=list(CELLS), default="lstm", help="default lstm")
     t.add_argument("--units", type=_positive_int, default=32, help="default 32")
@@ -423,19 +507,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--global-clipnorm", type=_positive_float, help="clip the global gradient norm")
     t.add_argument("--init", choices=init_names, default="orthogonal", help="recurrent kernel initializer")
     t.add_argument("--layernorm", action="store_true", help="layer-normalized LSTM (with --cell lstm)")
-    t.add_argument("--truncate", type=_positive_int, metavar="K2",
-                   help="truncated BPTT: cut the gradient every K2 steps")
+    t.add_argument(
+        "--truncate", type=_positive_int, metavar="K2", help="truncated BPTT: cut the gradient every K2 steps"
+    )
     t.add_argument("--seed", type=_nonneg_int, default=0, help="data, weights, shuffling (default 0)")
-    t.add_argument("--verbose", default="auto", type=lambda s: s if s == "auto" else int(s),
-                   help="auto (progress bar on a terminal), 0, 1 or 2, as rc.fit")
+    t.add_argument(
+        "--verbose",
+        default="auto",
+        type=lambda s: s if s == "auto" else int(s),
+        help="auto (progress bar on a terminal), 0, 1 or 2, as rc.fit",
+    )
     t.add_argument("--out", default="train.png", help="loss-curve picture (default train.png)")
     t.add_argument("--no-plot", action="store_true", help="do not draw the picture")
     t.set_defaults(run=_cmd_train)
 
-    c = sub.add_parser("check-keras", help="compare outputs and gradients with Keras 3",
-                       description="Compare rnncore with Keras 3 (JAX backend) on outputs and gradients: fixed "
-                       "stacks and random configurations per layer type. Exit 0 if every error is within 1e-5.",
-                       epilog=_CHECK_EXAMPLES, formatter_class=fmt)
+    c = sub.add_parser(
+        "check-keras",
+        help="compare outputs and gradients with Keras 3",
+        description="Compare rnncore with Keras 3 (JAX backend) on outputs and gradients: fixed "
+        "stacks and random configurations per layer type. Exit 0 if every error is within 1e-5.",
+        epilog=_CHECK_EXAMPLES,
+        formatter_class=fmt,
+    )
     c.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
     c.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per layer type (default 2)")
     c.add_argument("--only", nargs="+", choices=LAYER_TYPES, help="check only these layer types")

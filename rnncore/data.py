@@ -37,9 +37,18 @@ import numpy as np
 from . import checks
 
 __all__ = [
-    "pad_sequences", "mask_from_lengths", "lengths_from_mask", "Batch", "bucket_by_length",
-    "Standardizer", "windows", "adding_problem", "copy_memory", "noisy_sine",
-    "ADDING_BASELINE_MSE", "copy_memory_baseline",
+    "pad_sequences",
+    "mask_from_lengths",
+    "lengths_from_mask",
+    "Batch",
+    "bucket_by_length",
+    "Standardizer",
+    "windows",
+    "adding_problem",
+    "copy_memory",
+    "noisy_sine",
+    "ADDING_BASELINE_MSE",
+    "copy_memory_baseline",
 ]
 
 #: MSE of always predicting 1 on :func:`adding_problem`: :math:`\operatorname{Var}(a + b) = 1/6`.
@@ -120,7 +129,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
         if padding == "post":
             out[i, : len(kept)] = kept
         else:
-            out[i, maxlen - len(kept):] = kept
+            out[i, maxlen - len(kept) :] = kept
     return out
 
 
@@ -175,8 +184,9 @@ class Batch(NamedTuple):
     index: np.ndarray  # type: ignore[assignment]  # Keras-style name; shadows tuple.index
 
 
-def bucket_by_length(sequences, batch_size, boundaries=None, shuffle=False, seed=0, dtype=None,
-                     value=0.0) -> List[Batch]:
+def bucket_by_length(
+    sequences, batch_size, boundaries=None, shuffle=False, seed=0, dtype=None, value=0.0
+) -> List[Batch]:
     r"""Group sequences of similar length into batches, each padded (``"post"``) to its own max length.
 
     Sequences are sorted by length (stably); with ``boundaries`` :math:`b_1 < \dots < b_k` they
@@ -215,8 +225,13 @@ def bucket_by_length(sequences, batch_size, boundaries=None, shuffle=False, seed
         bucket = np.zeros_like(lengths)
     else:
         b = np.asarray(boundaries)
-        if b.ndim != 1 or b.size == 0 or not np.issubdtype(b.dtype, np.integer) or np.any(b < 1) \
-                or np.any(np.diff(b) <= 0):
+        if (
+            b.ndim != 1
+            or b.size == 0
+            or not np.issubdtype(b.dtype, np.integer)
+            or np.any(b < 1)
+            or np.any(np.diff(b) <= 0)
+        ):
             raise ValueError(f"`boundaries` must be increasing positive integers; got {boundaries!r}")
         bucket = np.searchsorted(b, lengths, side="right")
     rng = np.random.default_rng(seed)
@@ -226,7 +241,7 @@ def bucket_by_length(sequences, batch_size, boundaries=None, shuffle=False, seed
         members = members[np.argsort(lengths[members], kind="stable")]
         if shuffle:
             members = rng.permutation(members)
-        groups += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
+        groups += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
     if shuffle:
         groups = [groups[i] for i in rng.permutation(len(groups))]
     out = []
@@ -343,9 +358,7 @@ def windows(series, input_length, target_length=1, stride=1):
     H = checks.integer("target_length", target_length, minimum=0)
     S = checks.integer("stride", stride, minimum=1)
     if s.shape[0] < L + H:
-        raise ValueError(
-            f"`series` of length {s.shape[0]} is shorter than input_length + target_length = {L + H}"
-        )
+        raise ValueError(f"`series` of length {s.shape[0]} is shorter than input_length + target_length = {L + H}")
     W = (s.shape[0] - L - H) // S + 1
     starts = np.arange(W) * S
     x = s[starts[:, None] + np.arange(L)[None, :]]
@@ -430,7 +443,7 @@ def copy_memory(n, T, n_symbols=8, copy_length=10, seed=0):
     x[:, :c] = symbols
     x[:, c + T - 1] = K + 1
     y = np.zeros_like(x)
-    y[:, T + c:] = symbols
+    y[:, T + c :] = symbols
     return x, y
 
 
@@ -515,6 +528,7 @@ def load_array(path: str) -> np.ndarray:
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or 0 in x.shape:
-        raise ValueError(f"--data {path}: expected (batch, time, features) or one sequence (time, features); "
-                         f"got shape {x.shape}.")
+        raise ValueError(
+            f"--data {path}: expected (batch, time, features) or one sequence (time, features); got shape {x.shape}."
+        )
     return x

@@ -49,13 +49,23 @@ class CrossLayerJacobian(NamedTuple):
 
 
 def _zero_tap(c: layers.Consumed):
-    return (jnp.zeros(c.outputs.shape, c.outputs.dtype),
-            jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), c.initial_state))
+    return (
+        jnp.zeros(c.outputs.shape, c.outputs.dtype),
+        jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), c.initial_state),
+    )
 
 
-def model_state_gradients(model, params, x: jax.Array, d_output, mask: Optional[jax.Array] = None,
-                          training: bool = False, rng: Optional[jax.Array] = None, *,
-                          initial_states=None) -> tuple:
+def model_state_gradients(
+    model,
+    params,
+    x: jax.Array,
+    d_output,
+    mask: Optional[jax.Array] = None,
+    training: bool = False,
+    rng: Optional[jax.Array] = None,
+    *,
+    initial_states=None,
+) -> tuple:
     """:math:`\\partial L/\\partial s^{(l)}_t` for every recurrent layer l of a ``Sequential`` and
     every step t, for :math:`L = \\langle \\text{model.apply(params, x, mask)}, \\bar y\\rangle`
     with ``d_output`` :math:`= \\bar y` (the model's output structure and shapes; a tuple where
@@ -106,18 +116,19 @@ def model_state_gradients(model, params, x: jax.Array, d_output, mask: Optional[
         [(2, 5, 6), (2, 5, 2), None]
     """
     mask = _as_mask(mask)
-    out_shape = jax.eval_shape(
-        lambda: model.run(params, x, mask, training, rng, initial_states=initial_states).output)
+    out_shape = jax.eval_shape(lambda: model.run(params, x, mask, training, rng, initial_states=initial_states).output)
     if isinstance(d_output, list):
         d_output = tuple(d_output)
     out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
     d_leaves, d_tree = jax.tree_util.tree_flatten(d_output)
     d_shapes = [tuple(jnp.shape(a)) for a in d_leaves]
     if cast(Any, d_tree) != out_tree or d_shapes != [tuple(a.shape) for a in out_leaves]:
-        raise ValueError(f"d_output must match the model's output: shapes {[tuple(a.shape) for a in out_leaves]}; "
-                         f"got {d_shapes}.")
+        raise ValueError(
+            f"d_output must match the model's output: shapes {[tuple(a.shape) for a in out_leaves]}; got {d_shapes}."
+        )
     return compilation.jit_static(_model_state_gradients, model=model, training=bool(training))(
-        params=params, x=x, d_output=d_output, mask=mask, rng=rng, initial_states=initial_states)
+        params=params, x=x, d_output=d_output, mask=mask, rng=rng, initial_states=initial_states
+    )
 
 
 def _model_state_gradients(model, training, params, x, d_output, mask, rng, initial_states):
@@ -137,18 +148,27 @@ def _model_state_gradients(model, training, params, x, d_output, mask, rng, init
 
     def objective(taps):
         out, consumed = run(taps)
-        total = sum(jnp.sum(o * jnp.asarray(d, o.dtype))
-                    for o, d in zip(jax.tree_util.tree_leaves(out), d_leaves))
+        total = sum(jnp.sum(o * jnp.asarray(d, o.dtype)) for o, d in zip(jax.tree_util.tree_leaves(out), d_leaves))
         return total, consumed
 
     d_taps, consumed = jax.grad(objective, has_aux=True)(taps)
 
     def states(layer, c: layers.Consumed, dt):
         d_ys, d_final = dt
-        later = bptt.backward(layer.cell, c.params, c.xs, d_ys, c.initial_state, c.mask, d_final_state=d_final,
-                         dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards,
-                         zero_output_for_mask=layer.zero_output_for_mask, unroll=layer.unroll,
-                         truncate_gradient=getattr(layer, "truncate_gradient", None)).states
+        later = bptt.backward(
+            layer.cell,
+            c.params,
+            c.xs,
+            d_ys,
+            c.initial_state,
+            c.mask,
+            d_final_state=d_final,
+            dropout_masks=c.dropout_masks,
+            go_backwards=layer.go_backwards,
+            zero_output_for_mask=layer.zero_output_for_mask,
+            unroll=layer.unroll,
+            truncate_gradient=getattr(layer, "truncate_gradient", None),
+        ).states
         cell = layer.cell
         _, read_out = jax.vjp(lambda v: cell.output(cell.vector_to_state(v)), later)
         (own,) = read_out(jnp.where(layer.emits(c.mask)[:, :, None], d_ys, 0))
@@ -159,15 +179,20 @@ def _model_state_gradients(model, training, params, x, d_output, mask, rng, init
         if c is None:
             result.append(None)
         elif isinstance(c, Directions):
-            result.append(Directions(states(layer.forward_layer, c.forward, dt.forward),
-                                     states(layer.backward_layer, c.backward, dt.backward)))
+            result.append(
+                Directions(
+                    states(layer.forward_layer, c.forward, dt.forward),
+                    states(layer.backward_layer, c.backward, dt.backward),
+                )
+            )
         else:
             result.append(states(layer, c, dt))
     return tuple(result)
 
 
-def cross_layer_jacobians(model, params, x: jax.Array, mask: Optional[jax.Array] = None, *,
-                          initial_states=None) -> tuple:
+def cross_layer_jacobians(
+    model, params, x: jax.Array, mask: Optional[jax.Array] = None, *, initial_states=None
+) -> tuple:
     """The Jacobians through depth: for every pair of consecutive recurrent layers
     (l−1, l) of a ``Sequential`` (inference mode), :math:`C^{(l)}_\\tau = \\partial s^{(l)}/\\partial
     s^{(l-1)}` at every position τ of the sequence that flows between them.
@@ -225,8 +250,9 @@ def cross_layer_jacobians(model, params, x: jax.Array, mask: Optional[jax.Array]
     """
     mask = _as_mask(mask)
     recurrent = [i for i, layer in enumerate(model.layers) if layers.is_recurrent(layer)]
-    jacobians = compilation.jit_static(_cross_layer_jacobians, model=model)(params=params, x=x, mask=mask,
-                                                                initial_states=initial_states)
+    jacobians = compilation.jit_static(_cross_layer_jacobians, model=model)(
+        params=params, x=x, mask=mask, initial_states=initial_states
+    )
     return tuple(CrossLayerJacobian(lo, up, j) for lo, up, j in zip(recurrent, recurrent[1:], jacobians))
 
 
@@ -269,8 +295,15 @@ def _cross_layer_jacobians(model, params, x, mask, initial_states):
 
 def _state_vectors(layer, c: layers.Consumed) -> jax.Array:
     """``(B, T + 1, S)``: ``s_0 .. s_T`` of one direction, in its processing order."""
-    tr = bptt.forward(layer.cell, c.params, c.xs, c.initial_state, c.mask, dropout_masks=c.dropout_masks,
-                 go_backwards=layer.go_backwards)
+    tr = bptt.forward(
+        layer.cell,
+        c.params,
+        c.xs,
+        c.initial_state,
+        c.mask,
+        dropout_masks=c.dropout_masks,
+        go_backwards=layer.go_backwards,
+    )
     return layer.cell.state_to_vector(tr.states)
 
 

@@ -203,9 +203,7 @@ class OrthogonalPerGate:
 
     def __call__(self, key, shape, dtype=jnp.float32):
         if len(shape) != 2 or shape[1] % shape[0] != 0:
-            raise ValueError(
-                f"orthogonal_per_gate needs a (u, G*u) shape, got shape={tuple(shape)}."
-            )
+            raise ValueError(f"orthogonal_per_gate needs a (u, G*u) shape, got shape={tuple(shape)}.")
         u, gates = shape[0], shape[1] // shape[0]
         keys = jax.random.split(key, gates)
         blocks = [_orthogonal(k, u, u, dtype) for k in keys]

@@ -62,6 +62,7 @@ from . import activations, bptt, cells, checks, initializers
 
 # --- input checks -------------------------------------------------------------------------------
 
+
 def _shape_str(a) -> str:
     return str(tuple(np.shape(a)))
 
@@ -98,9 +99,7 @@ def check_mask(mask, x, name: str = "mask") -> Optional[jax.Array]:
         return None
     mask = jnp.asarray(mask)
     if mask.shape != tuple(x.shape[:2]):
-        raise ValueError(
-            f"{name} must have shape (batch, time) = {tuple(x.shape[:2])}; got shape {_shape_str(mask)}."
-        )
+        raise ValueError(f"{name} must have shape (batch, time) = {tuple(x.shape[:2])}; got shape {_shape_str(mask)}.")
     if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
         raise ValueError(f"{name} must be boolean (True where a step is real); got dtype {mask.dtype}.")
     return mask.astype(bool)
@@ -152,6 +151,7 @@ def check_cell_params(cell, params):
 
 
 # --- recurrent layers ---------------------------------------------------------------------------
+
 
 class Consumed(NamedTuple):
     """What one direction of a recurrent layer consumed and produced in :meth:`RNN.run` (arrays
@@ -233,8 +233,7 @@ class RNN:
         for name, a in zip(cell.state_type._fields, parts):
             if tuple(np.shape(a)) != (batch, cell.units):
                 raise ValueError(
-                    f"initial_state.{name} must have shape (batch, units) = {(batch, cell.units)}; "
-                    f"got {_shape_str(a)}."
+                    f"initial_state.{name} must have shape (batch, units) = {(batch, cell.units)}; got {_shape_str(a)}."
                 )
         return cell.state_type(*(jnp.asarray(a, dtype) for a in parts))
 
@@ -252,11 +251,21 @@ class RNN:
     def trajectory(self, params, x, mask=None, training=False, rng=None, initial_state=None) -> bptt.Trajectory:
         """The checked forward scan behind :meth:`apply`, with every state kept."""
         params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
-        return bptt.forward(self.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=self.go_backwards,
-                            zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
+        return bptt.forward(
+            self.cell,
+            params,
+            x,
+            s0,
+            mask,
+            dropout_masks=dmasks,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            unroll=self.unroll,
+        )
 
-    def run(self, params, x, mask=None, training=False, rng=None, initial_state=None, *,
-            tap: Optional[tuple] = None) -> tuple:
+    def run(
+        self, params, x, mask=None, training=False, rng=None, initial_state=None, *, tap: Optional[tuple] = None
+    ) -> tuple:
         """``(y, final_state, consumed)``: :meth:`call` recording what the layer consumed.
 
         ``tap``: None, or ``(d_outputs, d_final)`` shaped as the full output sequence ``(B, T, u)``
@@ -266,8 +275,17 @@ class RNN:
         """
         params, x, mask, s0, dmasks = self._inputs(params, x, mask, training, rng, initial_state)
         if self.backward_pass == "autodiff":
-            tr = bptt.forward(self.cell, params, x, s0, mask, dropout_masks=dmasks, go_backwards=self.go_backwards,
-                              zero_output_for_mask=self.zero_output_for_mask, unroll=self.unroll)
+            tr = bptt.forward(
+                self.cell,
+                params,
+                x,
+                s0,
+                mask,
+                dropout_masks=dmasks,
+                go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask,
+                unroll=self.unroll,
+            )
             ys, final = tr.outputs, tr.final_state
         else:
             flags = (self.go_backwards, self.zero_output_for_mask, self.unroll, self.truncate_gradient)
@@ -304,8 +322,16 @@ class RNN:
         return (y, *final) if self.return_state else y
 
 
-_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
-          "backward_pass", "truncate_gradient")
+_FLAGS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "backward_pass",
+    "truncate_gradient",
+)
 
 
 def _init_rnn(layer: RNN, cell_type, units, cell, kwargs: dict) -> None:
@@ -351,6 +377,7 @@ class LayerNormLSTM(RNN):
 
 
 # --- Bidirectional ------------------------------------------------------------------------------
+
 
 class BidirectionalParams(NamedTuple):
     forward: Any
@@ -450,8 +477,9 @@ class Bidirectional:
 
     def init(self, key, input_shape, dtype=jnp.float32) -> BidirectionalParams:
         kf, kb = jax.random.split(key)
-        return BidirectionalParams(self.forward_layer.init(kf, input_shape, dtype),
-                                   self.backward_layer.init(kb, input_shape, dtype))
+        return BidirectionalParams(
+            self.forward_layer.init(kf, input_shape, dtype), self.backward_layer.init(kb, input_shape, dtype)
+        )
 
     def compute_output_shape(self, input_shape):
         shape = self.forward_layer.compute_output_shape(input_shape)
@@ -463,8 +491,17 @@ class Bidirectional:
     def compute_mask(self, x, mask):
         return mask if self.return_sequences else None
 
-    def run(self, params: BidirectionalParams, x, mask=None, training=False, rng=None, initial_state=None, *,
-            tap: Optional[Directions] = None) -> tuple:
+    def run(
+        self,
+        params: BidirectionalParams,
+        x,
+        mask=None,
+        training=False,
+        rng=None,
+        initial_state=None,
+        *,
+        tap: Optional[Directions] = None,
+    ) -> tuple:
         """``(outputs, (forward_state, backward_state), Directions(consumed_fwd, consumed_bwd))``:
         :meth:`call` recording what each direction consumed; ``tap`` is None or a
         :class:`Directions` of the two directions' taps (see :meth:`RNN.run`)."""
@@ -494,6 +531,7 @@ class Bidirectional:
 
 
 # --- feed-forward layers ------------------------------------------------------------------------
+
 
 class DenseParams(NamedTuple):
     """Keras weight order: ``kernel (F, units)``, ``bias (units,)`` or None."""
@@ -573,8 +611,11 @@ class Dropout:
             return x
         if self.rate == 1:
             return jnp.zeros_like(x)
-        shape = x.shape if self.noise_shape is None else tuple(
-            d if n is None else n for d, n in zip(x.shape, self.noise_shape))
+        shape = (
+            x.shape
+            if self.noise_shape is None
+            else tuple(d if n is None else n for d, n in zip(x.shape, self.noise_shape))
+        )
         keep = 1.0 - self.rate
         kept = jax.random.bernoulli(_check_rng(rng, "Dropout"), keep, shape)
         return jnp.where(kept, x / keep, 0).astype(x.dtype)

@@ -60,13 +60,31 @@ import jax.numpy as jnp
 from . import checks
 
 __all__ = [
-    "EPSILON", "REDUCTIONS", "squeeze_or_expand_to_same_rank", "reduce_weighted_values",
-    "mean_squared_error", "mean_absolute_error", "huber", "binary_crossentropy", "categorical_crossentropy",
+    "EPSILON",
+    "REDUCTIONS",
+    "squeeze_or_expand_to_same_rank",
+    "reduce_weighted_values",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "huber",
+    "binary_crossentropy",
+    "categorical_crossentropy",
     "sparse_categorical_crossentropy",
-    "Loss", "MeanSquaredError", "MeanAbsoluteError", "Huber", "BinaryCrossentropy", "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy", "FunctionLoss", "get",
+    "Loss",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Huber",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "FunctionLoss",
+    "get",
     # the arithmetic rnncore.metrics shares
-    "divide_no_nan", "merge_mask", "sparse_crossentropy_values", "check_label_smoothing", "shape_of",
+    "divide_no_nan",
+    "merge_mask",
+    "sparse_crossentropy_values",
+    "check_label_smoothing",
+    "shape_of",
 ]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -122,8 +140,7 @@ def _check_same_shape(fn: str, y_true, y_pred, upto_last: bool = False):
     if jnp.shape(y_true) != want:
         what = "y_pred.shape[:-1]" if upto_last else "y_pred.shape"
         raise ValueError(
-            f"{fn}: y_true.shape={jnp.shape(y_true)} must equal {what}={want} "
-            f"(y_pred.shape={jnp.shape(y_pred)})."
+            f"{fn}: y_true.shape={jnp.shape(y_true)} must equal {what}={want} (y_pred.shape={jnp.shape(y_pred)})."
         )
 
 
@@ -185,12 +202,14 @@ def huber(y_true, y_pred, delta: float = 1.0) -> jax.Array:
     error = y_pred - y_true
     abs_error = jnp.abs(error)
     half = jnp.asarray(0.5, y_pred.dtype)
-    return jnp.mean(jnp.where(abs_error <= delta, half * jnp.square(error),
-                              delta * abs_error - half * jnp.square(delta)), axis=-1)
+    return jnp.mean(
+        jnp.where(abs_error <= delta, half * jnp.square(error), delta * abs_error - half * jnp.square(delta)), axis=-1
+    )
 
 
-def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
-                        axis: int = -1) -> jax.Array:
+def binary_crossentropy(
+    y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+) -> jax.Array:
     r"""Binary cross-entropy, averaged over ``axis``.
 
     With smoothed targets :math:`t = y(1-s) + s/2` (label smoothing :math:`s`), per entry
@@ -224,8 +243,9 @@ def _log_probs(y_pred, from_logits, axis):
     return jnp.log(jnp.clip(out, EPSILON, 1.0 - EPSILON))
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
-                             axis: int = -1) -> jax.Array:
+def categorical_crossentropy(
+    y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+) -> jax.Array:
     r"""Categorical cross-entropy over the class axis: :math:`-\sum_c t_c \log p_c`.
 
     Targets are smoothed as :math:`t = y(1-s) + s/C` (:math:`C` the size of the last axis). From
@@ -249,8 +269,9 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     return -jnp.sum(y_true * _log_probs(y_pred, from_logits, axis), axis=axis)
 
 
-def sparse_crossentropy_values(y_true, y_pred, from_logits: bool, ignore_class: Optional[int],
-                               axis: int) -> tuple[jax.Array, Optional[jax.Array]]:
+def sparse_crossentropy_values(
+    y_true, y_pred, from_logits: bool, ignore_class: Optional[int], axis: int
+) -> tuple[jax.Array, Optional[jax.Array]]:
     """:func:`sparse_categorical_crossentropy` and the mask Keras attaches to its values:
     ``(values (B, ...), valid)``, ``valid`` ``(B, ...)`` booleans, False where the label is
     ``ignore_class`` (None without one)."""
@@ -278,8 +299,9 @@ def sparse_crossentropy_values(y_true, y_pred, from_logits: bool, ignore_class: 
     return res, valid
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, ignore_class: Optional[int] = None,
-                                    axis: int = -1) -> jax.Array:
+def sparse_categorical_crossentropy(
+    y_true, y_pred, from_logits: bool = False, ignore_class: Optional[int] = None, axis: int = -1
+) -> jax.Array:
     r"""Categorical cross-entropy with integer labels: :math:`-\log p_{y}`.
 
     ``y_true``: integer class ids ``(B, ...)`` or ``(B, ..., 1)``; ``y_pred``: ``(B, ..., C)``
@@ -585,15 +607,30 @@ class FunctionLoss(Loss):
 # Keras's ``losses.get`` names: function names and their short aliases give the function (which
 # ``compile`` wraps under the string as its name), class names give the class with its default name.
 _FUNCTION_NAMES = {
-    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError,
-    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "MSE": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "MAE": MeanAbsoluteError,
     "huber": Huber,
-    "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "bce": BinaryCrossentropy,
+    "BCE": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
-_CLASS_NAMES = {cls.__name__: cls for cls in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
-                                               CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+_CLASS_NAMES = {
+    cls.__name__: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+    )
+}
 _SHAPE_NAMES = ("crossentropy", "ce")  # resolved from the shapes of y_true and y_pred, as Keras's compile does
 NAMES = tuple(_FUNCTION_NAMES) + tuple(_CLASS_NAMES) + _SHAPE_NAMES
 
@@ -635,11 +672,18 @@ def get(identifier: Union[str, Loss, Callable], y_true=None, y_pred=None) -> Los
     if isinstance(identifier, str):
         if identifier.lower() in _SHAPE_NAMES:
             if y_true is None or y_pred is None:
-                raise ValueError(f"loss={identifier!r} is resolved from the shapes of y_true and y_pred; "
-                                 "pass both (arrays or shapes) to get.")
+                raise ValueError(
+                    f"loss={identifier!r} is resolved from the shapes of y_true and y_pred; "
+                    "pass both (arrays or shapes) to get."
+                )
             is_binary, is_sparse = is_binary_or_sparse_categorical(shape_of(y_true), shape_of(y_pred))
-            cls = (BinaryCrossentropy if is_binary else
-                   SparseCategoricalCrossentropy if is_sparse else CategoricalCrossentropy)
+            cls = (
+                BinaryCrossentropy
+                if is_binary
+                else SparseCategoricalCrossentropy
+                if is_sparse
+                else CategoricalCrossentropy
+            )
             return cls(name=identifier)
         if identifier in _FUNCTION_NAMES:
             return _FUNCTION_NAMES[identifier](name=identifier)
@@ -647,5 +691,7 @@ def get(identifier: Union[str, Loss, Callable], y_true=None, y_pred=None) -> Los
             return _CLASS_NAMES[identifier]()
     elif callable(identifier):
         return FunctionLoss(identifier)
-    raise ValueError(f"loss={identifier!r}; expected a Loss, a callable (y_true, y_pred) -> per-sample values, "
-                     f"or one of {', '.join(NAMES)}.")
+    raise ValueError(
+        f"loss={identifier!r}; expected a Loss, a callable (y_true, y_pred) -> per-sample values, "
+        f"or one of {', '.join(NAMES)}."
+    )

@@ -48,10 +48,22 @@ from . import checks
 from . import losses as _losses
 
 __all__ = [
-    "MeanState", "Metric", "Mean", "MeanSquaredError", "MeanAbsoluteError", "BinaryAccuracy",
-    "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryCrossentropy", "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy", "FunctionMetric", "get",
-    "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "MeanState",
+    "Metric",
+    "Mean",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "FunctionMetric",
+    "get",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
 ]
 
 
@@ -359,9 +371,14 @@ class SparseCategoricalCrossentropy(Metric):
         return self._values(y_true, y_pred)[0]
 
 
-_LOSS_FUNCTIONS = (_losses.mean_squared_error, _losses.mean_absolute_error, _losses.huber,
-                   _losses.binary_crossentropy, _losses.categorical_crossentropy,
-                   _losses.sparse_categorical_crossentropy)
+_LOSS_FUNCTIONS = (
+    _losses.mean_squared_error,
+    _losses.mean_absolute_error,
+    _losses.huber,
+    _losses.binary_crossentropy,
+    _losses.categorical_crossentropy,
+    _losses.sparse_categorical_crossentropy,
+)
 
 
 def _snake_case(name: str) -> str:
@@ -411,12 +428,28 @@ class FunctionMetric(Metric):
 
 # --- by name, as Model.compile resolves them -----------------------------------------------------
 
-_CLASSES = (MeanSquaredError, MeanAbsoluteError, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-            BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)
+_CLASSES = (
+    MeanSquaredError,
+    MeanAbsoluteError,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    SparseCategoricalCrossentropy,
+)
 _BY_NAME = {cls.__name__: cls for cls in _CLASSES}
 _BY_NAME.update({_snake_case(cls.__name__): cls for cls in _CLASSES})
-_BY_NAME.update({"mse": MeanSquaredError, "MSE": MeanSquaredError, "mae": MeanAbsoluteError,
-                 "MAE": MeanAbsoluteError, "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy})
+_BY_NAME.update(
+    {
+        "mse": MeanSquaredError,
+        "MSE": MeanSquaredError,
+        "mae": MeanAbsoluteError,
+        "MAE": MeanAbsoluteError,
+        "bce": BinaryCrossentropy,
+        "BCE": BinaryCrossentropy,
+    }
+)
 NAMES = ("accuracy", "acc") + tuple(_BY_NAME)
 
 
@@ -425,9 +458,11 @@ def _accuracy_from_loss(loss):
         loss = _losses.get(loss) if loss is not None else None
     except ValueError:
         loss = None
-    for loss_cls, metric_cls in ((_losses.BinaryCrossentropy, BinaryAccuracy),
-                                 (_losses.SparseCategoricalCrossentropy, SparseCategoricalAccuracy),
-                                 (_losses.CategoricalCrossentropy, CategoricalAccuracy)):
+    for loss_cls, metric_cls in (
+        (_losses.BinaryCrossentropy, BinaryAccuracy),
+        (_losses.SparseCategoricalCrossentropy, SparseCategoricalAccuracy),
+        (_losses.CategoricalCrossentropy, CategoricalAccuracy),
+    ):
         if isinstance(loss, loss_cls):
             return metric_cls
     return None
@@ -458,7 +493,8 @@ def get(identifier: Union[str, Metric, Callable], y_true=None, y_pred=None, loss
         if identifier.lower() in ("accuracy", "acc"):
             if y_true is not None and y_pred is not None:
                 is_binary, is_sparse = _losses.is_binary_or_sparse_categorical(
-                    _losses.shape_of(y_true), _losses.shape_of(y_pred))
+                    _losses.shape_of(y_true), _losses.shape_of(y_pred)
+                )
                 cls = BinaryAccuracy if is_binary else SparseCategoricalAccuracy if is_sparse else CategoricalAccuracy
             else:
                 cls = _accuracy_from_loss(loss)
@@ -472,5 +508,7 @@ def get(identifier: Union[str, Metric, Callable], y_true=None, y_pred=None, loss
             return _BY_NAME[identifier](name=identifier)
     elif callable(identifier):
         return FunctionMetric(identifier)
-    raise ValueError(f"metrics={identifier!r}; expected a Metric, a callable (y_true, y_pred) -> per-sample "
-                     f"values, or one of {', '.join(NAMES)}.")
+    raise ValueError(
+        f"metrics={identifier!r}; expected a Metric, a callable (y_true, y_pred) -> per-sample "
+        f"values, or one of {', '.join(NAMES)}."
+    )

@@ -46,6 +46,7 @@ class ModelRun(NamedTuple):
     def final_states(self) -> tuple:
         """One entry per layer: a recurrent layer's final state (``(forward, backward)`` states for
         a ``Bidirectional``), None for the others."""
+
         def final(c):
             if isinstance(c, L.Directions):
                 return (c.forward.final_state, c.backward.final_state)
@@ -100,9 +101,16 @@ class Sequential:
             n = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
             raise ValueError(f"params must be a tuple with one entry per layer ({len(self.layers)}); got {n}.")
 
-    def apply(self, params, x, mask: Optional[jax.Array] = None, training: bool = False,
-              rng: Optional[jax.Array] = None, initial_states: Optional[Sequence[Any]] = None,
-              return_states: bool = False):
+    def apply(
+        self,
+        params,
+        x,
+        mask: Optional[jax.Array] = None,
+        training: bool = False,
+        rng: Optional[jax.Array] = None,
+        initial_states: Optional[Sequence[Any]] = None,
+        return_states: bool = False,
+    ):
         """Outputs for ``x (B, T, F)``.
 
         ``initial_states``: one entry per layer (None for a layer without state, or to start a
@@ -113,8 +121,15 @@ class Sequential:
         y, finals, _ = self.apply_with_mask(params, x, mask, training, rng, initial_states)
         return (y, finals) if return_states else y
 
-    def apply_with_mask(self, params, x, mask: Optional[jax.Array] = None, training: bool = False,
-                        rng: Optional[jax.Array] = None, initial_states: Optional[Sequence[Any]] = None):
+    def apply_with_mask(
+        self,
+        params,
+        x,
+        mask: Optional[jax.Array] = None,
+        training: bool = False,
+        rng: Optional[jax.Array] = None,
+        initial_states: Optional[Sequence[Any]] = None,
+    ):
         """``(y, final_states, output_mask)``: :meth:`apply` with ``return_states=True``, plus the mask
         the last layer passes on, ``(B, T)`` or None, the mask Keras attaches to the model's output
         and applies to its losses and metrics.
@@ -132,9 +147,17 @@ class Sequential:
         run = self.run(params, x, mask, training, rng, initial_states=initial_states)
         return run.output, run.final_states, run.output_mask
 
-    def run(self, params, x, mask: Optional[jax.Array] = None, training: bool = False,
-            rng: Optional[jax.Array] = None, *, initial_states: Optional[Sequence[Any]] = None,
-            taps: Optional[Sequence[Any]] = None) -> ModelRun:
+    def run(
+        self,
+        params,
+        x,
+        mask: Optional[jax.Array] = None,
+        training: bool = False,
+        rng: Optional[jax.Array] = None,
+        *,
+        initial_states: Optional[Sequence[Any]] = None,
+        taps: Optional[Sequence[Any]] = None,
+    ) -> ModelRun:
         """The model's forward, layer by layer, recording what each recurrent layer consumed:
         a :class:`ModelRun` ``(output, consumed, input_masks, output_mask)``. :meth:`apply` is
         ``run(...).output``.

@@ -44,8 +44,15 @@ from . import analysis, cells, checks
 from .history import History
 
 __all__ = [
-    "CELL_COLORS", "cell_type", "gradient_flow", "gradient_heatmap", "singular_values_by_lag",
-    "lyapunov_spectrum", "gate_saturation", "training_curves", "diagnose",
+    "CELL_COLORS",
+    "cell_type",
+    "gradient_flow",
+    "gradient_heatmap",
+    "singular_values_by_lag",
+    "lyapunov_spectrum",
+    "gate_saturation",
+    "training_curves",
+    "diagnose",
 ]
 
 _CELL_PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7")
@@ -60,7 +67,7 @@ _CELL_TYPE_ALIASES = {"rnn": "SimpleRNN"}
 _OTHER_COLORS = ("#E69F00", "#56B4E9", "#000000", "#999999", "#F0E442", "#8C564B")
 _LINESTYLES = ("-", "--", ":", "-.")
 _REFERENCE = "reference"  # gid of guide lines (zero line), so that data lines can be told apart
-_DIVERGED = "diverged"    # gid of the ✕ marking a diverged run
+_DIVERGED = "diverged"  # gid of the ✕ marking a diverged run
 
 # --- figure plumbing ------------------------------------------------------------------------------
 
@@ -179,8 +186,10 @@ def _named(values, labels, what: str) -> tuple:
     ``labels`` (a list is one result when no labels come with it)."""
     if isinstance(values, Mapping):
         if labels is not None:
-            raise ValueError(f"{what}: labels={labels!r} given with a dict of results; the dict's keys are the "
-                             "labels, so pass one or the other.")
+            raise ValueError(
+                f"{what}: labels={labels!r} given with a dict of results; the dict's keys are the "
+                "labels, so pass one or the other."
+            )
         if not values:
             raise ValueError(f"{what}: the dict of results is empty.")
         return [str(k) for k in values], list(values.values())
@@ -198,8 +207,10 @@ def _named(values, labels, what: str) -> tuple:
     elif isinstance(labels, Sequence) and len(labels) == 1:
         names = [str(labels[0])]
     else:
-        raise ValueError(f"{what}: labels={labels!r} for a single result; give one label (a string), or pass a "
-                         "list of results with one label each, or a dict {label: result}.")
+        raise ValueError(
+            f"{what}: labels={labels!r} for a single result; give one label (a string), or pass a "
+            "list of results with one label each, or a dict {label: result}."
+        )
     return names, [values]
 
 
@@ -219,12 +230,16 @@ def _real_array(value, what: str, ndims) -> np.ndarray:
 
 def _check_flow(flow, what: str):
     if not isinstance(flow, analysis.GradientFlow):
-        raise ValueError(f"{what}: expected an rc.analysis.GradientFlow (what rc.analysis.gradient_flow returns); "
-                         f"got {type(flow).__name__}.")
+        raise ValueError(
+            f"{what}: expected an rc.analysis.GradientFlow (what rc.analysis.gradient_flow returns); "
+            f"got {type(flow).__name__}."
+        )
     norms = np.asarray(flow.state_norms, np.float64)
     if norms.ndim != 3 or norms.shape[0] != len(flow.layer_names) or norms.size == 0:
-        raise ValueError(f"{what}: flow.state_norms has shape {norms.shape}; expected (R, B, T) with "
-                         f"R = {len(flow.layer_names)} layer names.")
+        raise ValueError(
+            f"{what}: flow.state_norms has shape {norms.shape}; expected (R, B, T) with "
+            f"R = {len(flow.layer_names)} layer names."
+        )
     return norms.mean(axis=1)  # (R, T): the batch mean
 
 
@@ -273,8 +288,10 @@ def gradient_flow(flow, *, lags: bool = False, ax=None, path=None, title=None):
                 series.append((name_, mean[r], color, _LINESTYLES[r % len(_LINESTYLES)]))
     else:
         mean = _check_flow(flow, "gradient_flow")
-        series = [(name, mean[r], c, ls)
-                  for r, (name, (c, ls)) in enumerate(zip(flow.layer_names, _row_styles(flow.layer_names)))]
+        series = [
+            (name, mean[r], c, ls)
+            for r, (name, (c, ls)) in enumerate(zip(flow.layer_names, _row_styles(flow.layer_names)))
+        ]
     for name, y, color, ls in series:
         T = y.shape[0]
         x, y = (np.arange(T), y[::-1]) if lags else (np.arange(1, T + 1), y)
@@ -305,15 +322,16 @@ def gradient_heatmap(flow, *, ax=None, path=None, title=None):
         (2, 8)
     """
     if isinstance(flow, Mapping):
-        raise ValueError("gradient_heatmap draws one GradientFlow; got a dict. Draw each model into its own "
-                         "axes (ax=...), or compare models with gradient_flow({label: flow}).")
+        raise ValueError(
+            "gradient_heatmap draws one GradientFlow; got a dict. Draw each model into its own "
+            "axes (ax=...), or compare models with gradient_flow({label: flow})."
+        )
     mean = _check_flow(flow, "gradient_heatmap")
     fig, ax = _axes(ax)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.ma.masked_invalid(np.log10(mean))
     R, T = mean.shape
-    im = ax.imshow(z, aspect="auto", interpolation="nearest", cmap="viridis",
-                   extent=(0.5, T + 0.5, R - 0.5, -0.5))
+    im = ax.imshow(z, aspect="auto", interpolation="nearest", cmap="viridis", extent=(0.5, T + 0.5, R - 0.5, -0.5))
     ax.set_yticks(range(R), [str(n) for n in flow.layer_names])
     ax.set_xlabel(r"step $t$")
     ax.set_ylabel("layer")
@@ -359,8 +377,9 @@ def singular_values_by_lag(values, *, labels=None, k: Optional[int] = None, ax=N
     if k is not None and not (checks.is_integer(k) and k >= 1):
         raise ValueError(f"singular_values_by_lag: k={k!r}; expected a positive integer or None.")
     names, items = _named(values, labels, "singular_values_by_lag")
-    logs = [_log_sv(v, f"singular_values_by_lag[{n!r}]" if n else "singular_values_by_lag")
-            for n, v in zip(names, items)]
+    logs = [
+        _log_sv(v, f"singular_values_by_lag[{n!r}]" if n else "singular_values_by_lag") for n, v in zip(names, items)
+    ]
     fig, ax = _axes(ax)
     colors = _colors(names) if names != [None] else ["#333333"]
     for name, log, color in zip(names, logs, colors):
@@ -411,8 +430,9 @@ def lyapunov_spectrum(exponents, *, labels=None, ax=None, path=None, title=None)
         ([None, 'reference'], [-0.15000000000000002, -0.45, -1.1])
     """
     names, items = _named(exponents, labels, "lyapunov_spectrum")
-    arrays = [_real_array(e, f"lyapunov_spectrum[{n!r}]" if n else "lyapunov_spectrum", (1, 2))
-              for n, e in zip(names, items)]
+    arrays = [
+        _real_array(e, f"lyapunov_spectrum[{n!r}]" if n else "lyapunov_spectrum", (1, 2)) for n, e in zip(names, items)
+    ]
     fig, ax = _axes(ax)
     colors = _colors(names) if names != [None] else ["#333333"]
     for name, a, color in zip(names, arrays, colors):
@@ -421,8 +441,15 @@ def lyapunov_spectrum(exponents, *, labels=None, ax=None, path=None, title=None)
         label = name if name is not None else ("batch mean" if a.shape[0] > 1 else r"$\lambda_i$")
         ax.plot(i, a.mean(axis=0), color=color, marker="o", markersize=3.5, linewidth=1.6, label=label)
         if a.shape[0] > 1:
-            ax.fill_between(i, a.min(axis=0), a.max(axis=0), color=color, alpha=0.2, linewidth=0,
-                            label="batch range" if name is None else "_nolegend_")
+            ax.fill_between(
+                i,
+                a.min(axis=0),
+                a.max(axis=0),
+                color=color,
+                alpha=0.2,
+                linewidth=0,
+                label="batch range" if name is None else "_nolegend_",
+            )
     ax.axhline(0.0, color="0.4", linewidth=0.9, linestyle="--", gid=_REFERENCE, label="_nolegend_")
     _integer_x(ax)
     ax.set_xlabel(r"index $i$")
@@ -434,17 +461,24 @@ def lyapunov_spectrum(exponents, *, labels=None, ax=None, path=None, title=None)
 
 # --- gate saturation --------------------------------------------------------------------------------
 
+
 def _sigmoid_gates() -> set:
     """The gates that saturate near 0 and 1: those whose activation is sigmoid-like in a default
     cell of each type of :data:`rnncore.cells.CELL_TYPES` (LSTM ``i, f, o``; GRU ``z, r``)."""
-    return {gate for cell_class in cells.CELL_TYPES.values()
-            for gate, act in cell_class(1).gate_activations().items() if analysis.saturation_kind(act) == "sigmoid"}
+    return {
+        gate
+        for cell_class in cells.CELL_TYPES.values()
+        for gate, act in cell_class(1).gate_activations().items()
+        if analysis.saturation_kind(act) == "sigmoid"
+    }
 
 
 def _check_saturation(result, what: str) -> dict:
     if not isinstance(result, Mapping) or not result:
-        raise ValueError(f"{what}: expected a non-empty dict {{gate: fraction}} (what rc.analysis.gate_saturation "
-                         f"returns); got {type(result).__name__}.")
+        raise ValueError(
+            f"{what}: expected a non-empty dict {{gate: fraction}} (what rc.analysis.gate_saturation "
+            f"returns); got {type(result).__name__}."
+        )
     out = {}
     for gate, f in result.items():
         if not (checks.is_real(f) and 0.0 <= float(f) <= 1.0):
@@ -485,10 +519,15 @@ def gate_saturation(result, *, ax=None, path=None, title=None):
     for (label, fractions), color in zip(groups.items(), colors):
         xs = x0 + np.arange(len(fractions))
         heights = list(fractions.values())
-        bars = ax.bar(xs, heights, width=0.8, color=color, edgecolor="white",
-                      label=label if label is not None else "_nolegend_")
-        ax.bar_label(bars, labels=[f"{100 * h:.0f}%" if h >= 0.1 or h == 0 else f"{100 * h:.1f}%" for h in heights],
-                     fontsize="x-small", padding=1.5)
+        bars = ax.bar(
+            xs, heights, width=0.8, color=color, edgecolor="white", label=label if label is not None else "_nolegend_"
+        )
+        ax.bar_label(
+            bars,
+            labels=[f"{100 * h:.0f}%" if h >= 0.1 or h == 0 else f"{100 * h:.1f}%" for h in heights],
+            fontsize="x-small",
+            padding=1.5,
+        )
         ticks.extend(xs.tolist())
         ticklabels.extend(f"{g}\n{'0|1' if g in sigmoid_gates else '±1'}" for g in fractions)
         x0 += len(fractions) + 0.8
@@ -514,8 +553,10 @@ def _history(h, label):
         return h.history, list(h.epoch), h.diverged is not None
     if isinstance(h, Mapping):
         return h, [], False
-    raise ValueError(f"training_curves[{label!r}]: expected an rc.train.History or a dict of per-epoch lists; "
-                     f"got {type(h).__name__}.")
+    raise ValueError(
+        f"training_curves[{label!r}]: expected an rc.train.History or a dict of per-epoch lists; "
+        f"got {type(h).__name__}."
+    )
 
 
 def training_curves(histories, *, key: str = "loss", ax=None, path=None, title=None, log: bool = True):
@@ -540,8 +581,10 @@ def training_curves(histories, *, key: str = "loss", ax=None, path=None, title=N
         ['-', '--']
     """
     if not isinstance(histories, Mapping) or not histories:
-        raise ValueError(f"training_curves: expected a non-empty dict {{label: History}}; got "
-                         f"{type(histories).__name__}. Wrap a single run as {{'run': history}}.")
+        raise ValueError(
+            f"training_curves: expected a non-empty dict {{label: History}}; got "
+            f"{type(histories).__name__}. Wrap a single run as {{'run': history}}."
+        )
     if not isinstance(key, str):
         raise ValueError(f"training_curves: key={key!r}; expected a logged name such as 'loss'.")
     runs = []
@@ -569,8 +612,17 @@ def training_curves(histories, *, key: str = "loss", ax=None, path=None, title=N
             finite = np.flatnonzero(np.isfinite(y))
             if finite.size:
                 j = finite[-1]
-                ax.plot([x[j]], [y[j]], linestyle="none", marker="x", markersize=11, markeredgewidth=2.5,
-                        color=color, gid=_DIVERGED, label="_nolegend_")
+                ax.plot(
+                    [x[j]],
+                    [y[j]],
+                    linestyle="none",
+                    marker="x",
+                    markersize=11,
+                    markeredgewidth=2.5,
+                    color=color,
+                    gid=_DIVERGED,
+                    label="_nolegend_",
+                )
     values = np.concatenate(drawn)
     values = values[np.isfinite(values)]
     if log and values.size and np.all(values > 0):
@@ -611,12 +663,15 @@ def diagnose(results, *, path=None, title=None):
         ['Gradient reaching each lag', 'Lyapunov spectrum', 'Top singular value by lag', 'Gate saturation']
     """
     if not isinstance(results, Mapping) or not results:
-        raise ValueError(f"diagnose: expected a non-empty dict {{cell_name: dict(flow=..., lyapunov=..., "
-                         f"saturation=..., singular_values=...)}}; got {type(results).__name__}.")
+        raise ValueError(
+            f"diagnose: expected a non-empty dict {{cell_name: dict(flow=..., lyapunov=..., "
+            f"saturation=..., singular_values=...)}}; got {type(results).__name__}."
+        )
     for name, entry in results.items():
         if not isinstance(entry, Mapping):
-            raise ValueError(f"diagnose[{name!r}]: expected a dict with keys among {list(_PANELS)}; "
-                             f"got {type(entry).__name__}.")
+            raise ValueError(
+                f"diagnose[{name!r}]: expected a dict with keys among {list(_PANELS)}; got {type(entry).__name__}."
+            )
         unknown = sorted(set(map(str, entry)) - set(_PANELS))
         if unknown:
             raise ValueError(f"diagnose[{name!r}]: unknown key(s) {unknown}; expected keys among {list(_PANELS)}.")
@@ -630,8 +685,11 @@ def diagnose(results, *, path=None, title=None):
     panels = (
         ("flow", "Gradient reaching each lag", lambda d, ax, t: gradient_flow(d, lags=True, ax=ax, title=t)),
         ("lyapunov", "Lyapunov spectrum", lambda d, ax, t: lyapunov_spectrum(d, ax=ax, title=t)),
-        ("singular_values", "Top singular value by lag",
-         lambda d, ax, t: singular_values_by_lag(d, k=1, ax=ax, title=t)),
+        (
+            "singular_values",
+            "Top singular value by lag",
+            lambda d, ax, t: singular_values_by_lag(d, k=1, ax=ax, title=t),
+        ),
         ("saturation", "Gate saturation", lambda d, ax, t: gate_saturation(d, ax=ax, title=t)),
     )
     for ax, (entry, panel_title, draw) in zip(axes, panels):
@@ -640,8 +698,9 @@ def diagnose(results, *, path=None, title=None):
             draw(data, ax, panel_title)
         else:
             ax.set_title(panel_title)
-            ax.text(0.5, 0.5, f"no {entry!r} in the results", ha="center", va="center", transform=ax.transAxes,
-                    color="0.4")
+            ax.text(
+                0.5, 0.5, f"no {entry!r} in the results", ha="center", va="center", transform=ax.transAxes, color="0.4"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle("Why would these networks train, or not?" if title is None else title)
@@ -650,4 +709,3 @@ def diagnose(results, *, path=None, title=None):
             raise ValueError(f"path={path!r}; expected a file name such as 'diagnose.png' or 'diagnose.pdf'.")
         fig.savefig(path, dpi=150)
     return fig
-

@@ -65,8 +65,14 @@ from . import analysis, bptt, checks, compilation
 from .meshes import mesh_over as mesh_over  # re-exported: its home is rnncore.meshes
 from .meshes import network_mesh
 
-__all__ = ["lyapunov_spectra", "singular_values_by_lag", "log_norms_to_end", "step_jacobians",
-           "stack_params", "network_mesh"]
+__all__ = [
+    "lyapunov_spectra",
+    "singular_values_by_lag",
+    "log_norms_to_end",
+    "step_jacobians",
+    "stack_params",
+    "network_mesh",
+]
 
 
 # --- arguments ----------------------------------------------------------------------------------
@@ -97,19 +103,25 @@ def _count(cell, stacked_params, features: int) -> int:
     """N, after checking that every leaf is the cell's param shape with one leading axis."""
     expected = jax.eval_shape(lambda: cell.init(jax.random.PRNGKey(0), features))
     if type(stacked_params) is not type(expected):
-        raise ValueError(f"stacked_params must be a {type(expected).__name__} whose leaves have a leading network "
-                         f"axis; got {type(stacked_params).__name__}.")
+        raise ValueError(
+            f"stacked_params must be a {type(expected).__name__} whose leaves have a leading network "
+            f"axis; got {type(stacked_params).__name__}."
+        )
     n = None
     for name, leaf, want in zip(expected._fields, stacked_params, expected):
         if want is None or leaf is None:
             if (want is None) != (leaf is None):
-                raise ValueError(f"stacked_params.{name} is {'None' if leaf is None else 'an array'}; this "
-                                 f"{type(cell).__name__} has {'no' if want is None else 'an'} {name}.")
+                raise ValueError(
+                    f"stacked_params.{name} is {'None' if leaf is None else 'an array'}; this "
+                    f"{type(cell).__name__} has {'no' if want is None else 'an'} {name}."
+                )
             continue
         shape = tuple(np.shape(leaf))
         if len(shape) != len(want.shape) + 1 or shape[1:] != tuple(want.shape):
-            raise ValueError(f"stacked_params.{name} has shape {shape}; expected (N,) + {tuple(want.shape)} "
-                             f"(N networks of a {type(cell).__name__} on {features} input features).")
+            raise ValueError(
+                f"stacked_params.{name} has shape {shape}; expected (N,) + {tuple(want.shape)} "
+                f"(N networks of a {type(cell).__name__} on {features} input features)."
+            )
         if n is not None and shape[0] != n:
             raise ValueError(f"stacked_params.{name} holds {shape[0]} networks; earlier leaves hold {n}.")
         n = shape[0]
@@ -124,8 +136,10 @@ def _inputs(cell, stacked_params, xs, initial_state, mask):
     if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
         xs = jnp.asarray(xs)
     if len(xs.shape) not in (3, 4):
-        raise ValueError(f"xs must be shared (batch, time, features) or per network (N, batch, time, features); "
-                         f"got shape {tuple(xs.shape)}.")
+        raise ValueError(
+            f"xs must be shared (batch, time, features) or per network (N, batch, time, features); "
+            f"got shape {tuple(xs.shape)}."
+        )
     one = tuple(xs.shape[-3:])
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise ValueError(f"xs must be a floating-point array (float32 or float64); got dtype {xs.dtype}.")
@@ -134,8 +148,9 @@ def _inputs(cell, stacked_params, xs, initial_state, mask):
     n = _count(cell, stacked_params, one[2])
     xs_axis = 0 if len(xs.shape) == 4 else None
     if xs_axis == 0 and xs.shape[0] != n:
-        raise ValueError(f"xs has {xs.shape[0]} networks on its leading axis (shape {tuple(xs.shape)}); "
-                         f"stacked_params holds N={n}.")
+        raise ValueError(
+            f"xs has {xs.shape[0]} networks on its leading axis (shape {tuple(xs.shape)}); stacked_params holds N={n}."
+        )
     xs = jnp.asarray(xs)
     mask_axis = None
     if mask is not None:
@@ -143,8 +158,10 @@ def _inputs(cell, stacked_params, xs, initial_state, mask):
         mask_axis = 0 if mask.ndim == 3 else None
         want = ((n,) if mask_axis == 0 else ()) + one[:2]
         if mask.shape != want:
-            raise ValueError(f"mask must have shape (batch, time) = {one[:2]} or (N, batch, time) = {(n,) + one[:2]}; "
-                             f"got {tuple(mask.shape)}.")
+            raise ValueError(
+                f"mask must have shape (batch, time) = {one[:2]} or (N, batch, time) = {(n,) + one[:2]}; "
+                f"got {tuple(mask.shape)}."
+            )
         if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
             raise ValueError(f"mask must be boolean (True where a step is real); got dtype {mask.dtype}.")
         mask = mask if mask.dtype == jnp.bool_ else mask.astype(bool)
@@ -153,11 +170,13 @@ def _inputs(cell, stacked_params, xs, initial_state, mask):
         s0 = cell.state_type(*(jnp.asarray(a, xs.dtype) for a in initial_state))
         ranks = {a.ndim for a in s0}
         if ranks not in ({2}, {3}):
-            raise ValueError(f"initial_state leaves must all be shared (batch, ·) or all per network (N, batch, ·); "
-                             f"got shapes {[tuple(a.shape) for a in s0]}.")
+            raise ValueError(
+                f"initial_state leaves must all be shared (batch, ·) or all per network (N, batch, ·); "
+                f"got shapes {[tuple(a.shape) for a in s0]}."
+            )
         s0_axis = 0 if ranks == {3} else None
         lead = (n, one[0]) if s0_axis == 0 else (one[0],)
-        if any(tuple(a.shape[:len(lead)]) != lead for a in s0):
+        if any(tuple(a.shape[: len(lead)]) != lead for a in s0):
             raise ValueError(f"initial_state leaves must start with {lead}; got shapes {[tuple(a.shape) for a in s0]}.")
         initial_state = s0
     return n, stacked_params, xs, xs_axis, initial_state, s0_axis, mask, mask_axis
@@ -188,11 +207,15 @@ def _spread(tree, axis, n_pad: int, mesh):
 def _over_networks(core, n_pad, mesh, axes, params, xs, s0, mask):
     """``core(params, xs, s0, mask)`` for every network: padded, sharded, vmapped, unpadded."""
     xs_axis, s0_axis, mask_axis = axes
-    args = (_spread(params, 0, n_pad, mesh), _spread(xs, xs_axis, n_pad, mesh),
-            _spread(s0, s0_axis, n_pad, mesh), _spread(mask, mask_axis, n_pad, mesh))
+    args = (
+        _spread(params, 0, n_pad, mesh),
+        _spread(xs, xs_axis, n_pad, mesh),
+        _spread(s0, s0_axis, n_pad, mesh),
+        _spread(mask, mask_axis, n_pad, mesh),
+    )
     out = jax.vmap(core, in_axes=(0, xs_axis, s0_axis, mask_axis))(*args)
     if n_pad:
-        out = jax.tree_util.tree_map(lambda a: a[:a.shape[0] - n_pad], out)
+        out = jax.tree_util.tree_map(lambda a: a[: a.shape[0] - n_pad], out)
     return out
 
 
@@ -260,10 +283,21 @@ def _run(fn, static, mesh, n, **arrays):
 # --- the sweeps ---------------------------------------------------------------------------------
 
 
-def lyapunov_spectra(cell, stacked_params, xs: jax.Array, initial_state=None, k: Optional[int] = None,
-                     warmup: int = 0, *, mask: Optional[jax.Array] = None, go_backwards: bool = False,
-                     method: str = "auto", key: Optional[jax.Array] = None, mesh=None,
-                     on_nonfinite: str = "raise") -> jax.Array:
+def lyapunov_spectra(
+    cell,
+    stacked_params,
+    xs: jax.Array,
+    initial_state=None,
+    k: Optional[int] = None,
+    warmup: int = 0,
+    *,
+    mask: Optional[jax.Array] = None,
+    go_backwards: bool = False,
+    method: str = "auto",
+    key: Optional[jax.Array] = None,
+    mesh=None,
+    on_nonfinite: str = "raise",
+) -> jax.Array:
     r"""The k largest Lyapunov exponents of each of N networks, ``(N, B, k)``, nats per step,
     largest first: ``[n]`` equals
     ``rc.analysis.lyapunov_spectrum(cell, params_n, xs_n, initial_state_n, k, warmup, ...)``.
@@ -304,14 +338,21 @@ def lyapunov_spectra(cell, stacked_params, xs: jax.Array, initial_state=None, k:
     _check_on_nonfinite(on_nonfinite)
     n, params, xs, xs_axis, s0, s0_axis, mask, mask_axis = _inputs(cell, stacked_params, xs, initial_state, mask)
     k, method = analysis.lyapunov_options(cell, xs.shape[-2], k, warmup, method)
-    static = dict(cell=cell, k=k, warmup=int(warmup), method=method, go_backwards=bool(go_backwards),
-                  axes=(xs_axis, s0_axis, mask_axis))
+    static = dict(
+        cell=cell,
+        k=k,
+        warmup=int(warmup),
+        method=method,
+        go_backwards=bool(go_backwards),
+        axes=(xs_axis, s0_axis, mask_axis),
+    )
     lam, count, finite, bad = _run(_lyapunov_sweep, static, mesh, n, params=params, xs=xs, s0=s0, mask=mask, key=key)
     count = np.asarray(count)
     if (count == 0).any():
         m, b = np.argwhere(count == 0)[0]
-        raise ValueError(f"network {m}: batch row {b} has no real (unmasked) step after warmup={warmup}; "
-                         "no exponent to average.")
+        raise ValueError(
+            f"network {m}: batch row {b} has no real (unmasked) step after warmup={warmup}; no exponent to average."
+        )
     finite, bad = np.asarray(finite), np.asarray(bad)
     ok = finite.all(axis=(1, 2)) & ~bad.any(axis=(1, 2))
     _first_bad(ok, lambda m: analysis.check_lyapunov_run(finite[m], bad[m], count[m], warmup), on_nonfinite)
@@ -322,17 +363,32 @@ def _lag_family(cell, stacked_params, xs, initial_state, mask, k, go_backwards, 
     _check_on_nonfinite(on_nonfinite)
     n, params, xs, xs_axis, s0, s0_axis, mask, mask_axis = _inputs(cell, stacked_params, xs, initial_state, mask)
     k = analysis.state_directions(k, cell.state_size)
-    static = dict(cell=cell, k=k, go_backwards=bool(go_backwards), to_end=to_end, jacobians=jacobians,
-                  axes=(xs_axis, s0_axis, mask_axis))
+    static = dict(
+        cell=cell,
+        k=k,
+        go_backwards=bool(go_backwards),
+        to_end=to_end,
+        jacobians=jacobians,
+        axes=(xs_axis, s0_axis, mask_axis),
+    )
     out, finite = _run(_lag_sweep, static, mesh, n, params=params, xs=xs, s0=s0, mask=mask)
     finite = np.asarray(finite)
     _first_bad(finite.all(axis=(1, 2)), lambda m: analysis.raise_first_nonfinite(finite[m]), on_nonfinite)
     return out
 
 
-def singular_values_by_lag(cell, stacked_params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None,
-                           k: Optional[int] = None, *, go_backwards: bool = False, mesh=None,
-                           on_nonfinite: str = "raise") -> jax.Array:
+def singular_values_by_lag(
+    cell,
+    stacked_params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    k: Optional[int] = None,
+    *,
+    go_backwards: bool = False,
+    mesh=None,
+    on_nonfinite: str = "raise",
+) -> jax.Array:
     r""":math:`\log \sigma_i(\partial s^{(n)}_T/\partial s^{(n)}_{T-\ell})` for every network n and
     lag :math:`\ell = 1 \ldots T`, ``(N, B, T, k)``, largest first: ``[n]`` equals
     :func:`rnncore.analysis.singular_values_by_lag` for network n (arguments as in
@@ -348,12 +404,32 @@ def singular_values_by_lag(cell, stacked_params, xs: jax.Array, initial_state=No
         >>> [[round(a, 4) for a in row] for row in v[:, 0, :, 0].tolist()]  # lag * ln g
         [[-0.6931, -1.3863, -2.0794], [-0.1054, -0.2107, -0.3161]]
     """
-    return _lag_family(cell, stacked_params, xs, initial_state, mask, k, go_backwards, mesh, on_nonfinite,
-                       to_end=False, jacobians=False)
+    return _lag_family(
+        cell,
+        stacked_params,
+        xs,
+        initial_state,
+        mask,
+        k,
+        go_backwards,
+        mesh,
+        on_nonfinite,
+        to_end=False,
+        jacobians=False,
+    )
 
 
-def log_norms_to_end(cell, stacked_params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-                     go_backwards: bool = False, mesh=None, on_nonfinite: str = "raise") -> jax.Array:
+def log_norms_to_end(
+    cell,
+    stacked_params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    go_backwards: bool = False,
+    mesh=None,
+    on_nonfinite: str = "raise",
+) -> jax.Array:
     r""":math:`\log \lVert \partial s^{(n)}_T/\partial s^{(n)}_{t-1} \rVert_2` for every network n
     and step t, ``(N, B, T)``: ``[n]`` equals
     ``rc.bptt.log_norms_to_end(rc.bptt.step_jacobians(cell, params_n, xs_n, ...))``, computed in
@@ -367,12 +443,22 @@ def log_norms_to_end(cell, stacked_params, xs: jax.Array, initial_state=None, ma
         >>> sweeps.log_norms_to_end(cell, stacked, jnp.ones((4, 6, 1))).shape
         (3, 4, 6)
     """
-    return _lag_family(cell, stacked_params, xs, initial_state, mask, 1, go_backwards, mesh, on_nonfinite,
-                       to_end=True, jacobians=False)
+    return _lag_family(
+        cell, stacked_params, xs, initial_state, mask, 1, go_backwards, mesh, on_nonfinite, to_end=True, jacobians=False
+    )
 
 
-def step_jacobians(cell, stacked_params, xs: jax.Array, initial_state=None, mask: Optional[jax.Array] = None, *,
-                   go_backwards: bool = False, mesh=None, on_nonfinite: str = "raise") -> jax.Array:
+def step_jacobians(
+    cell,
+    stacked_params,
+    xs: jax.Array,
+    initial_state=None,
+    mask: Optional[jax.Array] = None,
+    *,
+    go_backwards: bool = False,
+    mesh=None,
+    on_nonfinite: str = "raise",
+) -> jax.Array:
     r"""Every per-step Jacobian :math:`J^{(n)}_t = \partial s^{(n)}_t/\partial s^{(n)}_{t-1}` of every
     network, ``(N, B, T, S, S)``: ``[n]`` equals :func:`rnncore.bptt.step_jacobians` for network n.
     For products through time reshape to ``(N * B, T, S, S)`` and call
@@ -386,5 +472,6 @@ def step_jacobians(cell, stacked_params, xs: jax.Array, initial_state=None, mask
         >>> sweeps.step_jacobians(cell, stacked, jnp.ones((5, 4, 3))).shape
         (2, 5, 4, 4, 4)
     """
-    return _lag_family(cell, stacked_params, xs, initial_state, mask, 1, go_backwards, mesh, on_nonfinite,
-                       to_end=False, jacobians=True)
+    return _lag_family(
+        cell, stacked_params, xs, initial_state, mask, 1, go_backwards, mesh, on_nonfinite, to_end=False, jacobians=True
+    )

@@ -61,14 +61,17 @@ MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1]], bo
 
 
 def stack_model():
-    return rc.Sequential([layers.SimpleRNN(4, return_sequences=True), layers.LSTM(3, return_sequences=True),
-                          layers.Dense(2)])
+    return rc.Sequential(
+        [layers.SimpleRNN(4, return_sequences=True), layers.LSTM(3, return_sequences=True), layers.Dense(2)]
+    )
 
 
 def stack_params(rng):
-    return ((rand(rng, F, 4), rand(rng, 4, 4), rand(rng, 4)),
-            (rand(rng, 4, 12), rand(rng, 3, 12), rand(rng, 12)),
-            (rand(rng, 3, 2), rand(rng, 2)))
+    return (
+        (rand(rng, F, 4), rand(rng, 4, 4), rand(rng, 4)),
+        (rand(rng, 4, 12), rand(rng, 3, 12), rand(rng, 12)),
+        (rand(rng, 3, 2), rand(rng, 2)),
+    )
 
 
 def stack_oracle(w, x, mask, e1, e2):
@@ -205,12 +208,20 @@ def bidi_oracle(w, x, mask, ef, eb, e2, eb_out=None):
 
 def test_bidirectional_state_gradients_and_cross_layer(x64):
     rng = np.random.default_rng(5)
-    w = ((rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)), (rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)),
-         (rand(rng, 6, 2), rand(rng, 2, 2), rand(rng, 2)), (rand(rng, 2, 1), rand(rng, 1)))
-    model = rc.Sequential([layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True)), layers.SimpleRNN(2),
-                           layers.Dense(1)])
-    params = (layers.BidirectionalParams(cells.SimpleRNNParams(*w[0]), cells.SimpleRNNParams(*w[1])),
-              cells.SimpleRNNParams(*w[2]), layers.DenseParams(*w[3]))
+    w = (
+        (rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)),
+        (rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)),
+        (rand(rng, 6, 2), rand(rng, 2, 2), rand(rng, 2)),
+        (rand(rng, 2, 1), rand(rng, 1)),
+    )
+    model = rc.Sequential(
+        [layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True)), layers.SimpleRNN(2), layers.Dense(1)]
+    )
+    params = (
+        layers.BidirectionalParams(cells.SimpleRNNParams(*w[0]), cells.SimpleRNNParams(*w[1])),
+        cells.SimpleRNNParams(*w[2]),
+        layers.DenseParams(*w[3]),
+    )
     x, mask = rand(rng, B, T, F, scale=1.0), jnp.asarray(MASK)
     d_out = jnp.asarray([[0.7], [-1.3], [0.4]])
     got = depth.model_state_gradients(model, params, x, d_out, mask)
@@ -248,8 +259,9 @@ def test_linear_orthogonal_rnn_norms_and_exponents(x64, a):
     lags = np.arange(1, steps + 1)
     sv = analysis.singular_values_by_lag(cell, p, xs)
     assert sv.shape == (2, steps, n)
-    np.testing.assert_allclose(sv, np.broadcast_to((lags * math.log(a))[None, :, None], sv.shape),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        sv, np.broadcast_to((lags * math.log(a))[None, :, None], sv.shape), rtol=1e-10, atol=1e-10
+    )
     lam = analysis.lyapunov_spectrum(cell, p, xs, warmup=3)
     np.testing.assert_allclose(lam, np.full((2, n), math.log(a)), rtol=0, atol=1e-12)
     lam_jvp = analysis.lyapunov_spectrum(cell, p, xs, k=2, method="jvp")
@@ -290,6 +302,7 @@ def test_full_spectrum_sums_to_mean_log_det_of_lstm_jacobians(x64):
 @pytest.mark.parametrize("method", ["auto", "jacobian"])
 def test_lyapunov_of_a_cell_without_closed_form(x64, method):
     """A user's cell with no ``jacobian``: JVPs ("auto") or jax.jacfwd of its step ("jacobian")."""
+
     class PlainCell(cells.SimpleRNN):
         jacobian = None
 
@@ -342,7 +355,7 @@ def test_normal_recurrent_matrix_spectrum_is_log_eigenvalue_moduli(x64, kind):
         blocks = np.zeros((6, 6))
         for j, (rho, theta) in enumerate([(1.1, 0.3), (0.8, 2.0), (0.5, 1.1)]):
             c, s = math.cos(theta), math.sin(theta)
-            blocks[2 * j:2 * j + 2, 2 * j:2 * j + 2] = rho * np.array([[c, -s], [s, c]])
+            blocks[2 * j : 2 * j + 2, 2 * j : 2 * j + 2] = rho * np.array([[c, -s], [s, c]])
         q = orthogonal(rng, 6)
         w = q @ blocks @ q.T
     want = np.sort(np.log(np.abs(np.linalg.eigvals(w))))[::-1]
@@ -486,8 +499,9 @@ def test_gate_saturation_lstm_equals_numpy_recount(x64):
         assert abs(got[k] - want) < 1e-12, (k, got[k], want)
     assert 0.05 < got["i"] < 0.95  # neither none nor all saturated
     # go_backwards on the reversed sequence processes the same steps in the same order
-    flipped = analysis.gate_saturation(cell, p, jnp.asarray(xs[:, ::-1]), mask=jnp.asarray(mask[:, ::-1]),
-                                       go_backwards=True)
+    flipped = analysis.gate_saturation(
+        cell, p, jnp.asarray(xs[:, ::-1]), mask=jnp.asarray(mask[:, ::-1]), go_backwards=True
+    )
     assert flipped == pytest.approx(got, abs=1e-12)
 
 
@@ -501,8 +515,10 @@ def test_gate_saturation_layernorm_lstm_equals_numpy_recount(x64):
     rng = np.random.default_rng(21)
     u, steps = 3, 8
     k, r, b = rng.normal(size=(2, 4 * u)), rng.normal(size=(u, 4 * u)), rng.normal(size=4 * u)
-    norms = [rng.normal(size=n) * 1.5 + (1.0 if j % 2 == 0 else 0.0)
-             for j, n in enumerate([4 * u, 4 * u, 4 * u, 4 * u, u, u])]
+    norms = [
+        rng.normal(size=n) * 1.5 + (1.0 if j % 2 == 0 else 0.0)
+        for j, n in enumerate([4 * u, 4 * u, 4 * u, 4 * u, u, u])
+    ]
     xs = rng.normal(size=(B, steps, 2))
     h, c = np.zeros((B, u)), np.zeros((B, u))
     gates = {name: [] for name in ("i", "f", "g", "o", "tanh(c)")}
@@ -534,15 +550,17 @@ def test_gate_saturation_gru_and_simple_rnn_equal_numpy_recount(x64):
         xk = xs[:, t] @ kernel + bias[0]
         hr = h @ recurrent + bias[1]
         z = np_sigmoid(xk[:, :u] + hr[:, :u])
-        r = np_sigmoid(xk[:, u:2 * u] + hr[:, u:2 * u])
-        hh = np.tanh(xk[:, 2 * u:] + r * hr[:, 2 * u:])
+        r = np_sigmoid(xk[:, u : 2 * u] + hr[:, u : 2 * u])
+        hh = np.tanh(xk[:, 2 * u :] + r * hr[:, 2 * u :])
         zs.append(z), rs.append(r), hhs.append(hh)
         h = z * h + (1 - z) * hh
     p = cells.GRUParams(jnp.asarray(kernel), jnp.asarray(recurrent), jnp.asarray(bias))
     got = analysis.gate_saturation(cells.GRU(u), p, jnp.asarray(xs))
     real = np.ones((B, steps), bool)
-    assert got == pytest.approx({"z": recount(zs, real, "sigmoid"), "r": recount(rs, real, "sigmoid"),
-                                 "hh": recount(hhs, real, "tanh")}, abs=1e-12)
+    assert got == pytest.approx(
+        {"z": recount(zs, real, "sigmoid"), "r": recount(rs, real, "sigmoid"), "hh": recount(hhs, real, "tanh")},
+        abs=1e-12,
+    )
     assert max(got.values()) > 0.05
 
     k2, r2 = rng.normal(size=(3, u)) * 2.0, rng.normal(size=(u, u))
@@ -566,9 +584,13 @@ def test_named_losses_equal_keras(keras):
     binary = (rng.random((5, 4)) > 0.5).astype(np.float32)
     onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 5)]
     real = rng.normal(size=(5, 4)).astype(np.float32)
-    cases = {"mse": (real, probs), "mae": (real, probs), "binary_crossentropy": (binary, probs),
-             "categorical_crossentropy": (onehot, probs),
-             "sparse_categorical_crossentropy": (np.argmax(onehot, -1)[:, None], probs)}
+    cases = {
+        "mse": (real, probs),
+        "mae": (real, probs),
+        "binary_crossentropy": (binary, probs),
+        "categorical_crossentropy": (onehot, probs),
+        "sparse_categorical_crossentropy": (np.argmax(onehot, -1)[:, None], probs),
+    }
     for name, (y_true, y_pred) in cases.items():
         want = float(np.mean(np.asarray(keras.losses.get(name)(y_true, y_pred))))
         got = float(analysis.loss_function(name)(jnp.asarray(y_pred), jnp.asarray(y_true)))
@@ -605,8 +627,13 @@ def test_non_finite_states_name_the_first_step_and_row():
     cell, p = linear_rnn(0.5 * np.eye(3))
     p = cells.SimpleRNNParams(*(v.astype(jnp.float32) for v in p))
     xs = jnp.ones((3, 8, 2)).at[1, 2, 0].set(jnp.nan).at[2, 5, 1].set(jnp.inf)
-    for fn in (analysis.lyapunov_spectrum, analysis.singular_values_by_lag, analysis.gate_saturation,
-               analysis.memory_horizon, analysis.verdict):
+    for fn in (
+        analysis.lyapunov_spectrum,
+        analysis.singular_values_by_lag,
+        analysis.gate_saturation,
+        analysis.memory_horizon,
+        analysis.verdict,
+    ):
         with pytest.raises(ValueError, match=r"step t=3 .*batch row 1"):
             fn(cell, p, xs)
     # go_backwards: the NaN at position 3 of 8 is consumed at step 6
@@ -640,7 +667,8 @@ def test_gradient_flow_norms_do_not_underflow_in_float32():
     y = jnp.ones((2, 1))
     flow = rc.analysis.gradient_flow(model, params, x, y, loss="mse")
     grads = rc.depth.model_state_gradients(
-        model, params, x, jax.grad(lambda yp: rc.analysis.loss_function("mse")(yp, y))(model.apply(params, x)))
+        model, params, x, jax.grad(lambda yp: rc.analysis.loss_function("mse")(yp, y))(model.apply(params, x))
+    )
     expected = np.linalg.norm(np.asarray(grads[0], np.float64), axis=-1)
     assert expected.min() < 1e-19  # the regime where squaring in float32 underflows
     np.testing.assert_allclose(np.asarray(flow.state_norms[0], np.float64), expected, rtol=1e-5)

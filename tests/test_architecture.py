@@ -19,8 +19,24 @@ FLOORS = {
     2: ["cells"],
     3: ["bptt"],
     4: ["layers", "models"],
-    5: ["depth", "analysis", "lyapunov", "diagnosis", "sweeps", "meshes", "history", "optimizers", "progress",
-        "steps", "train", "callbacks", "checkpoints", "data", "interop", "keras"],
+    5: [
+        "depth",
+        "analysis",
+        "lyapunov",
+        "diagnosis",
+        "sweeps",
+        "meshes",
+        "history",
+        "optimizers",
+        "progress",
+        "steps",
+        "train",
+        "callbacks",
+        "checkpoints",
+        "data",
+        "interop",
+        "keras",
+    ],
     6: ["plot", "cli", "__main__", "__init__"],
 }
 
@@ -84,7 +100,7 @@ def _imports(module: str, path: pathlib.Path):
             elif isinstance(child, ast.Import):
                 for a in child.names:
                     if a.name.startswith("rnncore."):
-                        out.append((a.name[len("rnncore."):], child.lineno, in_function, in_hook))
+                        out.append((a.name[len("rnncore.") :], child.lineno, in_function, in_hook))
             visit(child, in_function or fn, hook)
 
     visit(tree)
@@ -109,7 +125,8 @@ def test_floors_never_point_up(module):
         theirs = _floor(target)
         assert theirs is not None and theirs <= mine, (
             f"rnncore/{MODULES[module].relative_to(PACKAGE)}:{line} imports rnncore.{target} "
-            f"(floor {theirs}) from floor {mine}")
+            f"(floor {theirs}) from floor {mine}"
+        )
 
 
 def _private_uses(module: str, path: pathlib.Path):
@@ -130,8 +147,9 @@ def _private_uses(module: str, path: pathlib.Path):
                 if a.name.startswith("_") and not a.name.startswith("__") and src is not None:
                     if _package(src) != _package(module):
                         uses.append((node.lineno, f"{src}.{a.name}"))
-            if targets and any(part.startswith("_") and part != "__init__"
-                               for t in targets[:1] for part in t.split(".")):
+            if targets and any(
+                part.startswith("_") and part != "__init__" for t in targets[:1] for part in t.split(".")
+            ):
                 if _package(targets[0]) != _package(module):
                     uses.append((node.lineno, targets[0]))
     for node in ast.walk(tree):
@@ -218,7 +236,8 @@ def test_optional_frameworks_only_lazily_and_only_in_interop(module):
     eager = _top_level_imports(path)
     assert not eager & {"keras", "torch", "flax", "tensorflow", "matplotlib"}, (
         f"rnncore.{module} imports {sorted(eager & {'keras', 'torch', 'flax', 'tensorflow', 'matplotlib'})} "
-        "at import time")
+        "at import time"
+    )
     used = _all_imports(path)
     if "keras" in used or "torch" in used or "flax" in used:
         assert _package(module) == "interop", f"rnncore.{module} imports a foreign framework outside rnncore.interop"

@@ -87,6 +87,7 @@ def test_bidirectional_checks_its_inputs_too():
 
 # --- masks ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mask_shape", [(B, T - 1), (B,), (B, T, 1), (T, B)])
 def test_mask_of_wrong_shape(lstm, model, mask_shape):
     layer, p = lstm
@@ -111,6 +112,7 @@ def test_mask_of_float_dtype(lstm):
 
 # --- initial_state ------------------------------------------------------------------------------------
 
+
 def test_initial_state_wrong_number_of_arrays(lstm):
     layer, p = lstm
     h = jnp.zeros((B, U))
@@ -134,6 +136,7 @@ def test_initial_state_wrong_shape(lstm, bad_shape):
 
 
 # --- dropout ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kw", [{"dropout": 0.2}, {"recurrent_dropout": 0.2}])
 def test_training_with_dropout_needs_rng(kw):
@@ -169,6 +172,7 @@ def test_dropout_layer_rate_out_of_range():
 
 
 # --- constructor arguments --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, "4", True, None])
 @pytest.mark.parametrize("make", [L.SimpleRNN, L.LSTM, L.GRU, L.LayerNormLSTM, rc.cells.LSTM, rc.cells.GRU])
@@ -257,6 +261,7 @@ def test_sequential_construction():
 
 # --- params -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [0, 1, 2, 4])
 def test_sequential_params_of_wrong_length(model, n):
     m, params = model
@@ -285,8 +290,9 @@ def test_layer_params_of_wrong_length(lstm):
         layer.apply((), x_ok())
     gru = L.GRU(U)
     as_dict = dict(gru.init(KEY, (T, F))._asdict())
-    with pytest.raises(ValueError,
-                       match=r"params for GRU must be GRUParams\(kernel, recurrent_kernel, bias\); got dict"):
+    with pytest.raises(
+        ValueError, match=r"params for GRU must be GRUParams\(kernel, recurrent_kernel, bias\); got dict"
+    ):
         gru.apply(as_dict, x_ok())
     # Keras's get_weights() order as a plain list works, for use_bias=False too
     assert layer.apply(list(p), x_ok()).shape == (B, T, U)
@@ -321,6 +327,7 @@ def test_params_in_sequential_are_checked_per_layer(model):
 
 
 # --- NaN inputs: a NaN result, documented, not an error ----------------------------------------------------
+
 
 @pytest.mark.parametrize("layer_type", [L.SimpleRNN, L.LSTM, L.GRU, L.LayerNormLSTM])
 @pytest.mark.parametrize("go_backwards", [False, True])

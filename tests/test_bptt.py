@@ -63,6 +63,7 @@ def sweep(*axes, default):
 
 # --- the state vector, written here ----------------------------------------------------------------
 
+
 def to_vec(state):
     """``s_t`` = the state's arrays concatenated (LSTM: ``h`` then ``c``)."""
     return jnp.concatenate(list(state), axis=-1)
@@ -85,9 +86,24 @@ def diag_blocks(full):
 
 # --- the oracle: Keras's time loop written out -----------------------------------------------------
 
-def run_loop(cell, params, xs, s0, mask=None, *, dropout_masks=None, go_backwards=False,
-             zero_output_for_mask=False, unroll=False, truncate=None, eps=None, keras_unroll=False,
-             start=0, stop=None):
+
+def run_loop(
+    cell,
+    params,
+    xs,
+    s0,
+    mask=None,
+    *,
+    dropout_masks=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    unroll=False,
+    truncate=None,
+    eps=None,
+    keras_unroll=False,
+    start=0,
+    stop=None,
+):
     """Outputs ``(B, n, u)`` and states ``[s_start .. s_stop]``, in processing order.
 
     A masked step keeps the state and outputs ``h`` of the state it kept (scan path), zeros with
@@ -141,16 +157,17 @@ def loop_loss(cell, params, xs, s0, eps, dys, d_final, mask, flags, **kw):
 
 # --- random data --------------------------------------------------------------------------------
 
+
 def random_params(cell, rng, input_dim=F, scale=0.6, dtype=np.float64):
     """Every params array replaced by random, asymmetric values (default init has zero biases)."""
     shapes = jax.eval_shape(lambda k: cell.init(k, input_dim), jax.random.PRNGKey(0))
-    return type(shapes)(*(None if a is None else jnp.asarray(rng.normal(size=a.shape) * scale, dtype)
-                          for a in shapes))
+    return type(shapes)(*(None if a is None else jnp.asarray(rng.normal(size=a.shape) * scale, dtype) for a in shapes))
 
 
 def random_state(cell, rng, batch=B, scale=0.5, dtype=np.float64):
-    return cell.state_type(*(jnp.asarray(rng.normal(size=(batch, cell.units)) * scale, dtype)
-                             for _ in cell.state_type._fields))
+    return cell.state_type(
+        *(jnp.asarray(rng.normal(size=(batch, cell.units)) * scale, dtype) for _ in cell.state_type._fields)
+    )
 
 
 # ``(B, T)`` masks, True where a step is real. Every one has a row whose first step in processing
@@ -220,8 +237,18 @@ def explicit_backward(case, truncate=None):
 
     @fast_jit
     def run(params, xs, s0, dys, d_final):
-        return bptt.backward(c.cell, params, xs, dys, s0, c.mask, d_final_state=from_vec(c.cell, d_final),
-                             dropout_masks=c.dmasks, truncate_gradient=truncate, **c.flags)
+        return bptt.backward(
+            c.cell,
+            params,
+            xs,
+            dys,
+            s0,
+            c.mask,
+            d_final_state=from_vec(c.cell, d_final),
+            dropout_masks=c.dmasks,
+            truncate_gradient=truncate,
+            **c.flags,
+        )
 
     return run(c.params, c.xs, c.s0, c.dys, c.d_final)
 
@@ -234,9 +261,20 @@ def reference_grads(case, truncate=None, keras_unroll=False):
 
     @fast_jit
     def grads(params, xs, s0, eps):
-        return jax.grad(lambda *a: loop_loss(c.cell, *a, c.dys, c.d_final, c.mask, c.flags, dropout_masks=c.dmasks,
-                                             truncate=truncate, keras_unroll=keras_unroll),
-                        argnums=(0, 1, 2, 3))(params, xs, s0, eps)
+        return jax.grad(
+            lambda *a: loop_loss(
+                c.cell,
+                *a,
+                c.dys,
+                c.d_final,
+                c.mask,
+                c.flags,
+                dropout_masks=c.dmasks,
+                truncate=truncate,
+                keras_unroll=keras_unroll,
+            ),
+            argnums=(0, 1, 2, 3),
+        )(params, xs, s0, eps)
 
     return grads(c.params, c.xs, s0, eps)
 
@@ -262,9 +300,11 @@ def assert_gradients(g, ref, what, tol=1e-10):
 def layer_loss(layer, c):
     """``L(params, xs, s0) = <y, dys> + <s_T, d_final>`` through ``layer.apply`` on case ``c``
     (the layer returns sequences and its state)."""
+
     def loss(p, x, s0):
         y, *final = layer.apply(p, x, c.mask, initial_state=s0)
         return jnp.sum(y * c.dys) + jnp.sum(to_vec(final) * c.d_final)
+
     return loss
 
 
@@ -285,8 +325,11 @@ def unit_directions(tree, rng, n=3):
     for _ in range(n):
         vs = [rng.normal(size=np.shape(a)) for a in leaves]
         norm = np.sqrt(sum(float(np.sum(v * v)) for v in vs))
-        out.append(jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v / norm, jnp.asarray(a).dtype)
-                                                          for v, a in zip(vs, leaves)]))
+        out.append(
+            jax.tree_util.tree_unflatten(
+                treedef, [jnp.asarray(v / norm, jnp.asarray(a).dtype) for v, a in zip(vs, leaves)]
+            )
+        )
     return out
 
 
@@ -296,6 +339,7 @@ def check_directional_derivatives(loss, point, grad, rng, what, n=3):
     loss = fast_jit(loss)
     worst = 0.0
     for v in unit_directions(point, rng, n):
+
         def at(n, v=v):
             return float(loss(jax.tree_util.tree_map(lambda a, d: a + n * FD_STEP * d, point, v)))
 
@@ -342,34 +386,46 @@ def test_explicit_bptt_equals_autodiff_of_loop_and_finite_differences(x64, kind,
 
 # --- 1: stacked models and Bidirectional through the layers' VJP --------------------------------------
 
+
 def seq_stack(bp):
-    return rc.Sequential([
-        rc.layers.LSTM(4, return_sequences=True, backward_pass=bp),
-        rc.layers.GRU(3, return_sequences=True, go_backwards=True, reset_after=False, backward_pass=bp),
-        rc.layers.RNN(rc.cells.LayerNormLSTM(3), return_sequences=True, unroll=True, backward_pass=bp),
-        rc.layers.SimpleRNN(3, backward_pass=bp),
-        rc.layers.Dense(2),
-    ])
+    return rc.Sequential(
+        [
+            rc.layers.LSTM(4, return_sequences=True, backward_pass=bp),
+            rc.layers.GRU(3, return_sequences=True, go_backwards=True, reset_after=False, backward_pass=bp),
+            rc.layers.RNN(rc.cells.LayerNormLSTM(3), return_sequences=True, unroll=True, backward_pass=bp),
+            rc.layers.SimpleRNN(3, backward_pass=bp),
+            rc.layers.Dense(2),
+        ]
+    )
 
 
 def bidirectional_stack(bp):
-    return rc.Sequential([
-        rc.layers.Bidirectional(rc.layers.LSTM(3, return_sequences=True, backward_pass=bp)),
-        rc.layers.Bidirectional(rc.layers.GRU(3, return_sequences=True, backward_pass=bp), merge_mode="sum",
-                                backward_layer=rc.layers.SimpleRNN(3, return_sequences=True, go_backwards=True,
-                                                                   backward_pass=bp)),
-        rc.layers.Bidirectional(rc.layers.GRU(2, reset_after=False, return_state=True, backward_pass=bp),
-                                merge_mode=None),
-    ])
+    return rc.Sequential(
+        [
+            rc.layers.Bidirectional(rc.layers.LSTM(3, return_sequences=True, backward_pass=bp)),
+            rc.layers.Bidirectional(
+                rc.layers.GRU(3, return_sequences=True, backward_pass=bp),
+                merge_mode="sum",
+                backward_layer=rc.layers.SimpleRNN(3, return_sequences=True, go_backwards=True, backward_pass=bp),
+            ),
+            rc.layers.Bidirectional(
+                rc.layers.GRU(2, reset_after=False, return_state=True, backward_pass=bp), merge_mode=None
+            ),
+        ]
+    )
 
 
 def dropout_stack(bp):
-    return rc.Sequential([
-        rc.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.3, return_sequences=True, backward_pass=bp),
-        rc.layers.Bidirectional(rc.layers.GRU(3, dropout=0.2, recurrent_dropout=0.4, return_sequences=True,
-                                              backward_pass=bp), merge_mode="ave"),
-        rc.layers.RNN(rc.cells.LayerNormLSTM(3, recurrent_dropout=0.3), return_state=True, backward_pass=bp),
-    ])
+    return rc.Sequential(
+        [
+            rc.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.3, return_sequences=True, backward_pass=bp),
+            rc.layers.Bidirectional(
+                rc.layers.GRU(3, dropout=0.2, recurrent_dropout=0.4, return_sequences=True, backward_pass=bp),
+                merge_mode="ave",
+            ),
+            rc.layers.RNN(rc.cells.LayerNormLSTM(3, recurrent_dropout=0.3), return_state=True, backward_pass=bp),
+        ]
+    )
 
 
 MODELS = {
@@ -390,13 +446,18 @@ def test_model_gradients_explicit_equal_autodiff_and_finite_differences(x64, nam
     x = jnp.asarray(rng.normal(size=(B, T, F)))
     mask = make_mask(mask_name)
     key = jax.random.PRNGKey(5)
-    weights = [jnp.asarray(rng.normal(size=o.shape)) for o in jax.tree_util.tree_leaves(
-        jax.eval_shape(lambda p, x: model.apply(p, x, mask, training, key), params, x))]
+    weights = [
+        jnp.asarray(rng.normal(size=o.shape))
+        for o in jax.tree_util.tree_leaves(
+            jax.eval_shape(lambda p, x: model.apply(p, x, mask, training, key), params, x)
+        )
+    ]
 
     def loss_of(m):
         def loss(p, x):
             out = jax.tree_util.tree_leaves(m.apply(p, x, mask, training=training, rng=key))
             return sum(jnp.sum(o * w) for o, w in zip(out, weights))
+
         return loss
 
     got = fast_jit(jax.grad(loss_of(model), argnums=(0, 1)))(params, x)
@@ -410,8 +471,13 @@ def test_model_gradients_explicit_equal_autodiff_and_finite_differences(x64, nam
 KERAS_CASES = {
     "LSTM_post_backwards_init": ("LSTM", dict(go_backwards=True), "post", True, False),
     "GRU_holes_unroll_init": ("GRU", dict(unroll=True), "holes", True, False),
-    "GRU_v1_dropout_zero_output_pre": ("GRU_v1", dict(zero_output_for_mask=True, dropout=0.3,
-                                                      recurrent_dropout=0.4), "pre", True, True),
+    "GRU_v1_dropout_zero_output_pre": (
+        "GRU_v1",
+        dict(zero_output_for_mask=True, dropout=0.3, recurrent_dropout=0.4),
+        "pre",
+        True,
+        True,
+    ),
     "SimpleRNN_dropout_no_mask": ("SimpleRNN", dict(dropout=0.3, recurrent_dropout=0.3), None, False, True),
 }
 
@@ -431,8 +497,11 @@ def test_explicit_bptt_equals_keras_gradients_float32(keras, case):
     params = cell.params_type(*weights)
     x = jnp.asarray(rng.normal(size=(B, T, F)).astype("float32"))
     mask = make_mask(mask_name)
-    s0 = cell.state_type(*(jnp.asarray(a) for a in random_like(
-        rng, [np.zeros((B, U))] * len(cell.state_type._fields)))) if init else None
+    s0 = (
+        cell.state_type(*(jnp.asarray(a) for a in random_like(rng, [np.zeros((B, U))] * len(cell.state_type._fields))))
+        if init
+        else None
+    )
     dmasks = None
     if training:
         dmasks = fast_jit(lambda k: cell.dropout_masks(k, B, F, jnp.float32))(jax.random.PRNGKey(3))
@@ -440,8 +509,9 @@ def test_explicit_bptt_equals_keras_gradients_float32(keras, case):
     k_out, (k_gw, k_gx, k_gs) = keras_run(k_layer, x, s0, mask=mask, training=training)
     dys = _cotangent((B, T, U), 0)
     d_final = cell.state_type(*(_cotangent((B, U), k + 1) for k in range(len(cell.state_type._fields))))
-    g = fast_jit(lambda p, x, s: bptt.backward(cell, p, x, dys, s, mask, d_final_state=d_final,
-                                               dropout_masks=dmasks, **flags))(params, x, s0)
+    g = fast_jit(
+        lambda p, x, s: bptt.backward(cell, p, x, dys, s, mask, d_final_state=d_final, dropout_masks=dmasks, **flags)
+    )(params, x, s0)
     tr = bptt.forward(cell, params, x, s0, mask, dropout_masks=dmasks, **flags)
     assert_close((tr.outputs, *tr.final_state), k_out, f"{case} outputs", 1e-5)
     assert_close(g.params, k_gw, f"{case} d/dweights", 1e-5)
@@ -451,6 +521,7 @@ def test_explicit_bptt_equals_keras_gradients_float32(keras, case):
 
 
 # --- 4: the layers use the explicit VJP by default ----------------------------------------------
+
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
 def test_layer_default_vjp_equals_autodiff_layer(x64, kind):
@@ -489,22 +560,39 @@ def test_scan_with_explicit_vjp_is_forward_with_backward_as_vjp(x64, kind, trunc
     assert_close(got, ref[:3], f"{kind} custom VJP", 1e-12)
 
 
-@pytest.mark.parametrize("kind, mask, zero_output_for_mask_and_unroll, go_backwards", sweep(
-    CELL_KINDS, [None, "pre", "holes"], [(False, False), (True, False), (False, True)], [False, True],
-    default=lambda k, m, f, g: (k + m + f + g) % 6 == 0))
-def test_differentiated_layer_outputs_equal_the_forward_scan(x64, kind, mask, zero_output_for_mask_and_unroll,
-                                                             go_backwards):
+@pytest.mark.parametrize(
+    "kind, mask, zero_output_for_mask_and_unroll, go_backwards",
+    sweep(
+        CELL_KINDS,
+        [None, "pre", "holes"],
+        [(False, False), (True, False), (False, True)],
+        [False, True],
+        default=lambda k, m, f, g: (k + m + f + g) % 6 == 0,
+    ),
+)
+def test_differentiated_layer_outputs_equal_the_forward_scan(
+    x64, kind, mask, zero_output_for_mask_and_unroll, go_backwards
+):
     """Differentiated, a layer with a hand-written core VJP reads its outputs from the states it
     keeps instead of writing them in its scan (except where a masked step emits zeros): the primal of
     its custom VJP equals ``bptt.forward``'s outputs exactly, with a non-zero initial state, masks
     that start a row with masked steps, Keras's zero outputs at masked steps, the unrolled masking,
     go_backwards and dropout."""
     zero_output_for_mask, unroll = zero_output_for_mask_and_unroll
-    c = make_case(kind, seed=53, mask=mask, go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
-                  unroll=unroll, dropout=0.2, recurrent_dropout=0.2)
+    c = make_case(
+        kind,
+        seed=53,
+        mask=mask,
+        go_backwards=go_backwards,
+        zero_output_for_mask=zero_output_for_mask,
+        unroll=unroll,
+        dropout=0.2,
+        recurrent_dropout=0.2,
+    )
     flags = (go_backwards, zero_output_for_mask, unroll, None)
-    (ys, final), _ = jax.vjp(lambda p: bptt.scan_with_explicit_vjp(c.cell, flags, p, c.xs, c.s0, c.mask, c.dmasks),
-                             c.params)
+    (ys, final), _ = jax.vjp(
+        lambda p: bptt.scan_with_explicit_vjp(c.cell, flags, p, c.xs, c.s0, c.mask, c.dmasks), c.params
+    )
     tr = bptt.forward(c.cell, c.params, c.xs, c.s0, c.mask, dropout_masks=c.dmasks, **c.flags)
     np.testing.assert_array_equal(ys, tr.outputs)
     for a, b in zip(final, tr.final_state):
@@ -534,21 +622,24 @@ def test_forward_mode_needs_autodiff_backward_pass(x64):
     autodiff = rc.layers.GRU(U, return_sequences=True, backward_pass="autodiff")
     explicit = rc.layers.GRU(U, return_sequences=True)
     rng = np.random.default_rng(2)
-    (v_params, v_x), = unit_directions((c.params, c.xs), rng, 1)
+    ((v_params, v_x),) = unit_directions((c.params, c.xs), rng, 1)
     _, tangent = fast_jit(lambda p, x, vp, vx: jax.jvp(lambda p, x: autodiff.apply(p, x, c.mask), (p, x), (vp, vx)))(
-        c.params, c.xs, v_params, v_x)
+        c.params, c.xs, v_params, v_x
+    )
     # <J v, w> = <v, J^T w>, with J^T w from the explicit reverse scan
     w = c.dys
     g = fast_jit(jax.grad(lambda p, x: jnp.sum(explicit.apply(p, x, c.mask) * w), argnums=(0, 1)))(c.params, c.xs)
     lhs = float(jnp.sum(tangent * w))
-    rhs = sum(float(jnp.vdot(a, b)) for a, b in zip(jax.tree_util.tree_leaves(g),
-                                                   jax.tree_util.tree_leaves((v_params, v_x))))
+    rhs = sum(
+        float(jnp.vdot(a, b)) for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves((v_params, v_x)))
+    )
     assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(rhs))
     with pytest.raises(TypeError, match="custom_vjp"):  # the default layer is the custom VJP
         jax.jvp(lambda x: explicit.apply(c.params, x, c.mask), (c.xs,), (v_x,))
 
 
 # --- 5: truncated BPTT ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU_v1"])
 def test_truncate_at_least_T_is_full_bptt(x64, kind):
@@ -560,8 +651,9 @@ def test_truncate_at_least_T_is_full_bptt(x64, kind):
 
 TRUNCATION_CASES = {
     "k1_post_mask": dict(k2=1, mask="post"),
-    "k3_holes_backwards_unroll_dropout": dict(k2=3, mask="holes", go_backwards=True, unroll=True, dropout=0.2,
-                                              recurrent_dropout=0.3),
+    "k3_holes_backwards_unroll_dropout": dict(
+        k2=3, mask="holes", go_backwards=True, unroll=True, dropout=0.2, recurrent_dropout=0.3
+    ),
 }
 
 
@@ -593,13 +685,15 @@ def test_truncated_layer_equals_stop_gradient_loop(x64, kind, k2, go_backwards):
     assert_close(got, ref[:3], f"{kind} layer truncate_gradient={k2}", 1e-12)
     full = fast_jit(jax.grad(layer_loss(full_layer, c), argnums=(0, 1, 2)))(c.params, c.xs, c.s0)
     assert max_rel_err(got[1], full[1]) > 1e-4
-    outs = [jax.tree_util.tree_leaves(lyr.apply(c.params, c.xs, c.mask, initial_state=c.s0))
-            for lyr in (layer, full_layer)]
+    outs = [
+        jax.tree_util.tree_leaves(lyr.apply(c.params, c.xs, c.mask, initial_state=c.s0)) for lyr in (layer, full_layer)
+    ]
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
 
 
 # --- 6: per-step Jacobians and their products ---------------------------------------------------------
+
 
 class PairState(NamedTuple):
     h: jax.Array
@@ -626,8 +720,11 @@ class LeakyPair(rc.cells.Cell):
     def init(self, key, input_dim, dtype=jnp.float32):
         k1, k2, k3 = jax.random.split(key, 3)
         u = self.units
-        return PairParams(jax.random.normal(k1, (input_dim, u), dtype), jax.random.normal(k2, (u, u), dtype),
-                          jax.random.normal(k3, (u, u), dtype))
+        return PairParams(
+            jax.random.normal(k1, (input_dim, u), dtype),
+            jax.random.normal(k2, (u, u), dtype),
+            jax.random.normal(k3, (u, u), dtype),
+        )
 
     def step(self, params, state, x, dropout_masks=None):
         a = 0.8 * state.a + 0.5 * jnp.tanh(x @ params.kernel + state.h @ params.recurrent_kernel)
@@ -642,12 +739,14 @@ def jacfwd_step_jacobians(cell, params, xs, s0, mask, dmasks, go_backwards):
     xs_p, mask_p = processing(xs, go_backwards), None if mask is None else processing(mask, go_backwards)
     js = []
     for t in range(1, xs.shape[1] + 1):
+
         def step(vec, t=t):
             prev = from_vec(cell, vec)
             new, _ = cell.step(params, prev, xs_p[:, t - 1], dmasks)
             if mask_p is not None:
                 new = type(new)(*(jnp.where(mask_p[:, t - 1][:, None], a, b) for a, b in zip(new, prev)))
             return to_vec(new)
+
         js.append(diag_blocks(jax.jacfwd(step)(to_vec(states[t - 1]))))
     return jnp.stack(js, axis=1)
 
@@ -662,10 +761,10 @@ JACOBIAN_CASES = {
 def test_step_jacobians_equal_jacfwd_of_loop_step(x64, kind, case):
     c = make_case(kind, seed=sum(map(ord, kind + case)), **JACOBIAN_CASES[case])
     gb = c.flags["go_backwards"]
-    J = fast_jit(lambda p, x, s: bptt.step_jacobians(c.cell, p, x, s, c.mask, dropout_masks=c.dmasks,
-                                                     go_backwards=gb))(c.params, c.xs, c.s0)
-    ref = fast_jit(lambda p, x, s: jacfwd_step_jacobians(c.cell, p, x, s, c.mask, c.dmasks, gb))(
-        c.params, c.xs, c.s0)
+    J = fast_jit(lambda p, x, s: bptt.step_jacobians(c.cell, p, x, s, c.mask, dropout_masks=c.dmasks, go_backwards=gb))(
+        c.params, c.xs, c.s0
+    )
+    ref = fast_jit(lambda p, x, s: jacfwd_step_jacobians(c.cell, p, x, s, c.mask, c.dmasks, gb))(c.params, c.xs, c.s0)
     assert J.shape == (B, T, state_size(c.cell), state_size(c.cell)) and J.dtype == jnp.float64
     assert_close(J, ref, f"{kind} {case}", 1e-12)
     eye = np.eye(state_size(c.cell))
@@ -688,8 +787,7 @@ def _products_by_jacrev(cell, params, xs, s0, mask, dmasks, go_backwards):
         _, ss = run_loop(cell, params, xs, from_vec(cell, vec), mask, start=k, stop=stop, **flags)
         return to_vec(ss[-1])
 
-    P = [diag_blocks(jax.jacrev(functools.partial(s_end, k=k, stop=steps))(to_vec(states[k])))
-         for k in range(steps)]
+    P = [diag_blocks(jax.jacrev(functools.partial(s_end, k=k, stop=steps))(to_vec(states[k]))) for k in range(steps)]
 
     def all_states(vec):  # (B, T, S): s_1 .. s_T from s_0
         _, ss = run_loop(cell, params, xs, from_vec(cell, vec), mask, **flags)
@@ -704,16 +802,18 @@ def _products_by_jacrev(cell, params, xs, s0, mask, dmasks, go_backwards):
 def products_by_jacrev(cell, params, xs, s0, mask, dmasks, go_backwards):
     """``(P, Q)``: ``P[:, k]`` = jacrev of ``s_T`` w.r.t. ``s_k`` by running the loop from ``s_k``;
     ``Q[:, t-1]`` = jacrev of ``s_t`` w.r.t. ``s_0``, all ``(B, T, S, S)`` (one compilation)."""
-    return fast_jit(functools.partial(_products_by_jacrev, cell, mask=mask, dmasks=dmasks,
-                                      go_backwards=go_backwards))(params, xs, s0)
+    return fast_jit(functools.partial(_products_by_jacrev, cell, mask=mask, dmasks=dmasks, go_backwards=go_backwards))(
+        params, xs, s0
+    )
 
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
 def test_jacobian_products_equal_jacrev_of_loop(x64, kind):
     c = make_case(kind, seed=31, mask="holes", go_backwards=True, dropout=0.2, recurrent_dropout=0.3, steps=5)
     gb = c.flags["go_backwards"]
-    J = fast_jit(lambda p, x, s: bptt.step_jacobians(c.cell, p, x, s, c.mask, dropout_masks=c.dmasks,
-                                                     go_backwards=gb))(c.params, c.xs, c.s0)
+    J = fast_jit(lambda p, x, s: bptt.step_jacobians(c.cell, p, x, s, c.mask, dropout_masks=c.dmasks, go_backwards=gb))(
+        c.params, c.xs, c.s0
+    )
     P_ref, Q_ref = products_by_jacrev(c.cell, c.params, c.xs, c.s0, c.mask, c.dmasks, gb)
     P_seq = bptt.jacobian_products(J)
     P_assoc = bptt.jacobian_products(J, method="associative")
@@ -752,21 +852,27 @@ def test_user_cell_with_only_step_gets_the_explicit_backward_pass(x64):
     s0, mask = random_state(cell, rng), make_mask("holes")
     dy = jnp.asarray(rng.normal(size=(B, T, cell.units)))
     for truncate in (None, 2):
+
         def loss(p, x, s):
             ys, _ = run_loop(cell, p, x, s, mask, go_backwards=True, truncate=truncate)
             return jnp.sum(ys * dy)
 
         ref = fast_jit(jax.grad(loss, argnums=(0, 1, 2)))(params, xs, s0)
-        g = fast_jit(lambda p, x, s, truncate=truncate: bptt.backward(
-            cell, p, x, dy, s, mask, go_backwards=True, truncate_gradient=truncate))(params, xs, s0)
+        g = fast_jit(
+            lambda p, x, s, truncate=truncate: bptt.backward(
+                cell, p, x, dy, s, mask, go_backwards=True, truncate_gradient=truncate
+            )
+        )(params, xs, s0)
         assert_close((g.params, g.inputs, g.initial_state), ref, f"user cell, truncate={truncate}", 1e-12)
         layer = rc.layers.RNN(cell, return_sequences=True, go_backwards=True, truncate_gradient=truncate)
-        gl = fast_jit(jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy),
-                               argnums=(0, 1)))(params, xs)
+        gl = fast_jit(
+            jax.grad(lambda p, x, layer=layer: jnp.sum(layer.apply(p, x, mask, initial_state=s0) * dy), argnums=(0, 1))
+        )(params, xs)
         assert_close(gl, ref[:2], f"user cell layer, truncate={truncate}", 1e-12)
 
 
 # --- 7: long horizons in the log domain -----------------------------------------------------------
+
 
 def log_norms_rescaled_float64(J):
     """``log ||J_T ⋯ J_{k+1}||_2`` for every k, in float64, the running product rescaled by its
@@ -903,10 +1009,11 @@ def test_top_singular_values_equal_svd_of_formed_product(x64, case):
     # masked throughout has P = I, where any subspace is exact). sqrt(eigenvalues of P^T P) resolves
     # singular values down to ~1e-8 of the largest: the top k sit well above that.
     ratio = sv[:, k] / sv[:, k - 1] if k < sv.shape[1] else np.zeros(B)
-    assert np.all((ratio ** 200 < 1e-12) | np.all(sv == 1.0, axis=1))
+    assert np.all((ratio**200 < 1e-12) | np.all(sv == 1.0, axis=1))
     assert np.all(sv[:, k - 1] > 1e-3 * sv[:, 0])
     s, v = fast_jit(lambda p, x, s0: bptt.top_singular_values(c.cell, p, x, start, k, s0, c.mask, **flags))(
-        c.params, c.xs, c.s0)
+        c.params, c.xs, c.s0
+    )
     assert s.shape == (B, k) and v.shape == (B, state_size(c.cell), k)
     assert_close(s, sv[:, :k], f"{case} singular values", 1e-8)
     # the right singular vectors, up to sign, where the singular values are separated
@@ -924,6 +1031,7 @@ def test_top_singular_values_equal_svd_of_formed_product(x64, case):
 
 
 # --- 9: bad input ----------------------------------------------------------------------------------
+
 
 def _lstm():
     cell = rc.cells.LSTM(U)
@@ -974,8 +1082,12 @@ def test_zero_time_steps():
     with pytest.raises(ValueError, match=match):
         bptt.top_singular_values(cell, p, xs)
     J0 = jnp.ones((B, 0, 2 * U, 2 * U))
-    for fn in (bptt.jacobian_products, bptt.jacobians_from_start, bptt.log_singular_values_to_end,
-               bptt.log_norms_to_end):
+    for fn in (
+        bptt.jacobian_products,
+        bptt.jacobians_from_start,
+        bptt.log_singular_values_to_end,
+        bptt.log_norms_to_end,
+    ):
         with pytest.raises(ValueError, match=r"J has T=0 steps"):
             fn(J0)
 
@@ -984,8 +1096,7 @@ def test_zero_time_steps():
 def test_jacobians_of_wrong_rank_or_shape(shape):
     J = jnp.ones(shape)
     for fn in (bptt.jacobian_products, bptt.jacobians_from_start, bptt.log_norms_to_end):
-        with pytest.raises(ValueError, match=r"J must have shape \(batch, time, S, S\); got shape "
-                                             + re_shape(shape)):
+        with pytest.raises(ValueError, match=r"J must have shape \(batch, time, S, S\); got shape " + re_shape(shape)):
             fn(J)
 
 
@@ -1000,8 +1111,11 @@ def test_unknown_product_method():
 
 def test_d_outputs_of_wrong_shape():
     cell, p, xs = _lstm()
-    with pytest.raises(ValueError, match=r"d_outputs must have shape \(batch, time, units\) = \(4, 6, 3\); "
-                                         r"got shape \(4, 5, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"d_outputs must have shape \(batch, time, units\) = \(4, 6, 3\); "
+        r"got shape \(4, 5, 3\)",
+    ):
         bptt.backward(cell, p, xs, jnp.ones((B, T - 1, U)))
 
 
@@ -1051,19 +1165,29 @@ def test_initial_state_may_be_a_plain_tuple():
 
 
 CORE_VJP_CASES = [
-    ("SimpleRNN", {}), ("SimpleRNN", {"activation": "relu"}), ("SimpleRNN", {"activation": "gelu"}),
-    ("SimpleRNN", {"activation": "sigmoid", "use_bias": False}), ("SimpleRNN", {"activation": None}),
-    ("LSTM", {}), ("LSTM", {"activation": "relu", "recurrent_activation": "hard_sigmoid"}),
+    ("SimpleRNN", {}),
+    ("SimpleRNN", {"activation": "relu"}),
+    ("SimpleRNN", {"activation": "gelu"}),
+    ("SimpleRNN", {"activation": "sigmoid", "use_bias": False}),
+    ("SimpleRNN", {"activation": None}),
+    ("LSTM", {}),
+    ("LSTM", {"activation": "relu", "recurrent_activation": "hard_sigmoid"}),
     ("LSTM", {"use_bias": False, "activation": "softsign"}),
-    ("GRU", {}), ("GRU", {"activation": "relu", "use_bias": False}), ("GRU", {"recurrent_activation": "hard_sigmoid"}),
-    ("GRU", {"reset_after": False}), ("LayerNormLSTM", {}),
+    ("GRU", {}),
+    ("GRU", {"activation": "relu", "use_bias": False}),
+    ("GRU", {"recurrent_activation": "hard_sigmoid"}),
+    ("GRU", {"reset_after": False}),
+    ("LayerNormLSTM", {}),
 ]
 
 
-@pytest.mark.parametrize("masked, kind_and_kwargs, hand_written", sweep(
-    [True, False], CORE_VJP_CASES, [True, False], default=lambda m, c, h: (m + c + h) % 3 == 0))
-def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64, masked, kind_and_kwargs,
-                                                                             hand_written):
+@pytest.mark.parametrize(
+    "masked, kind_and_kwargs, hand_written",
+    sweep([True, False], CORE_VJP_CASES, [True, False], default=lambda m, c, h: (m + c + h) % 3 == 0),
+)
+def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(
+    x64, masked, kind_and_kwargs, hand_written
+):
     """The layers' reverse scan runs a cell's hand-written core VJP (SimpleRNN, LSTM, GRU) or a traced
     VJP of its core; both equal jax.grad of the autodiff layer (masked steps, recurrent and input
     dropout in training, activations whose derivative is or is not a function of the output)."""
@@ -1072,8 +1196,9 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
     if not hand_written:
         base = type(f"Traced{kind}", (base,), {"has_core_vjp": False})
     cell = base(4, dropout=0.2, recurrent_dropout=0.3, **kwargs)
-    has_one = kind in ("SimpleRNN", "LSTM") or (kind == "GRU" and kwargs.get("reset_after", True)
-                                                 and "recurrent_activation" not in kwargs)
+    has_one = kind in ("SimpleRNN", "LSTM") or (
+        kind == "GRU" and kwargs.get("reset_after", True) and "recurrent_activation" not in kwargs
+    )
     assert rc.bptt._has_core_vjp(cell) == (hand_written and has_one)
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(3, 7, 2)))
@@ -1086,13 +1211,15 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
 
     def loss(layer, p, x):  # the outputs and the final state both get a cotangent
         y, *final = layer.apply(p, x, mask, training=True, rng=key)
-        return (jnp.sum(y * jnp.sin(jnp.arange(y.size).reshape(y.shape)))
-                + sum(jnp.sum(s * jnp.cos(jnp.arange(s.size).reshape(s.shape))) for s in final))
+        return jnp.sum(y * jnp.sin(jnp.arange(y.size).reshape(y.shape))) + sum(
+            jnp.sum(s * jnp.cos(jnp.arange(s.size).reshape(s.shape))) for s in final
+        )
 
     got = fast_jit(jax.grad(lambda p, x: loss(explicit, p, x), argnums=(0, 1)))(p, x)  # one program, not op by op
     want = fast_jit(jax.grad(lambda p, x: loss(autodiff, p, x), argnums=(0, 1)))(p, x)
-    for a, b in zip(explicit.apply(p, x, mask, training=True, rng=key),
-                    autodiff.apply(p, x, mask, training=True, rng=key)):
+    for a, b in zip(
+        explicit.apply(p, x, mask, training=True, rng=key), autodiff.apply(p, x, mask, training=True, rng=key)
+    ):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)
@@ -1100,8 +1227,7 @@ def test_layer_vjp_with_or_without_the_hand_written_core_vjp_equals_autodiff(x64
 
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("unroll_min_work", [1, 10**9])
-def test_undifferentiated_layer_forward_unrolled_or_not_equals_the_kept_trajectory(monkeypatch, kind,
-                                                                                    unroll_min_work):
+def test_undifferentiated_layer_forward_unrolled_or_not_equals_the_kept_trajectory(monkeypatch, kind, unroll_min_work):
     """Undifferentiated, a layer runs a scan that keeps no states, unrolled SCAN_UNROLL steps per
     iteration where batch * units is large: outputs and final state equal bptt.forward's exactly
     (not unrolled) or to float32 rounding (unrolled: XLA fuses across the unrolled steps), with T = 7
@@ -1113,8 +1239,9 @@ def test_undifferentiated_layer_forward_unrolled_or_not_equals_the_kept_trajecto
     x = jnp.asarray(rng.normal(size=(2, 7, 3)).astype(np.float32))
     mask = jnp.asarray(rng.random((2, 7)) > 0.3)
     for go_backwards, zero in [(False, False), (True, True)]:
-        layer = rc.layers.RNN(cell, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                              zero_output_for_mask=zero)
+        layer = rc.layers.RNN(
+            cell, return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=zero
+        )
         y, *final = jax.jit(lambda p, x: layer.apply(p, x, mask))(p, x)
         tr = rc.bptt.forward(cell, p, x, mask=mask, go_backwards=go_backwards, zero_output_for_mask=zero)
         for a, b in zip([y, *final], [tr.outputs, *tr.final_state]):
@@ -1128,13 +1255,25 @@ def _trajectory_copies_in_loops(text: str, steps: int) -> list[str]:
     """The lines of a compiled program's loop bodies that copy an f32 array of leading size ``steps``."""
     bodies = set(re.findall(r"body=%([\w.\-]+)", text))
     computations = {m.group(1): m.group(0) for m in re.finditer(r"(?ms)^%([\w.\-]+) \(.*?^}", text)}
-    return [line for name in bodies for line in computations[name].splitlines()
-            if re.search(rf"= f32\[{steps},[^=]* copy\(", line)]
+    return [
+        line
+        for name in bodies
+        for line in computations[name].splitlines()
+        if re.search(rf"= f32\[{steps},[^=]* copy\(", line)
+    ]
 
 
-@pytest.mark.parametrize("kind, masked, most", [
-    ("SimpleRNN", False, 2.5), ("SimpleRNN", True, 3.5), ("LSTM", False, 7.5), ("LSTM", True, 7.5),
-    ("GRU", False, 11.5), ("GRU", True, 11.5)])
+@pytest.mark.parametrize(
+    "kind, masked, most",
+    [
+        ("SimpleRNN", False, 2.5),
+        ("SimpleRNN", True, 3.5),
+        ("LSTM", False, 7.5),
+        ("LSTM", True, 7.5),
+        ("GRU", False, 11.5),
+        ("GRU", True, 11.5),
+    ],
+)
 def test_layer_gradient_temporary_memory(kind, masked, most):
     """What forward+backward of a layer holds: the trajectory the forward pass keeps (SimpleRNN: the
     states each step starts from, 1 (T, B, H) array; LSTM: h and c and z (B, 4H), 6; GRU: h and
@@ -1158,24 +1297,34 @@ def test_layer_gradient_temporary_memory(kind, masked, most):
     assert not _trajectory_copies_in_loops(compiled.as_text(), t)
 
 
-@pytest.mark.parametrize("kind, masked, size", sweep(
-    ["SimpleRNN", "LSTM", "GRU"], [False, True], [(8, 50, 2, 16), (16, 300, 8, 64)],
-    default=lambda k, m, z: z == 0 or (k, m) == (1, 1)))
+@pytest.mark.parametrize(
+    "kind, masked, size",
+    sweep(
+        ["SimpleRNN", "LSTM", "GRU"],
+        [False, True],
+        [(8, 50, 2, 16), (16, 300, 8, 64)],
+        default=lambda k, m, z: z == 0 or (k, m) == (1, 1),
+    ),
+)
 def test_no_loop_of_the_layer_gradient_copies_a_whole_trajectory(kind, masked, size):
     """Where the reverse scan writes over an array it reads, every read must be ordered before the
     write; where XLA cannot order them it copies the whole (T, ...) array in every step (10x slower
     measured). Checked in the compiled program with masks, dropout in training, go_backwards and
     cotangents on the outputs and the final state."""
     b, t, f, h = size
-    layer = rc.layers.RNN(getattr(rc.cells, kind)(h, dropout=0.2, recurrent_dropout=0.2), return_sequences=True,
-                          return_state=True, go_backwards=masked)
+    layer = rc.layers.RNN(
+        getattr(rc.cells, kind)(h, dropout=0.2, recurrent_dropout=0.2),
+        return_sequences=True,
+        return_state=True,
+        go_backwards=masked,
+    )
     x = jax.random.normal(jax.random.PRNGKey(1), (b, t, f))
     p = layer.cell.init(jax.random.PRNGKey(0), f)
     mask = jax.random.uniform(jax.random.PRNGKey(2), (b, t)) > 0.2 if masked else None
 
     def loss(p, x):
         y, *final = layer.apply(p, x, mask, training=True, rng=jax.random.PRNGKey(3))
-        return jnp.sum(jnp.sin(y)) + sum(jnp.sum(s ** 2) for s in final)
+        return jnp.sum(jnp.sin(y)) + sum(jnp.sum(s**2) for s in final)
 
     text = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(p, x).compile().as_text()
     assert len(set(re.findall(r"body=%([\w.\-]+)", text))) >= 2  # the forward and reverse scans, PRNG loops
@@ -1185,6 +1334,7 @@ def test_no_loop_of_the_layer_gradient_copies_a_whole_trajectory(kind, masked, s
 def _dots_per_scan_step(jaxpr) -> list[int]:
     """The matmuls (``dot_general``) in the body of every ``scan`` of a jaxpr, outermost first,
     counting those in calls nested inside a body."""
+
     def sub_jaxprs(eqn):
         for value in eqn.params.values():
             for v in value if isinstance(value, (tuple, list)) else (value,):
@@ -1206,8 +1356,10 @@ def _dots_per_scan_step(jaxpr) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("kind, dropout, per_step", [
-    ("SimpleRNN", 0.0, 1), ("LSTM", 0.0, 1), ("LSTM", 0.3, 2), ("GRU", 0.0, 2), ("LayerNormLSTM", 0.0, 2)])
+@pytest.mark.parametrize(
+    "kind, dropout, per_step",
+    [("SimpleRNN", 0.0, 1), ("LSTM", 0.0, 1), ("LSTM", 0.3, 2), ("GRU", 0.0, 2), ("LayerNormLSTM", 0.0, 2)],
+)
 def test_forward_scans_take_one_matmul_per_step_where_the_core_sums_the_projections(kind, dropout, per_step):
     """SimpleRNN and LSTM read x K and h R only as their sum, so their forward scans, undifferentiated
     and the one that keeps residuals for the reverse scan, take both as one matmul [x, h] [K; R]
@@ -1217,8 +1369,9 @@ def test_forward_scans_take_one_matmul_per_step_where_the_core_sums_the_projecti
     p = layer.cell.init(jax.random.PRNGKey(0), 3)
     x = jnp.ones((2, 5, 3))
     key = jax.random.PRNGKey(1)
-    assert _dots_per_scan_step(jax.make_jaxpr(lambda p: layer.apply(p, x, training=True, rng=key))(p).jaxpr) \
-        == [per_step]
+    assert _dots_per_scan_step(jax.make_jaxpr(lambda p: layer.apply(p, x, training=True, rng=key))(p).jaxpr) == [
+        per_step
+    ]
     grad = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, training=True, rng=key))))(p).jaxpr
     assert _dots_per_scan_step(grad)[0] == per_step
 

@@ -14,8 +14,9 @@ def test_positive_int_accepts_and_returns_python_int(value):
 
 @pytest.mark.parametrize("value", [0, -2, 1.0, True, "3", None, np.float32(2)])
 def test_positive_int_refuses_with_name_and_value(value):
-    with pytest.raises(ValueError, match=rf"^units={value!r}; expected a positive integer\.$".replace("(", r"\(")
-                       .replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=rf"^units={value!r}; expected a positive integer\.$".replace("(", r"\(").replace(")", r"\)")
+    ):
         checks.positive_int("units", value)
 
 

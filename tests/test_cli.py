@@ -45,8 +45,9 @@ def _inputs(batch, steps, features, seed):
 def lstm_report(tmp_path_factory):
     """``rnncore diagnose --json`` on one small LSTM, run once for the tests that read its numbers."""
     picture = tmp_path_factory.mktemp("diagnose") / "d.png"
-    code, out, err = _run_captured("diagnose", "--cell", "lstm", *SMALL, "--lags", "1", "5", "20", "--json",
-                                   "--out", str(picture))
+    code, out, err = _run_captured(
+        "diagnose", "--cell", "lstm", *SMALL, "--lags", "1", "5", "20", "--json", "--out", str(picture)
+    )
     assert code == 0, err
     return json.loads(out), picture
 
@@ -68,8 +69,7 @@ def test_diagnose_json_holds_the_numbers_of_rnncore_analysis(lstm_report):
         s0 = np.asarray(cell.state_to_vector(g.initial_state), np.float64)
         want = {1: states[:, 18], 5: states[:, 14], 20: s0}
         for k, vec in want.items():
-            np.testing.assert_allclose(row["grad_norm_by_lag"][str(k)], np.linalg.norm(vec, axis=-1).mean(),
-                                       rtol=1e-4)
+            np.testing.assert_allclose(row["grad_norm_by_lag"][str(k)], np.linalg.norm(vec, axis=-1).mean(), rtol=1e-4)
         assert row["memory_horizon"] == pytest.approx(float(np.mean(rc.analysis.memory_horizon(cell, p, x))))
         lam = rc.analysis.lyapunov_spectrum(cell, p, x, k=8, warmup=2)
         assert row["lyapunov_max"] == pytest.approx(float(np.mean(lam[:, 0])), rel=1e-5)
@@ -88,14 +88,31 @@ def test_diagnose_table_shows_the_numbers_of_the_json(capsys, lstm_report):
         fields = line.split()
         assert fields[1] == row["layer"] == f"0:{name.upper()}"
         assert fields[2:5] == [f"{row['grad_norm_by_lag'][k]:.2e}" for k in ("1", "5", "20")]
-        assert fields[5:9] == [f"{row['memory_horizon']:.1f}", f"{row['lyapunov_max']:+.4f}",
-                               f"{row['saturation']:.1%}", row["verdict"]]
+        assert fields[5:9] == [
+            f"{row['memory_horizon']:.1f}",
+            f"{row['lyapunov_max']:+.4f}",
+            f"{row['saturation']:.1%}",
+            row["verdict"],
+        ]
 
 
 def test_diagnose_stack_and_init(capsys, tmp_path):
     # as many features as units: both layers' cells then see (B, T, 8) inputs and share compiled programs
-    code, out, err = _run(capsys, "diagnose", "--cell", "simple_rnn", "--init", "identity", "--layers", "2",
-                          *SMALL, "--features", "8", "--json", "--no-plot")
+    code, out, err = _run(
+        capsys,
+        "diagnose",
+        "--cell",
+        "simple_rnn",
+        "--init",
+        "identity",
+        "--layers",
+        "2",
+        *SMALL,
+        "--features",
+        "8",
+        "--json",
+        "--no-plot",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert [r["layer"] for r in report["rows"]] == ["0:SimpleRNN", "1:SimpleRNN"]
@@ -108,8 +125,14 @@ def test_diagnose_stack_and_init(capsys, tmp_path):
 def saved_models(tmp_path_factory):
     keras = pytest.importorskip("keras")
     d = tmp_path_factory.mktemp("models")
-    model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4, return_sequences=True),
-                              keras.layers.GRU(3), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.LSTM(4, return_sequences=True),
+            keras.layers.GRU(3),
+            keras.layers.Dense(1),
+        ]
+    )
     model.save(d / "rnn.keras")
     dense = keras.Sequential([keras.Input((5, 3)), keras.layers.Dense(2)])
     dense.save(d / "dense.keras")
@@ -124,8 +147,14 @@ def test_data_files(tmp_path):
     np.savez(tmp_path / "first.npz", x[1], np.zeros(3))
     np.savetxt(tmp_path / "x.csv", x[0], delimiter=",", header="a,b,c", comments="")
     np.savetxt(tmp_path / "plain.csv", x[1], delimiter=",")
-    for name, want in [("x.npy", x), ("one.npy", x[:1]), ("x.npz", x), ("first.npz", x[1:]), ("x.csv", x[:1]),
-                       ("plain.csv", x[1:])]:
+    for name, want in [
+        ("x.npy", x),
+        ("one.npy", x[:1]),
+        ("x.npz", x),
+        ("first.npz", x[1:]),
+        ("x.csv", x[:1]),
+        ("plain.csv", x[1:]),
+    ]:
         np.testing.assert_allclose(rc.data.load_array(str(tmp_path / name)), want, rtol=1e-6, err_msg=name)
 
 
@@ -135,12 +164,14 @@ def test_data_files_that_cannot_be_inputs_say_why(tmp_path):
     np.save(tmp_path / "words.npy", np.array(["a", "b"]))
     np.save(tmp_path / "flat.npy", np.zeros(4, np.float32))
     (tmp_path / "x.txt").write_text("1,2\n")
-    for name, message in [("none.npy", "no such file."), ("empty.npz", "the .npz file holds no array."),
-                          ("header.csv", "the .csv file holds no rows of numbers."),
-                          ("words.npy", "expected numbers; got an array of dtype <U1."),
-                          ("flat.npy", "expected (batch, time, features) or one sequence (time, features); "
-                                       "got shape (4,)."),
-                          ("x.txt", "unknown file type '.txt'; expected .npy, .npz or .csv.")]:
+    for name, message in [
+        ("none.npy", "no such file."),
+        ("empty.npz", "the .npz file holds no array."),
+        ("header.csv", "the .csv file holds no rows of numbers."),
+        ("words.npy", "expected numbers; got an array of dtype <U1."),
+        ("flat.npy", "expected (batch, time, features) or one sequence (time, features); got shape (4,)."),
+        ("x.txt", "unknown file type '.txt'; expected .npy, .npz or .csv."),
+    ]:
         path = str(tmp_path / name)
         with pytest.raises(ValueError) as e:
             rc.data.load_array(path)
@@ -150,15 +181,25 @@ def test_data_files_that_cannot_be_inputs_say_why(tmp_path):
 def test_diagnose_a_saved_keras_model_on_user_data(capsys, tmp_path, saved_models):
     x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x=x)
-    code, out, err = _run(capsys, "diagnose", "--model", str(saved_models / "rnn.keras"), "--data",
-                          str(tmp_path / "x.npz"), "--json", "--out", str(tmp_path / "m.png"))
+    code, out, err = _run(
+        capsys,
+        "diagnose",
+        "--model",
+        str(saved_models / "rnn.keras"),
+        "--data",
+        str(tmp_path / "x.npz"),
+        "--json",
+        "--out",
+        str(tmp_path / "m.png"),
+    )
     assert code == 0, err
     report = json.loads(out)
     assert [r["layer"] for r in report["rows"]] == ["0:LSTM", "1:GRU"]
     assert report["settings"]["batch"] == 2 and (tmp_path / "m.png").stat().st_size > 0
     model, params = rc.from_keras(saved_models / "rnn.keras")
     assert report["rows"][0]["memory_horizon"] == pytest.approx(
-        float(np.mean(rc.analysis.memory_horizon(model.layers[0].cell, params[0], jnp.asarray(x)))))
+        float(np.mean(rc.analysis.memory_horizon(model.layers[0].cell, params[0], jnp.asarray(x))))
+    )
 
 
 def _bad(tmp_path, saved_models, case):
@@ -180,9 +221,22 @@ def _bad(tmp_path, saved_models, case):
     }[case]
 
 
-@pytest.mark.parametrize("case", ["unknown cell", "negative units", "missing data file", "missing model file",
-                                  "wrong shape", "no recurrent layer", "model without data", "unknown file type",
-                                  "unknown task", "two clippings", "unknown command"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown cell",
+        "negative units",
+        "missing data file",
+        "missing model file",
+        "wrong shape",
+        "no recurrent layer",
+        "model without data",
+        "unknown file type",
+        "unknown task",
+        "two clippings",
+        "unknown command",
+    ],
+)
 def test_bad_arguments_and_files_give_one_line_and_status_2(capsys, tmp_path, saved_models, case):
     code, out, err = _run(capsys, *_bad(tmp_path, saved_models, case), "--no-plot")
     assert code == 2
@@ -203,14 +257,58 @@ def test_help_shows_examples(capsys):
 
 def test_train_prints_the_baseline_and_draws_the_curve(capsys, tmp_path):
     picture = tmp_path / "t.png"
-    code, out, err = _run(capsys, "train", "--task", "adding", "--cell", "gru", "--seq-len", "8", "--samples", "40",
-                          "--epochs", "2", "--batch-size", "16", "--units", "4", "--clipnorm", "1",
-                          "--init", "identity", "--out", str(picture))
+    code, out, err = _run(
+        capsys,
+        "train",
+        "--task",
+        "adding",
+        "--cell",
+        "gru",
+        "--seq-len",
+        "8",
+        "--samples",
+        "40",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--units",
+        "4",
+        "--clipnorm",
+        "1",
+        "--init",
+        "identity",
+        "--out",
+        str(picture),
+    )
     assert code == 0, err
     assert "baseline 0.1667" in out and "Epoch 2/2" in out and picture.stat().st_size > 0
-    code, out, err = _run(capsys, "train", "--task", "copy", "--cell", "lstm", "--layernorm", "--seq-len", "3",
-                          "--samples", "20", "--epochs", "1", "--units", "4", "--truncate", "5",
-                          "--global-clipnorm", "1", "--optimizer", "rmsprop", "--lr", "0.01", "--no-plot")
+    code, out, err = _run(
+        capsys,
+        "train",
+        "--task",
+        "copy",
+        "--cell",
+        "lstm",
+        "--layernorm",
+        "--seq-len",
+        "3",
+        "--samples",
+        "20",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+        "--truncate",
+        "5",
+        "--global-clipnorm",
+        "1",
+        "--optimizer",
+        "rmsprop",
+        "--lr",
+        "0.01",
+        "--no-plot",
+    )
     assert code == 0, err
     baseline = rc.data.copy_memory_baseline(3, 8, 10)
     assert f"baseline {baseline:.4g}" in out and "layernorm_lstm" in out
@@ -218,6 +316,7 @@ def test_train_prints_the_baseline_and_draws_the_curve(capsys, tmp_path):
 
 def test_check_keras(capsys, monkeypatch, keras):
     from rnncore.interop.keras import parity
+
     monkeypatch.setattr(parity, "_fixed_cases", lambda: [])
     code, out, err = _run(capsys, "check-keras", "--only", "LSTM", "--trials", "1", "--seed", "3")
     assert code == 0, err
@@ -234,8 +333,9 @@ def test_check_keras_without_keras(capsys, monkeypatch):
 
 def test_python_m_rnncore_is_the_command(tmp_path):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "rnncore", "--help"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnncore", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: rnncore")
     assert all(command in proc.stdout for command in ("diagnose", "train", "check-keras"))
@@ -246,26 +346,39 @@ def test_python_m_rnncore_runs_diagnose(tmp_path):
     """Three cells compiled in a fresh process (14-50 s on 2 cores): behind ``slow``; the default run
     keeps :func:`test_python_m_rnncore_is_the_command`."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "rnncore", "diagnose", "--seq-len", "20", "--units", "8"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnncore", "diagnose", "--seq-len", "20", "--units", "8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert [ln.split()[0] for ln in proc.stdout.splitlines() if ln.split()[:1] and ln.split()[0] in cli.CELLS] == [
-        "simple_rnn", "lstm", "gru"]
+        "simple_rnn",
+        "lstm",
+        "gru",
+    ]
     assert (tmp_path / "diagnose.png").stat().st_size > 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("argv, expect", [
-    (["diagnose"], "picture: diagnose.png"),
-    (["train"], "baseline"),
-    (["check-keras"], "LSTM"),
-])
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["diagnose"], "picture: diagnose.png"),
+        (["train"], "baseline"),
+        (["check-keras"], "LSTM"),
+    ],
+)
 def test_each_subcommand_on_its_defaults(tmp_path, argv, expect):
     """The console script exactly as a user runs it, on every default (the main job's timing is
     printed on its last line)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "rnncore", *argv], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnncore", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert expect in proc.stdout and "Traceback" not in proc.stderr
     if argv[0] != "check-keras":
@@ -275,19 +388,23 @@ def test_each_subcommand_on_its_defaults(tmp_path, argv, expect):
 def test_random_check_keras_configurations_are_ones_keras_accepts():
     """Keras refuses Bidirectional around a go_backwards layer; the generator must never draw one."""
     from rnncore.interop.keras import parity
+
     rng = np.random.default_rng(0)
     for _ in range(200):
         _, layers = parity._random_case("Bidirectional", rng)
         assert not layers[0].forward_layer.go_backwards and layers[0].backward_layer.go_backwards
 
 
-@pytest.mark.parametrize("old, module, name", [
-    ("diagnose_model", "rnncore.diagnosis", "diagnose_model"),
-    ("format_table", "rnncore.diagnosis", "format_table"),
-    ("initial_state_gradient_norms", "rnncore.diagnosis", "initial_state_gradient_norms"),
-    ("load_data", "rnncore.data", "load_array"),
-    ("parity_table", "rnncore.interop.keras.parity", "parity_table"),
-])
+@pytest.mark.parametrize(
+    "old, module, name",
+    [
+        ("diagnose_model", "rnncore.diagnosis", "diagnose_model"),
+        ("format_table", "rnncore.diagnosis", "format_table"),
+        ("initial_state_gradient_norms", "rnncore.diagnosis", "initial_state_gradient_norms"),
+        ("load_data", "rnncore.data", "load_array"),
+        ("parity_table", "rnncore.interop.keras.parity", "parity_table"),
+    ],
+)
 def test_names_that_moved_out_of_the_cli_warn_and_are_the_same_object(old, module, name):
     new = getattr(importlib.import_module(module), name)
     with pytest.warns(DeprecationWarning, match=f"rnncore.cli.{old} is deprecated; use {module}.{name}"):

@@ -37,8 +37,9 @@ def test_rc_jit_equals_jax_jit(kind, size):
 
     grad = jax.grad(loss, argnums=(0, 1))
     np.testing.assert_allclose(rc.jit(model.apply)(params, x), jax.jit(model.apply)(params, x), rtol=1e-6, atol=1e-6)
-    for ours, plain in zip(jax.tree_util.tree_leaves(rc.jit(grad)(params, x)),
-                           jax.tree_util.tree_leaves(jax.jit(grad)(params, x))):
+    for ours, plain in zip(
+        jax.tree_util.tree_leaves(rc.jit(grad)(params, x)), jax.tree_util.tree_leaves(jax.jit(grad)(params, x))
+    ):
         scale = float(jnp.max(jnp.abs(plain)))
         np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-6 * max(scale, 1.0))
 

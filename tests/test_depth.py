@@ -23,8 +23,14 @@ MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 1, 0]], bool)
 
 
 def bidi_model():
-    return rc.Sequential([layers.Masking(0.0), layers.Bidirectional(layers.LSTM(3, return_sequences=True)),
-                          layers.Dense(4), layers.GRU(2, return_sequences=True, return_state=True)])
+    return rc.Sequential(
+        [
+            layers.Masking(0.0),
+            layers.Bidirectional(layers.LSTM(3, return_sequences=True)),
+            layers.Dense(4),
+            layers.GRU(2, return_sequences=True, return_state=True),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +69,12 @@ def test_zero_taps_change_nothing_and_their_gradient_is_the_outputs_gradient(mod
     def zero(c):
         return (jnp.zeros_like(c.outputs), jax.tree_util.tree_map(jnp.zeros_like, c.final_state))
 
-    taps = (None, layers.Directions(zero(run.consumed[1].forward), zero(run.consumed[1].backward)), None,
-            zero(run.consumed[3]))
+    taps = (
+        None,
+        layers.Directions(zero(run.consumed[1].forward), zero(run.consumed[1].backward)),
+        None,
+        zero(run.consumed[3]),
+    )
     tapped = model.run(params, x, taps=taps)
     for got, ref in zip(jax.tree_util.tree_leaves(tapped.output), jax.tree_util.tree_leaves(run.output)):
         np.testing.assert_array_equal(got, ref)
@@ -104,18 +114,21 @@ def test_jit_static_compiles_once_per_static_value():
     assert unhashable.func is scale
 
 
-@pytest.mark.parametrize("name, new", [
-    ("model_state_gradients", depth.model_state_gradients),
-    ("cross_layer_jacobians", depth.cross_layer_jacobians),
-    ("CrossLayerJacobian", depth.CrossLayerJacobian),
-    ("Directions", depth.Directions),
-    ("merge_directions", layers.merge_directions),
-    ("split_bidirectional_state", layers.split_bidirectional_state),
-    ("_is_recurrent", layers.is_recurrent),
-    ("_is_bidirectional", layers.is_bidirectional),
-    ("_jit_static", compilation.jit_static),
-    ("_kahan_add", bptt.kahan_add),
-])
+@pytest.mark.parametrize(
+    "name, new",
+    [
+        ("model_state_gradients", depth.model_state_gradients),
+        ("cross_layer_jacobians", depth.cross_layer_jacobians),
+        ("CrossLayerJacobian", depth.CrossLayerJacobian),
+        ("Directions", depth.Directions),
+        ("merge_directions", layers.merge_directions),
+        ("split_bidirectional_state", layers.split_bidirectional_state),
+        ("_is_recurrent", layers.is_recurrent),
+        ("_is_bidirectional", layers.is_bidirectional),
+        ("_jit_static", compilation.jit_static),
+        ("_kahan_add", bptt.kahan_add),
+    ],
+)
 def test_moved_names_warn_and_are_the_same_object(name, new):
     with pytest.warns(DeprecationWarning, match=rf"rnncore.bptt.{name} is deprecated; use rnncore\."):
         old = getattr(bptt, name)

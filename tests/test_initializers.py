@@ -48,6 +48,7 @@ def fused_fans_limit(shape, mode, scale):
 
 # --- fans ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(), (7,), (3, 5), (8, 4 * 16), (16, 3 * 16), (1, 1), (2, 3, 4), (3, 3, 2, 8)])
 def test_compute_fans_equals_keras(keras, shape):
     from keras.src.initializers.random_initializers import compute_fans
@@ -91,7 +92,7 @@ def test_glorot_uses_the_fused_lstm_kernel_shape(keras):
     assert k.max() <= np.float32(fused) < per_gate
     assert k.max() >= 0.99 * fused
     for g in range(4):  # every gate block spans the whole fused range
-        assert k[:, g * u:(g + 1) * u].max() >= 0.95 * fused
+        assert k[:, g * u : (g + 1) * u].max() >= 0.95 * fused
     layer = keras.layers.LSTMCell(u, recurrent_initializer="zeros")  # default kernel_initializer
     layer.build((None, f))
     kk = layer.get_weights()[0]
@@ -142,8 +143,9 @@ def test_variance_scaling_defaults_equal_keras(keras):
     assert (vs.scale, vs.mode, vs.distribution) == (cfg["scale"], cfg["mode"], cfg["distribution"])
 
 
-@pytest.mark.parametrize("kwargs,match", [({"mode": "fan_sum"}, "mode='fan_sum'"),
-                                          ({"distribution": "normal"}, "distribution='normal'")])
+@pytest.mark.parametrize(
+    "kwargs,match", [({"mode": "fan_sum"}, "mode='fan_sum'"), ({"distribution": "normal"}, "distribution='normal'")]
+)
 def test_variance_scaling_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         I.VarianceScaling(**kwargs)
@@ -151,11 +153,15 @@ def test_variance_scaling_bad_arguments(kwargs, match):
 
 # --- plain random -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,cls,fields", [
-    ("random_normal", I.RandomNormal, ("mean", "stddev")),
-    ("random_uniform", I.RandomUniform, ("minval", "maxval")),
-    ("truncated_normal", I.TruncatedNormal, ("mean", "stddev")),
-])
+
+@pytest.mark.parametrize(
+    "name,cls,fields",
+    [
+        ("random_normal", I.RandomNormal, ("mean", "stddev")),
+        ("random_uniform", I.RandomUniform, ("minval", "maxval")),
+        ("truncated_normal", I.TruncatedNormal, ("mean", "stddev")),
+    ],
+)
 def test_plain_random_defaults_equal_keras(keras, name, cls, fields):
     cfg = keras.initializers.get(name).get_config()
     ours = cls()
@@ -195,6 +201,7 @@ def test_truncated_normal_is_not_variance_corrected(keras):
 
 # --- deterministic ----------------------------------------------------------------------------------
 
+
 def test_zeros_ones_constant(keras):
     for name in ("zeros", "ones"):
         w = I.get(name)(KEY, (3, 4))
@@ -222,6 +229,7 @@ def test_float64_dtypes(x64):
 
 # --- orthogonal -----------------------------------------------------------------------------------
 
+
 def _max_dev(a, b):
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
@@ -233,7 +241,7 @@ def test_orthogonal_fused_recurrent_kernel():
     assert _max_dev(r @ r.T, np.eye(u)) < 1e-5
     # ... and no gate block is orthogonal (its spectral norm is below 1)
     for g in range(4):
-        block = r[:, g * u:(g + 1) * u]
+        block = r[:, g * u : (g + 1) * u]
         assert _max_dev(block @ block.T, np.eye(u)) > 0.3
         assert np.linalg.norm(block, 2) < 1.0
     # the same through a cell's init
@@ -284,15 +292,15 @@ def test_orthogonal_needs_rank_two():
 def test_orthogonal_per_gate():
     u = 12
     r = np.asarray(I.get("orthogonal_per_gate")(KEY, (u, 4 * u)), np.float64)
-    blocks = [r[:, g * u:(g + 1) * u] for g in range(4)]
+    blocks = [r[:, g * u : (g + 1) * u] for g in range(4)]
     for b in blocks:
         assert _max_dev(b @ b.T, np.eye(u)) < 1e-5
         assert _max_dev(b.T @ b, np.eye(u)) < 1e-5
     assert _max_dev(r @ r.T, 4 * np.eye(u)) < 1e-5
-    assert min(_max_dev(a, b) for i, a in enumerate(blocks) for b in blocks[i + 1:]) > 0.1  # independent
+    assert min(_max_dev(a, b) for i, a in enumerate(blocks) for b in blocks[i + 1 :]) > 0.1  # independent
     p = rc.cells.GRU(u, recurrent_initializer="orthogonal_per_gate").init(KEY, input_dim=3)
     for g in range(3):
-        b = np.asarray(p.recurrent_kernel[:, g * u:(g + 1) * u], np.float64)
+        b = np.asarray(p.recurrent_kernel[:, g * u : (g + 1) * u], np.float64)
         assert _max_dev(b @ b.T, np.eye(u)) < 1e-5
     w2 = np.asarray(I.OrthogonalPerGate(gain=2.0)(KEY, (u, 2 * u)), np.float64)
     assert _max_dev(w2[:, :u] @ w2[:, :u].T, 4 * np.eye(u)) < 1e-4
@@ -301,6 +309,7 @@ def test_orthogonal_per_gate():
 
 
 # --- get --------------------------------------------------------------------------------------------
+
 
 def test_names_are_keras_names(keras):
     from keras.src.initializers import ALL_OBJECTS_DICT
@@ -326,6 +335,7 @@ def test_get_callable_and_unknown():
 
 # --- biases -------------------------------------------------------------------------------------
 
+
 def test_lstm_unit_forget_bias_default_equals_keras(keras):
     u, f = 5, 3
     fast = dict(kernel_initializer="zeros", recurrent_initializer="zeros")  # default bias init
@@ -347,10 +357,10 @@ def test_unit_forget_bias_sets_the_forget_block_only(keras, cell_type):
     kb = kcell.get_weights()[2]
     b = np.asarray(cell_type(u, bias_initializer="random_normal", **fast).init(KEY, f).bias)
     for bias in (kb, b):
-        np.testing.assert_array_equal(bias[u:2 * u], 1.0)
-        others = np.r_[bias[:u], bias[2 * u:]]
+        np.testing.assert_array_equal(bias[u : 2 * u], 1.0)
+        others = np.r_[bias[:u], bias[2 * u :]]
         assert np.all(others != 1.0) and 0.03 < others.std() < 0.08  # N(0, 0.05)
-    assert ks_distance(np.r_[b[:u], b[2 * u:]], np.r_[kb[:u], kb[2 * u:]]) < ks_critical(3 * u, 3 * u)
+    assert ks_distance(np.r_[b[:u], b[2 * u :]], np.r_[kb[:u], kb[2 * u :]]) < ks_critical(3 * u, 3 * u)
     b_off = np.asarray(cell_type(u, bias_initializer="random_normal", unit_forget_bias=False, **fast).init(KEY, f).bias)
     assert np.all(b_off != 1.0) and 0.03 < b_off.std() < 0.08
     np.testing.assert_array_equal(cell_type(u, unit_forget_bias=False, **fast).init(KEY, f).bias, 0.0)
@@ -368,8 +378,9 @@ def test_gru_bias_shapes_equal_keras(keras, reset_after, use_bias):
     assert (None if p.bias is None else p.bias.shape) == expected
 
 
-@pytest.mark.parametrize("alias, canonical", [("normal", "random_normal"), ("uniform", "random_uniform"),
-                                              ("one", "ones"), ("zero", "zeros")])
+@pytest.mark.parametrize(
+    "alias, canonical", [("normal", "random_normal"), ("uniform", "random_uniform"), ("one", "ones"), ("zero", "zeros")]
+)
 def test_keras_aliases(keras, alias, canonical):
     """Keras's short aliases name the same initializers, with the same defaults."""
     assert type(keras.initializers.get(alias)) is type(keras.initializers.get(canonical))

@@ -39,8 +39,11 @@ def _fast_compile_options():
     several times faster (the arithmetic is the same IEEE float32). Empty where not accepted."""
     if jax.default_backend() != "cpu":
         return {}
-    opts = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False,
-            "xla_cpu_parallel_codegen_split_count": 1}
+    opts = {
+        "xla_backend_optimization_level": 0,
+        "xla_cpu_use_fusion_emitters": False,
+        "xla_cpu_parallel_codegen_split_count": 1,
+    }
     try:
         jax.jit(lambda a: a + 1, compiler_options=opts)(0.0)
     except Exception:  # an XLA without these options
@@ -52,6 +55,7 @@ fast_jit = functools.partial(jax.jit, compiler_options=_fast_compile_options())
 
 
 # --- building the same layer twice --------------------------------------------------------------
+
 
 def cell_kwargs(kind, kw):
     """Drop the arguments ``kind`` does not take (so one config serves every cell)."""
@@ -136,6 +140,7 @@ def random_state(rng, kind, batch, units):
 
 # --- running both sides: outputs and gradients --------------------------------------------------
 
+
 def _cotangent(shape, k):
     """A fixed, position-dependent weight for output ``k``: the loss is ``Σ_k <out_k, w_k>``."""
     n = int(np.prod(shape))
@@ -168,7 +173,8 @@ def keras_run(obj, x, initial_state=None, **call_kwargs):
         return _loss(out)
 
     (_, out), (gw, gx, gs) = fast_jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
-        tv, jnp.asarray(x), initial_state)
+        tv, jnp.asarray(x), initial_state
+    )
     return out, ([gw[i] for i in order], gx, gs)
 
 
@@ -179,7 +185,8 @@ def rc_run(fn, params, x, initial_state=None):
         return _loss(fn(p, x, s0))
 
     (_, out), (gp, gx, gs) = fast_jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
-        params, jnp.asarray(x), initial_state)
+        params, jnp.asarray(x), initial_state
+    )
     return out, (jax.tree_util.tree_leaves(gp), gx, gs)
 
 
@@ -228,6 +235,7 @@ def inject_dropout_masks(keras_cell_obj, masks, batch, features, units):
 
 # --- one recurrent layer against Keras ----------------------------------------------------------
 
+
 def check_layer(keras, kind, units=3, F=2, T=5, B=2, mask=None, init=False, training=False, seed=0, **kw):
     """Build ``kind`` in Keras and rnncore with ``kw``, run both, compare outputs and gradients."""
     rng = np.random.default_rng(seed)
@@ -259,22 +267,59 @@ LAYER_CASES = {
     "T1_B1_init": dict(units=2, F=3, T=1, B=1, init=True, **SEQ_STATE),
     "backwards_init": dict(units=5, F=4, T=6, B=2, init=True, go_backwards=True, **SEQ_STATE),
     "post_mask_init": dict(units=3, F=2, T=6, B=3, mask="post", init=True, **SEQ_STATE),
-    "pre_mask_backwards_softsign_tanh": dict(units=4, F=2, T=5, B=3, mask="pre", go_backwards=True,
-                                             activation="softsign", recurrent_activation="tanh",
-                                             return_sequences=True),
-    "random_mask_backwards_init": dict(units=3, F=3, T=7, B=3, mask="random", init=True, go_backwards=True,
-                                       **SEQ_STATE),
-    "no_bias_relu_hard_sigmoid_random_mask": dict(units=6, F=3, T=6, B=3, mask="random", use_bias=False,
-                                                  activation="relu", recurrent_activation="hard_sigmoid",
-                                                  unit_forget_bias=False, return_state=True),
-    "elu_linear_init": dict(units=2, F=4, T=5, B=3, activation="elu", recurrent_activation="linear", init=True,
-                            **SEQ_STATE),
-    "unroll_sigmoid_softsign_random_mask_init": dict(units=4, F=2, T=6, B=3, unroll=True, mask="random",
-                                                     init=True, activation="sigmoid",
-                                                     recurrent_activation="softsign", **SEQ_STATE),
-    "unroll_backwards_linear_post_mask_init": dict(units=3, F=2, T=5, B=3, unroll=True, go_backwards=True,
-                                                   mask="post", init=True, activation="linear",
-                                                   return_state=True),
+    "pre_mask_backwards_softsign_tanh": dict(
+        units=4,
+        F=2,
+        T=5,
+        B=3,
+        mask="pre",
+        go_backwards=True,
+        activation="softsign",
+        recurrent_activation="tanh",
+        return_sequences=True,
+    ),
+    "random_mask_backwards_init": dict(
+        units=3, F=3, T=7, B=3, mask="random", init=True, go_backwards=True, **SEQ_STATE
+    ),
+    "no_bias_relu_hard_sigmoid_random_mask": dict(
+        units=6,
+        F=3,
+        T=6,
+        B=3,
+        mask="random",
+        use_bias=False,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        unit_forget_bias=False,
+        return_state=True,
+    ),
+    "elu_linear_init": dict(
+        units=2, F=4, T=5, B=3, activation="elu", recurrent_activation="linear", init=True, **SEQ_STATE
+    ),
+    "unroll_sigmoid_softsign_random_mask_init": dict(
+        units=4,
+        F=2,
+        T=6,
+        B=3,
+        unroll=True,
+        mask="random",
+        init=True,
+        activation="sigmoid",
+        recurrent_activation="softsign",
+        **SEQ_STATE,
+    ),
+    "unroll_backwards_linear_post_mask_init": dict(
+        units=3,
+        F=2,
+        T=5,
+        B=3,
+        unroll=True,
+        go_backwards=True,
+        mask="post",
+        init=True,
+        activation="linear",
+        return_state=True,
+    ),
 }
 
 
@@ -287,8 +332,9 @@ def test_layer_matches_keras(keras, kind, case):
 DROPOUT_CASES = {
     "inputs_only_post_mask": dict(dropout=0.4, mask="post"),
     "recurrent_only_random_mask_init": dict(recurrent_dropout=0.4, mask="random", init=True),
-    "both_unroll_backwards_pre_mask": dict(dropout=0.3, recurrent_dropout=0.35, unroll=True, go_backwards=True,
-                                           mask="pre", init=True),
+    "both_unroll_backwards_pre_mask": dict(
+        dropout=0.3, recurrent_dropout=0.35, unroll=True, go_backwards=True, mask="pre", init=True
+    ),
 }
 
 
@@ -307,16 +353,24 @@ def test_dropout_training_matches_keras_with_same_masks(keras, kind, case):
             np.testing.assert_allclose(np.unique(np.asarray(m)), [0.0, 1 / (1 - rate)], rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind,go_backwards,unroll", [("SimpleRNN", True, False), ("LSTM", False, False),
-                                                      ("GRU", True, False), ("GRU_v1", False, False),
-                                                      ("LSTM", True, True)])
+@pytest.mark.parametrize(
+    "kind,go_backwards,unroll",
+    [
+        ("SimpleRNN", True, False),
+        ("LSTM", False, False),
+        ("GRU", True, False),
+        ("GRU_v1", False, False),
+        ("LSTM", True, True),
+    ],
+)
 def test_zero_output_for_mask_matches_keras_rnn(keras, kind, go_backwards, unroll):
     """``keras.layers.RNN(cell, zero_output_for_mask=True)``: masked steps output exact zeros on
     the scan path; Keras's unrolled loop ignores the flag."""
     units, F, T, B = 3, 2, 6, 3
     rng = np.random.default_rng(11)
-    flags = dict(return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=True,
-                 unroll=unroll)
+    flags = dict(
+        return_sequences=True, return_state=True, go_backwards=go_backwards, zero_output_for_mask=True, unroll=unroll
+    )
     k_layer = keras.layers.RNN(keras_cell(keras, kind, units, activation="softsign"), **flags)
     k_layer.build((B, T, F))
     weights = randomize(k_layer, rng)
@@ -368,8 +422,9 @@ def test_go_backwards_outputs_in_processing_order(keras, kind):
     assert_close(y_keras[:, 0], first, "Keras y[:, 0]")
     assert_close(y_rc, expected, "rnncore sequence")
     assert_close(y_keras, expected, "Keras sequence")
-    assert_close(fast_jit(rc_rnn(kind, units, go_backwards=True).apply)(params, x), expected[:, -1],
-                 "rnncore last output")
+    assert_close(
+        fast_jit(rc_rnn(kind, units, go_backwards=True).apply)(params, x), expected[:, -1], "rnncore last output"
+    )
     # The two directions really differ (the checks above cannot pass by symmetry).
     forward_first = fast_jit(rc_rnn(kind, units, return_sequences=True).apply)(params, x)[:, 0]
     assert max_rel_err(forward_first, first) > 1e-3
@@ -429,8 +484,9 @@ def build_bidirectional(keras, kind, merge_mode, seqs, state, backward, units=3,
         bkw = dict(flags, go_backwards=True, activation="softsign")
         k_back = keras_rnn(keras, backward, back_units or units, **bkw)
         r_back = rc_rnn(backward, back_units or units, **bkw)
-    k_bi = keras.layers.Bidirectional(keras_rnn(keras, kind, units, **flags), merge_mode=merge_mode,
-                                      backward_layer=k_back)
+    k_bi = keras.layers.Bidirectional(
+        keras_rnn(keras, kind, units, **flags), merge_mode=merge_mode, backward_layer=k_back
+    )
     r_bi = rc.layers.Bidirectional(rc_rnn(kind, units, **flags), merge_mode=merge_mode, backward_layer=r_back)
     return k_bi, r_bi
 
@@ -439,8 +495,9 @@ def bidirectional_params(r_bi, k_bi):
     n_fwd = len(k_bi.forward_layer.weights)
     assert all(a is b for a, b in zip(k_bi.weights[:n_fwd], k_bi.forward_layer.weights))
     w = k_bi.get_weights()
-    return rc.layers.BidirectionalParams(r_bi.forward_layer.cell.params_type(*w[:n_fwd]),
-                                         r_bi.backward_layer.cell.params_type(*w[n_fwd:]))
+    return rc.layers.BidirectionalParams(
+        r_bi.forward_layer.cell.params_type(*w[:n_fwd]), r_bi.backward_layer.cell.params_type(*w[n_fwd:])
+    )
 
 
 @pytest.mark.parametrize("case", list(BIDI_CASES))
@@ -474,16 +531,18 @@ def test_bidirectional_dropout_training_same_masks(keras, kind):
     """Forward masks from ``fold_in(key, 0)``, backward from ``fold_in(key, 1)``."""
     units, F, T, B = 3, 2, 5, 3
     rng = np.random.default_rng(13)
-    k_bi, r_bi = build_bidirectional(keras, kind, "concat", True, False, None, units,
-                                     dropout=0.3, recurrent_dropout=0.3)
+    k_bi, r_bi = build_bidirectional(
+        keras, kind, "concat", True, False, None, units, dropout=0.3, recurrent_dropout=0.3
+    )
     k_bi.build((B, T, F))
     randomize(k_bi, rng)
     params = bidirectional_params(r_bi, k_bi)
     x = jnp.asarray(rng.normal(size=(B, T, F)).astype("float32"))
     m = make_mask("post", B, T, rng)
     key = jax.random.PRNGKey(21)
-    for i, (k_layer, r_layer) in enumerate([(k_bi.forward_layer, r_bi.forward_layer),
-                                            (k_bi.backward_layer, r_bi.backward_layer)]):
+    for i, (k_layer, r_layer) in enumerate(
+        [(k_bi.forward_layer, r_bi.forward_layer), (k_bi.backward_layer, r_bi.backward_layer)]
+    ):
         draw = fast_jit(lambda k, c=r_layer.cell: c.dropout_masks(k, B, F, jnp.float32))
         masks = draw(jax.random.fold_in(key, i))
         inject_dropout_masks(k_layer.cell, masks, B, F, units)
@@ -506,21 +565,34 @@ def test_max_rel_err_compares_overflows_by_position():
 
 # --- a search over configurations ---------------------------------------------------------------
 
+
 @st.composite
 def layer_configs(draw):
     kind = draw(st.sampled_from(KINDS))
     cfg = dict(
-        kind=kind, units=draw(st.integers(1, 6)), F=draw(st.integers(1, 5)), T=draw(st.integers(1, 7)),
-        B=draw(st.integers(1, 3)), activation=draw(st.sampled_from(ACTIVATIONS)),
-        recurrent_activation=draw(st.sampled_from(RECURRENT_ACTIVATIONS)), use_bias=draw(st.booleans()),
-        unit_forget_bias=draw(st.booleans()), go_backwards=draw(st.booleans()),
-        return_sequences=draw(st.booleans()), return_state=draw(st.booleans()), unroll=draw(st.booleans()),
-        mask=draw(st.sampled_from([None, "post", "pre", "random"])), init=draw(st.booleans()),
+        kind=kind,
+        units=draw(st.integers(1, 6)),
+        F=draw(st.integers(1, 5)),
+        T=draw(st.integers(1, 7)),
+        B=draw(st.integers(1, 3)),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        recurrent_activation=draw(st.sampled_from(RECURRENT_ACTIVATIONS)),
+        use_bias=draw(st.booleans()),
+        unit_forget_bias=draw(st.booleans()),
+        go_backwards=draw(st.booleans()),
+        return_sequences=draw(st.booleans()),
+        return_state=draw(st.booleans()),
+        unroll=draw(st.booleans()),
+        mask=draw(st.sampled_from([None, "post", "pre", "random"])),
+        init=draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
     )
     if draw(st.booleans()):
-        cfg.update(training=True, dropout=draw(st.sampled_from([0.0, 0.3])),
-                   recurrent_dropout=draw(st.sampled_from([0.0, 0.4])))
+        cfg.update(
+            training=True,
+            dropout=draw(st.sampled_from([0.0, 0.3])),
+            recurrent_dropout=draw(st.sampled_from([0.0, 0.4])),
+        )
     return cfg
 
 
@@ -531,6 +603,7 @@ def test_layer_matches_keras_search(keras, cfg):
 
 
 # --- float64: the scan is a loop of steps ---------------------------------------------------------
+
 
 def loop_reference(cell, params, x, mask, s0, *, zero_output_for_mask, unroll, dropout_masks):
     """Keras's time loop written out over ``x`` and ``mask`` already in processing order: a
@@ -571,8 +644,9 @@ def test_scan_equals_loop_of_steps_float64(x64, kind, case):
     rng = np.random.default_rng(17)
     cell = rc.cells.LayerNormLSTM(units, **cfg) if kind == "LayerNormLSTM" else rc_cell(kind, units, **cfg)
     shapes = jax.eval_shape(lambda k: cell.init(k, F, jnp.float64), jax.random.PRNGKey(0))
-    params = type(shapes)(*(jnp.asarray(a) for a in random_like(rng, [np.zeros(a.shape) for a in shapes],
-                                                                 dtype="float64")))
+    params = type(shapes)(
+        *(jnp.asarray(a) for a in random_like(rng, [np.zeros(a.shape) for a in shapes], dtype="float64"))
+    )
     x = jnp.asarray(rng.normal(size=(B, T, F)))
     mask = make_mask(mask_kind, B, T, rng)
     s0 = cell.state_type(*(jnp.asarray(rng.normal(size=(B, units)) * 0.5) for _ in cell.state_type._fields))
@@ -583,26 +657,35 @@ def test_scan_equals_loop_of_steps_float64(x64, kind, case):
 
     @fast_jit
     def reference(params, x, mask, s0):
-        return loop_reference(cell, params, x[:, ::-1] if backwards else x,
-                              None if mask is None else (mask[:, ::-1] if backwards else mask), s0,
-                              zero_output_for_mask=flags["zero_output_for_mask"], unroll=flags["unroll"],
-                              dropout_masks=dmasks)
+        return loop_reference(
+            cell,
+            params,
+            x[:, ::-1] if backwards else x,
+            None if mask is None else (mask[:, ::-1] if backwards else mask),
+            s0,
+            zero_output_for_mask=flags["zero_output_for_mask"],
+            unroll=flags["unroll"],
+            dropout_masks=dmasks,
+        )
 
     layer = rc.layers.RNN(cell, return_sequences=True, return_state=True, **flags)
     ys, states = reference(params, x, mask, s0)
     y, *final = fast_jit(lambda p, x, m, s: layer.apply(p, x, m, training=training, rng=key, initial_state=s))(
-        params, x, mask, s0)
+        params, x, mask, s0
+    )
     assert y.dtype == jnp.float64
     assert_close(y, ys, "outputs", tol=1e-12)
     assert_close(final, states[-1], "final state", tol=1e-12)
     tr = fast_jit(lambda p, x, m, s: rc.bptt.forward(cell, p, x, s, m, dropout_masks=dmasks, **flags))(
-        params, x, mask, s0)
+        params, x, mask, s0
+    )
     for name, leaf in zip(cell.state_type._fields, tr.states):
         assert_close(leaf, jnp.stack([getattr(s, name) for s in states], axis=1), f"states.{name}", tol=1e-12)
     assert_close(tr.outputs, ys, "trajectory outputs", tol=1e-12)
 
 
 # --- static under jit ---------------------------------------------------------------------------
+
 
 def test_layers_hashable_and_jit_equals_eager():
     kw = dict(return_sequences=True, return_state=True, go_backwards=True, dropout=0.2, recurrent_dropout=0.3)

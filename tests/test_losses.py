@@ -43,21 +43,51 @@ CASES = {
     "bce": (losses.BinaryCrossentropy, {}, "BinaryCrossentropy", "binary_probs", False),
     "bce_smooth": (losses.BinaryCrossentropy, dict(label_smoothing=0.2), "BinaryCrossentropy", "binary_probs", False),
     "bce_logits": (losses.BinaryCrossentropy, dict(from_logits=True), "BinaryCrossentropy", "binary_logits", False),
-    "bce_logits_smooth": (losses.BinaryCrossentropy, dict(from_logits=True, label_smoothing=0.1),
-                          "BinaryCrossentropy", "binary_logits", False),
+    "bce_logits_smooth": (
+        losses.BinaryCrossentropy,
+        dict(from_logits=True, label_smoothing=0.1),
+        "BinaryCrossentropy",
+        "binary_logits",
+        False,
+    ),
     "cce": (losses.CategoricalCrossentropy, {}, "CategoricalCrossentropy", "probs", False),
-    "cce_smooth": (losses.CategoricalCrossentropy, dict(label_smoothing=0.2), "CategoricalCrossentropy", "probs",
-                   False),
+    "cce_smooth": (
+        losses.CategoricalCrossentropy,
+        dict(label_smoothing=0.2),
+        "CategoricalCrossentropy",
+        "probs",
+        False,
+    ),
     "cce_logits": (losses.CategoricalCrossentropy, dict(from_logits=True), "CategoricalCrossentropy", "logits", False),
-    "cce_logits_smooth": (losses.CategoricalCrossentropy, dict(from_logits=True, label_smoothing=0.3),
-                          "CategoricalCrossentropy", "logits", False),
+    "cce_logits_smooth": (
+        losses.CategoricalCrossentropy,
+        dict(from_logits=True, label_smoothing=0.3),
+        "CategoricalCrossentropy",
+        "logits",
+        False,
+    ),
     "scce": (losses.SparseCategoricalCrossentropy, {}, "SparseCategoricalCrossentropy", "probs", True),
-    "scce_logits": (losses.SparseCategoricalCrossentropy, dict(from_logits=True), "SparseCategoricalCrossentropy",
-                    "logits", True),
-    "scce_ignore": (losses.SparseCategoricalCrossentropy, dict(ignore_class=2), "SparseCategoricalCrossentropy",
-                    "probs", True),
-    "scce_logits_ignore": (losses.SparseCategoricalCrossentropy, dict(from_logits=True, ignore_class=0),
-                           "SparseCategoricalCrossentropy", "logits", True),
+    "scce_logits": (
+        losses.SparseCategoricalCrossentropy,
+        dict(from_logits=True),
+        "SparseCategoricalCrossentropy",
+        "logits",
+        True,
+    ),
+    "scce_ignore": (
+        losses.SparseCategoricalCrossentropy,
+        dict(ignore_class=2),
+        "SparseCategoricalCrossentropy",
+        "probs",
+        True,
+    ),
+    "scce_logits_ignore": (
+        losses.SparseCategoricalCrossentropy,
+        dict(from_logits=True, ignore_class=0),
+        "SparseCategoricalCrossentropy",
+        "logits",
+        True,
+    ),
 }
 
 
@@ -74,15 +104,25 @@ def _problem(case, sequence, seed=0):
 def _weightings(rng, sequence):
     """(name, sample_weight, mask) triples; masks have a fully-masked row and a fully-real one."""
     if not sequence:
-        return [("none", None, None), ("w(B,)", rng.uniform(0, 2, B).astype(np.float32), None),
-                ("w(B,1)", rng.uniform(0, 2, (B, 1)).astype(np.float32), None)]
+        return [
+            ("none", None, None),
+            ("w(B,)", rng.uniform(0, 2, B).astype(np.float32), None),
+            ("w(B,1)", rng.uniform(0, 2, (B, 1)).astype(np.float32), None),
+        ]
     mask = rng.random((B, T)) > 0.4
     mask[0] = False
     mask[1] = True
     w_bt = rng.uniform(0, 2, (B, T)).astype(np.float32)
     w_b1 = rng.uniform(0, 2, (B, 1)).astype(np.float32)
-    return [("none", None, None), ("w(B,T)", w_bt, None), ("w(B,1)", w_b1, None), ("mask", None, mask),
-            ("mask+w(B,T)", w_bt, mask), ("mask+w(B,1)", w_b1, mask), ("all masked", None, np.zeros((B, T), bool))]
+    return [
+        ("none", None, None),
+        ("w(B,T)", w_bt, None),
+        ("w(B,1)", w_b1, None),
+        ("mask", None, mask),
+        ("mask+w(B,T)", w_bt, mask),
+        ("mask+w(B,1)", w_b1, mask),
+        ("all masked", None, np.zeros((B, T), bool)),
+    ]
 
 
 def _keras_call(keras, loss, y_true, y_pred, sample_weight, mask):
@@ -116,7 +156,9 @@ def test_loss_objects_equal_keras(keras, case, sequence):
 
 
 PER_SAMPLE = {
-    "mse": ("mean_squared_error", {}), "mae": ("mean_absolute_error", {}), "huber": ("huber", dict(delta=0.7)),
+    "mse": ("mean_squared_error", {}),
+    "mae": ("mean_absolute_error", {}),
+    "huber": ("huber", dict(delta=0.7)),
     "bce": ("binary_crossentropy", dict(label_smoothing=0.1)),
     "bce_logits": ("binary_crossentropy", dict(from_logits=True)),
     "cce": ("categorical_crossentropy", dict(label_smoothing=0.1)),
@@ -144,10 +186,12 @@ def test_label_shapes_reconciled_like_keras(keras):
     p = rng.uniform(0.05, 0.95, size=(B, 1)).astype(np.float32)
     labels = rng.integers(0, C, size=(B, 1))
     probs = rng.uniform(0.1, 1.0, size=(B, C)).astype(np.float32)
-    pairs = [(losses.MeanSquaredError(), keras.losses.MeanSquaredError(), y[:, 0], p),
-             (losses.MeanSquaredError(), keras.losses.MeanSquaredError(), y, p[:, 0]),
-             (losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(), (y[:, 0] > 0).astype(np.float32), p),
-             (losses.SparseCategoricalCrossentropy(), keras.losses.SparseCategoricalCrossentropy(), labels, probs)]
+    pairs = [
+        (losses.MeanSquaredError(), keras.losses.MeanSquaredError(), y[:, 0], p),
+        (losses.MeanSquaredError(), keras.losses.MeanSquaredError(), y, p[:, 0]),
+        (losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(), (y[:, 0] > 0).astype(np.float32), p),
+        (losses.SparseCategoricalCrossentropy(), keras.losses.SparseCategoricalCrossentropy(), labels, probs),
+    ]
     for ours, theirs, y_true, y_pred in pairs:
         for sw in (None, rng.uniform(0, 1, B).astype(np.float32)):
             assert max_rel_err(ours(y_true, y_pred, sample_weight=sw), theirs(y_true, y_pred, sample_weight=sw)) <= RTOL
@@ -161,14 +205,30 @@ def test_names_resolve_as_compile_does(keras):
     binary = _targets(rng, "binary_probs", (B, T, 1))
     onehot, probs = _targets(rng, "probs", (B, T, C))
     sparse = (np.argmax(onehot, -1), probs)
-    data = {"mse": real, "MSE": real, "mean_squared_error": real, "MeanSquaredError": real,
-            "mae": real, "MAE": real, "mean_absolute_error": real, "MeanAbsoluteError": real,
-            "huber": real, "Huber": real, "binary_crossentropy": binary, "bce": binary, "BCE": binary,
-            "BinaryCrossentropy": binary, "categorical_crossentropy": (onehot, probs),
-            "CategoricalCrossentropy": (onehot, probs), "sparse_categorical_crossentropy": sparse,
-            "SparseCategoricalCrossentropy": sparse,
-            # resolved from the shapes: binary, sparse and categorical
-            "crossentropy": binary, "ce": sparse, "CE": (onehot, probs)}
+    data = {
+        "mse": real,
+        "MSE": real,
+        "mean_squared_error": real,
+        "MeanSquaredError": real,
+        "mae": real,
+        "MAE": real,
+        "mean_absolute_error": real,
+        "MeanAbsoluteError": real,
+        "huber": real,
+        "Huber": real,
+        "binary_crossentropy": binary,
+        "bce": binary,
+        "BCE": binary,
+        "BinaryCrossentropy": binary,
+        "categorical_crossentropy": (onehot, probs),
+        "CategoricalCrossentropy": (onehot, probs),
+        "sparse_categorical_crossentropy": sparse,
+        "SparseCategoricalCrossentropy": sparse,
+        # resolved from the shapes: binary, sparse and categorical
+        "crossentropy": binary,
+        "ce": sparse,
+        "CE": (onehot, probs),
+    }
     assert set(data) == set(losses.NAMES) | {"CE"}
     mask = rng.random((B, T)) > 0.3
     for name, (y_true, y_pred) in data.items():

@@ -40,15 +40,27 @@ CASES = {
     "categorical_accuracy": (metrics.CategoricalAccuracy, "CategoricalAccuracy", {}, "probs"),
     "sparse_categorical_accuracy": (metrics.SparseCategoricalAccuracy, "SparseCategoricalAccuracy", {}, "sparse"),
     "bce": (metrics.BinaryCrossentropy, "BinaryCrossentropy", {}, "binary"),
-    "bce_logits_smooth": (metrics.BinaryCrossentropy, "BinaryCrossentropy",
-                          dict(from_logits=True, label_smoothing=0.2), "binary_logits"),
+    "bce_logits_smooth": (
+        metrics.BinaryCrossentropy,
+        "BinaryCrossentropy",
+        dict(from_logits=True, label_smoothing=0.2),
+        "binary_logits",
+    ),
     "cce": (metrics.CategoricalCrossentropy, "CategoricalCrossentropy", dict(label_smoothing=0.1), "probs"),
     "cce_logits": (metrics.CategoricalCrossentropy, "CategoricalCrossentropy", dict(from_logits=True), "logits"),
     "scce": (metrics.SparseCategoricalCrossentropy, "SparseCategoricalCrossentropy", {}, "sparse"),
-    "scce_logits": (metrics.SparseCategoricalCrossentropy, "SparseCategoricalCrossentropy",
-                    dict(from_logits=True), "sparse_logits"),
-    "scce_ignore": (metrics.SparseCategoricalCrossentropy, "SparseCategoricalCrossentropy",
-                    dict(ignore_class=1), "sparse"),
+    "scce_logits": (
+        metrics.SparseCategoricalCrossentropy,
+        "SparseCategoricalCrossentropy",
+        dict(from_logits=True),
+        "sparse_logits",
+    ),
+    "scce_ignore": (
+        metrics.SparseCategoricalCrossentropy,
+        "SparseCategoricalCrossentropy",
+        dict(ignore_class=1),
+        "sparse",
+    ),
 }
 
 
@@ -60,11 +72,13 @@ def _weighting(rng, sequence, how):
         return rng.uniform(0, 2, B).astype(np.float32), None
     mask = rng.random((B, T)) > 0.4
     mask[0] = False
-    return {"w(B,T)": (rng.uniform(0, 2, (B, T)).astype(np.float32), None),
-            "w(B,1)": (rng.uniform(0, 2, (B, 1)).astype(np.float32), None),
-            "w(B,)": (rng.uniform(0, 2, B).astype(np.float32), None),
-            "mask": (None, mask),
-            "mask+w(B,T)": (rng.uniform(0, 2, (B, T)).astype(np.float32), mask)}[how]
+    return {
+        "w(B,T)": (rng.uniform(0, 2, (B, T)).astype(np.float32), None),
+        "w(B,1)": (rng.uniform(0, 2, (B, 1)).astype(np.float32), None),
+        "w(B,)": (rng.uniform(0, 2, B).astype(np.float32), None),
+        "mask": (None, mask),
+        "mask+w(B,T)": (rng.uniform(0, 2, (B, T)).astype(np.float32), mask),
+    }[how]
 
 
 def _keras_update(metric, y_true, y_pred, sample_weight, mask):
@@ -76,8 +90,16 @@ def _keras_update(metric, y_true, y_pred, sample_weight, mask):
     metric.update_state(y_true, y_pred, sample_weight=sample_weight)
 
 
-WEIGHTINGS = [(False, "none"), (False, "w(B,)"), (True, "none"), (True, "w(B,T)"), (True, "w(B,1)"),
-              (True, "w(B,)"), (True, "mask"), (True, "mask+w(B,T)")]
+WEIGHTINGS = [
+    (False, "none"),
+    (False, "w(B,)"),
+    (True, "none"),
+    (True, "w(B,T)"),
+    (True, "w(B,1)"),
+    (True, "w(B,)"),
+    (True, "mask"),
+    (True, "mask+w(B,T)"),
+]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -114,8 +136,11 @@ def test_metrics_accumulate_as_keras(keras, case):
 def test_update_under_jit():
     """Compiled updates equal eager ones to float32 rounding (XLA may fuse the reductions differently)."""
     rng = np.random.default_rng(5)
-    for metric, kind in ((metrics.CategoricalCrossentropy(from_logits=True), "logits"),
-                         (metrics.SparseCategoricalAccuracy(), "sparse"), (metrics.MeanSquaredError(), "real")):
+    for metric, kind in (
+        (metrics.CategoricalCrossentropy(from_logits=True), "logits"),
+        (metrics.SparseCategoricalAccuracy(), "sparse"),
+        (metrics.MeanSquaredError(), "real"),
+    ):
         update = jax.jit(metric.update)
         eager = jitted = metric.init()
         for _ in range(N_BATCHES):
@@ -148,8 +173,17 @@ def test_mean_is_the_loss_tracker(keras):
     assert float(ours2.result(ours2.init())) == 0.0
 
 
-SHAPES = [((B, 1), (B, 1)), ((B,), (B, 1)), ((B,), (B, C)), ((B, 1), (B, C)), ((B, C), (B, C)),
-          ((B, T, 1), (B, T, 1)), ((B, T), (B, T, C)), ((B, T, 1), (B, T, C)), ((B, T, C), (B, T, C))]
+SHAPES = [
+    ((B, 1), (B, 1)),
+    ((B,), (B, 1)),
+    ((B,), (B, C)),
+    ((B, 1), (B, C)),
+    ((B, C), (B, C)),
+    ((B, T, 1), (B, T, 1)),
+    ((B, T), (B, T, C)),
+    ((B, T, 1), (B, T, C)),
+    ((B, T, C), (B, T, C)),
+]
 
 
 @pytest.mark.parametrize("name", ["accuracy", "acc", "Accuracy", "ACC"])
@@ -177,22 +211,37 @@ def test_accuracy_resolves_from_shapes_as_compile_does(keras, name):
 def test_accuracy_from_the_loss_when_no_shapes_are_given():
     assert type(metrics.get("accuracy", loss="binary_crossentropy")) is metrics.BinaryAccuracy
     assert type(metrics.get("acc", loss="sparse_categorical_crossentropy")) is metrics.SparseCategoricalAccuracy
-    assert type(metrics.get("accuracy", loss=losses.CategoricalCrossentropy(from_logits=True))) \
+    assert (
+        type(metrics.get("accuracy", loss=losses.CategoricalCrossentropy(from_logits=True)))
         is metrics.CategoricalAccuracy
+    )
     # shapes win over the loss, as in Keras 3
-    assert type(metrics.get("accuracy", y_true=(B, 1), y_pred=(B, 1), loss="categorical_crossentropy")) \
+    assert (
+        type(metrics.get("accuracy", y_true=(B, 1), y_pred=(B, 1), loss="categorical_crossentropy"))
         is metrics.BinaryAccuracy
+    )
 
 
 def test_names_resolve_as_compile_does(keras):
     from keras.src.trainers import compile_utils
 
     rng = np.random.default_rng(2)
-    data = {"real": _batch(rng, "real", (B, T, C)), "binary": _batch(rng, "binary", (B, T, C)),
-            "probs": _batch(rng, "probs", (B, T, C)), "sparse": _batch(rng, "sparse", (B, T, C))}
-    kinds = {"mean_squared_error": "real", "mean_absolute_error": "real", "binary_accuracy": "binary",
-             "categorical_accuracy": "probs", "sparse_categorical_accuracy": "sparse", "binary_crossentropy": "binary",
-             "categorical_crossentropy": "probs", "sparse_categorical_crossentropy": "sparse"}
+    data = {
+        "real": _batch(rng, "real", (B, T, C)),
+        "binary": _batch(rng, "binary", (B, T, C)),
+        "probs": _batch(rng, "probs", (B, T, C)),
+        "sparse": _batch(rng, "sparse", (B, T, C)),
+    }
+    kinds = {
+        "mean_squared_error": "real",
+        "mean_absolute_error": "real",
+        "binary_accuracy": "binary",
+        "categorical_accuracy": "probs",
+        "sparse_categorical_accuracy": "sparse",
+        "binary_crossentropy": "binary",
+        "categorical_crossentropy": "probs",
+        "sparse_categorical_crossentropy": "sparse",
+    }
     mask = rng.random((B, T)) > 0.3
     for name in metrics.NAMES:
         if name.lower() in ("accuracy", "acc"):

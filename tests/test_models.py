@@ -16,8 +16,18 @@ from conftest import max_rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_layers import (
-    ACTIVATIONS, KINDS, assert_close, assert_same_run, fast_jit, inject_dropout_masks, keras_run, keras_rnn,
-    make_mask, randomize, rc_rnn, rc_run,
+    ACTIVATIONS,
+    KINDS,
+    assert_close,
+    assert_same_run,
+    fast_jit,
+    inject_dropout_masks,
+    keras_rnn,
+    keras_run,
+    make_mask,
+    randomize,
+    rc_rnn,
+    rc_run,
 )
 
 import rnncore as rc
@@ -30,6 +40,7 @@ _ZERO_DENSE = dict(kernel_initializer="zeros", bias_initializer="zeros")  # over
 
 
 # --- one model, built twice ---------------------------------------------------------------------
+
 
 def build_pair(keras, spec):
     """A Keras layer and its rnncore twin from a spec:
@@ -44,8 +55,10 @@ def build_pair(keras, spec):
         return keras.layers.Dense(spec[1], **_ZERO_DENSE, **spec[2]), rc.layers.Dense(spec[1], **spec[2])
     if name == "Bidirectional":
         kind, units, kw = spec[1]
-        return (keras.layers.Bidirectional(keras_rnn(keras, kind, units, **kw), merge_mode=spec[2]),
-                rc.layers.Bidirectional(rc_rnn(kind, units, **kw), merge_mode=spec[2]))
+        return (
+            keras.layers.Bidirectional(keras_rnn(keras, kind, units, **kw), merge_mode=spec[2]),
+            rc.layers.Bidirectional(rc_rnn(kind, units, **kw), merge_mode=spec[2]),
+        )
     kind, units, kw = spec
     return keras_rnn(keras, kind, units, **kw), rc_rnn(kind, units, **kw)
 
@@ -67,8 +80,11 @@ def params_from_keras(model, k_model):
         elif isinstance(layer, rc.layers.Bidirectional):
             n_fwd = len(k_layer.forward_layer.weights)
             assert all(a is b for a, b in zip(k_layer.weights[:n_fwd], k_layer.forward_layer.weights))
-            params.append(rc.layers.BidirectionalParams(layer.forward_layer.cell.params_type(*w[:n_fwd]),
-                                                        layer.backward_layer.cell.params_type(*w[n_fwd:])))
+            params.append(
+                rc.layers.BidirectionalParams(
+                    layer.forward_layer.cell.params_type(*w[:n_fwd]), layer.backward_layer.cell.params_type(*w[n_fwd:])
+                )
+            )
         elif isinstance(layer, rc.layers.Dense):
             params.append(rc.layers.DenseParams(*w))
         else:
@@ -99,8 +115,10 @@ def inject_model_dropout(k_model, model, key, B, T, F):
         if isinstance(layer, rc.layers.RNN):
             pairs = [(k_layer, layer, k)]
         elif isinstance(layer, rc.layers.Bidirectional):
-            pairs = [(k_layer.forward_layer, layer.forward_layer, jax.random.fold_in(k, 0)),
-                     (k_layer.backward_layer, layer.backward_layer, jax.random.fold_in(k, 1))]
+            pairs = [
+                (k_layer.forward_layer, layer.forward_layer, jax.random.fold_in(k, 0)),
+                (k_layer.backward_layer, layer.backward_layer, jax.random.fold_in(k, 1)),
+            ]
         else:
             pairs = []
         for kl, rl, kk in pairs:
@@ -135,27 +153,60 @@ MODEL_CASES = {
     "lstm_dense": dict(specs=[("LSTM", 4, {}), ("Dense", 2, {})]),
     "gru_sequences_dense": dict(specs=[("GRU", 3, SEQ), ("Dense", 2, dict(activation="tanh"))], T=4, F=2, B=1),
     "simple_lstm_backwards_dense": dict(
-        specs=[("SimpleRNN", 3, dict(SEQ, activation="relu")), ("LSTM", 4, dict(go_backwards=True)),
-               ("Dense", 1, {})], T=7),
+        specs=[("SimpleRNN", 3, dict(SEQ, activation="relu")), ("LSTM", 4, dict(go_backwards=True)), ("Dense", 1, {})],
+        T=7,
+    ),
     "depth3_masking_post_dropout_softmax": dict(
-        specs=[("Masking",), ("LSTM", 3, SEQ), ("Dropout", 0.25), ("GRU_v1", 4, dict(SEQ, go_backwards=True)),
-               ("SimpleRNN", 2, dict(activation="softsign")), ("Dense", 2, dict(activation="softmax"))],
-        mask="post", T=6),
+        specs=[
+            ("Masking",),
+            ("LSTM", 3, SEQ),
+            ("Dropout", 0.25),
+            ("GRU_v1", 4, dict(SEQ, go_backwards=True)),
+            ("SimpleRNN", 2, dict(activation="softsign")),
+            ("Dense", 2, dict(activation="softmax")),
+        ],
+        mask="post",
+        T=6,
+    ),
     "masking_pre_sequences_out_unroll": dict(
         specs=[("Masking",), ("GRU", 3, SEQ), ("LSTM", 2, dict(SEQ, unroll=True)), ("Dense", 3, {})],
-        mask="pre", T=6, F=2),
+        mask="pre",
+        T=6,
+        F=2,
+    ),
     "masking_random_bidirectional_concat": dict(
         specs=[("Masking",), ("Bidirectional", ("LSTM", 3, SEQ), "concat"), ("GRU", 2, {}), ("Dense", 1, {})],
-        mask="random", T=6),
+        mask="random",
+        T=6,
+    ),
     "bidirectional_sum_ave_stack": dict(
-        specs=[("Bidirectional", ("GRU", 3, SEQ), "sum"), ("Bidirectional", ("SimpleRNN", 2, {}), "ave"),
-               ("Dense", 2, {})], T=4, B=2),
+        specs=[
+            ("Bidirectional", ("GRU", 3, SEQ), "sum"),
+            ("Bidirectional", ("SimpleRNN", 2, {}), "ave"),
+            ("Dense", 2, {}),
+        ],
+        T=4,
+        B=2,
+    ),
     "masking_bidirectional_mul_sequences": dict(
-        specs=[("Masking",), ("Bidirectional", ("GRU_v1", 3, dict(SEQ, go_backwards=False)), "mul"),
-               ("Dense", 2, dict(activation="relu"))], mask="random", T=5, F=2),
+        specs=[
+            ("Masking",),
+            ("Bidirectional", ("GRU_v1", 3, dict(SEQ, go_backwards=False)), "mul"),
+            ("Dense", 2, dict(activation="relu")),
+        ],
+        mask="random",
+        T=5,
+        F=2,
+    ),
     "dropout_layers_inference": dict(
-        specs=[("LSTM", 3, dict(SEQ, dropout=0.4, recurrent_dropout=0.3)), ("Dropout", 0.5),
-               ("GRU", 2, dict(dropout=0.2)), ("Dense", 1, {})], T=5),
+        specs=[
+            ("LSTM", 3, dict(SEQ, dropout=0.4, recurrent_dropout=0.3)),
+            ("Dropout", 0.5),
+            ("GRU", 2, dict(dropout=0.2)),
+            ("Dense", 1, {}),
+        ],
+        T=5,
+    ),
 }
 
 
@@ -185,12 +236,25 @@ def test_masking_propagates_only_through_return_sequences(keras):
 
 
 TRAINING_CASES = {
-    "stack": dict(specs=[("LSTM", 3, dict(SEQ, dropout=0.3, recurrent_dropout=0.25)),
-                         ("GRU", 3, dict(SEQ, dropout=0.2)), ("SimpleRNN", 2, dict(recurrent_dropout=0.3)),
-                         ("Dense", 2, {})], T=5),
+    "stack": dict(
+        specs=[
+            ("LSTM", 3, dict(SEQ, dropout=0.3, recurrent_dropout=0.25)),
+            ("GRU", 3, dict(SEQ, dropout=0.2)),
+            ("SimpleRNN", 2, dict(recurrent_dropout=0.3)),
+            ("Dense", 2, {}),
+        ],
+        T=5,
+    ),
     "masking_bidirectional": dict(
-        specs=[("Masking",), ("Bidirectional", ("LSTM", 3, dict(SEQ, dropout=0.3, recurrent_dropout=0.2)), "concat"),
-               ("GRU_v1", 2, dict(dropout=0.2, recurrent_dropout=0.2)), ("Dense", 1, {})], mask="post", T=5),
+        specs=[
+            ("Masking",),
+            ("Bidirectional", ("LSTM", 3, dict(SEQ, dropout=0.3, recurrent_dropout=0.2)), "concat"),
+            ("GRU_v1", 2, dict(dropout=0.2, recurrent_dropout=0.2)),
+            ("Dense", 1, {}),
+        ],
+        mask="post",
+        T=5,
+    ),
 }
 
 
@@ -203,9 +267,14 @@ def test_sequential_dropout_training_same_masks(keras, case):
 
 def test_jit_equals_eager_and_model_is_static():
     def make():
-        return rc.Sequential([rc.layers.Masking(), rc.layers.LSTM(3, return_sequences=True, dropout=0.2),
-                              rc.layers.Bidirectional(rc.layers.GRU(2, recurrent_dropout=0.3), merge_mode="sum"),
-                              rc.layers.Dense(2, activation="tanh")])
+        return rc.Sequential(
+            [
+                rc.layers.Masking(),
+                rc.layers.LSTM(3, return_sequences=True, dropout=0.2),
+                rc.layers.Bidirectional(rc.layers.GRU(2, recurrent_dropout=0.3), merge_mode="sum"),
+                rc.layers.Dense(2, activation="tanh"),
+            ]
+        )
 
     model, same = make(), make()
     assert model == same and hash(model) == hash(same)
@@ -231,6 +300,7 @@ def test_jit_equals_eager_and_model_is_static():
 
 # --- a search over stacks -----------------------------------------------------------------------
 
+
 @st.composite
 def stacks(draw):
     depth = draw(st.integers(1, 3))
@@ -238,18 +308,32 @@ def stacks(draw):
     for i in range(depth):
         kind = draw(st.sampled_from(KINDS))
         last = i == depth - 1
-        kw = dict(return_sequences=(not last) or draw(st.booleans()), go_backwards=draw(st.booleans()),
-                  activation=draw(st.sampled_from(ACTIVATIONS)))
+        kw = dict(
+            return_sequences=(not last) or draw(st.booleans()),
+            go_backwards=draw(st.booleans()),
+            activation=draw(st.sampled_from(ACTIVATIONS)),
+        )
         units = draw(st.integers(1, 5))
         if draw(st.integers(0, 3)) == 0:  # the wrapped layer runs forwards
-            specs.append(("Bidirectional", (kind, units, dict(kw, go_backwards=False)),
-                          draw(st.sampled_from(["concat", "sum", "ave", "mul"]))))
+            specs.append(
+                (
+                    "Bidirectional",
+                    (kind, units, dict(kw, go_backwards=False)),
+                    draw(st.sampled_from(["concat", "sum", "ave", "mul"])),
+                )
+            )
         else:
             specs.append((kind, units, kw))
     specs.append(("Dense", draw(st.integers(1, 3)), dict(activation=draw(st.sampled_from([None, "tanh"])))))
     mask = draw(st.sampled_from(["post", "pre", "random"])) if specs[0] == ("Masking",) else None
-    return dict(specs=specs, T=draw(st.integers(1, 6)), F=draw(st.integers(1, 4)), B=draw(st.integers(1, 3)),
-                mask=mask, seed=draw(st.integers(0, 2**16)))
+    return dict(
+        specs=specs,
+        T=draw(st.integers(1, 6)),
+        F=draw(st.integers(1, 4)),
+        B=draw(st.integers(1, 3)),
+        mask=mask,
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -260,14 +344,18 @@ def test_sequential_matches_keras_search(keras, cfg):
 
 # --- stateful use: the caller carries the state across chunks ----------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_stateful_chunks_equal_keras_stateful(keras, kind):
     """A Keras model of ``stateful=True`` layers keeps its states between calls; rnncore returns them
     (``return_states=True``) and takes them back (``initial_states``): three chunks agree, and
     running the chunks equals running the whole sequence at once."""
     B, T, F = 2, 4, 3
-    specs = [(kind, 5, dict(return_sequences=True, stateful=True)), ("Bidirectional", (kind, 3, dict(stateful=True)), "concat"),
-             ("Dense", 2, {})]
+    specs = [
+        (kind, 5, dict(return_sequences=True, stateful=True)),
+        ("Bidirectional", (kind, 3, dict(stateful=True)), "concat"),
+        ("Dense", 2, {}),
+    ]
     pairs = [build_pair(keras, s) for s in specs]
     k_model = keras.Sequential([keras.Input((T, F), batch_size=B)] + [k for k, _ in pairs])
     model = rc.Sequential([r for _, r in pairs])

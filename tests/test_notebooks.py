@@ -7,7 +7,6 @@ figure and end by printing its answer.
 
 import os
 import pathlib
-import sys
 
 import pytest
 
@@ -18,13 +17,19 @@ def _execute(path: pathlib.Path):
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
     notebook = jupytext.read(path)
-    env = {"RNNCORE_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           "KERAS_BACKEND": "jax", "OPENBLAS_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    env = {
+        "RNNCORE_FAST": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "KERAS_BACKEND": "jax",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
+        client = nbclient.NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
         client.execute()
     finally:
         for k, v in old.items():

@@ -34,12 +34,22 @@ def analysed(name, seed):
     lag = np.arange(T, 0, -1.0)  # T - t + 1 for t = 1..T
     rate = 0.1 + 0.2 * seed
     norms = np.exp(-rate * lag)[None, None] * rng.uniform(0.5, 2.0, (2, B, T))
-    flow = rc.analysis.GradientFlow(jnp.asarray(norms, jnp.float32), jnp.asarray(norms, jnp.float32),
-                                    (f"0:{name}", f"1:{name}"), (0, 1), (False, False), jnp.float32(0.1))
+    flow = rc.analysis.GradientFlow(
+        jnp.asarray(norms, jnp.float32),
+        jnp.asarray(norms, jnp.float32),
+        (f"0:{name}", f"1:{name}"),
+        (0, 1),
+        (False, False),
+        jnp.float32(0.1),
+    )
     lam = -np.sort(rng.uniform(0.0, 2.0, (B, 4)), axis=-1)
     sv = -np.sort(rng.uniform(0.0, 1.0, (B, 1, 3)), axis=-1) * np.arange(1, T + 1.0)[None, :, None]
-    return dict(flow=flow, lyapunov=jnp.asarray(lam, jnp.float32), singular_values=jnp.asarray(sv, jnp.float32),
-                saturation={g: float(f) for g, f in zip(GATES[name], rng.uniform(0.0, 0.6, len(GATES[name])))})
+    return dict(
+        flow=flow,
+        lyapunov=jnp.asarray(lam, jnp.float32),
+        singular_values=jnp.asarray(sv, jnp.float32),
+        saturation={g: float(f) for g, f in zip(GATES[name], rng.uniform(0.0, 0.6, len(GATES[name])))},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +66,10 @@ def real():
     model = rc.Sequential([rc.layers.GRU(UNITS), rc.layers.Dense(1)])
     shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(1), (T, 3)))
     params = jax.tree_util.tree_map(lambda s: jnp.asarray(rng.normal(size=s.shape) * 0.8, s.dtype), shapes)
-    return dict(flow=rc.analysis.gradient_flow(model, params, x, jnp.zeros((B, 1)), "mse"),
-                saturation=rc.analysis.gate_saturation(model.layers[0].cell, params[0], x))
+    return dict(
+        flow=rc.analysis.gradient_flow(model, params, x, jnp.zeros((B, 1)), "mse"),
+        saturation=rc.analysis.gate_saturation(model.layers[0].cell, params[0], x),
+    )
 
 
 def test_real_analysis_output_is_drawn_as_returned(real, tmp_path):
@@ -109,8 +121,9 @@ def test_gradient_flow_compares_models_in_cell_colours(results):
     assert len(lines) == sum(len(f.layer_names) for f in flows.values()) == 6
     colours = {name: {line.get_color() for line in lines if line.get_label().startswith(name)} for name in flows}
     assert colours == {name: {rc.plot.CELL_COLORS[name]} for name in flows}
-    np.testing.assert_allclose(lines[2].get_ydata(), np.asarray(flows["LSTM"].state_norms).mean(axis=1)[0][::-1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lines[2].get_ydata(), np.asarray(flows["LSTM"].state_norms).mean(axis=1)[0][::-1], rtol=1e-6
+    )
 
 
 def test_gradient_flow_draws_into_a_given_axes(results, tmp_path):
@@ -126,8 +139,9 @@ def test_gradient_heatmap_is_log10_of_the_mean(results, tmp_path):
     fig = rc.plot.gradient_heatmap(flow, path=tmp_path / "heat.png")
     ax = fig.axes[0]
     assert len(ax.images) == 1 and len(fig.axes) == 2  # the heatmap and its colorbar
-    np.testing.assert_allclose(np.asarray(ax.images[0].get_array()),
-                               np.log10(np.asarray(flow.state_norms).mean(axis=1)), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(ax.images[0].get_array()), np.log10(np.asarray(flow.state_norms).mean(axis=1)), rtol=1e-6
+    )
     assert [t.get_text() for t in ax.get_yticklabels()] == list(flow.layer_names)
     assert (tmp_path / "heat.png").stat().st_size > 1000
 
@@ -183,7 +197,8 @@ def test_gate_saturation_bars_are_the_fractions(results, tmp_path):
     ax = rc.plot.gate_saturation(both).axes[0]
     assert len(ax.patches) == sum(len(s) for s in both.values())
     assert [c.patches[0].get_facecolor() for c in ax.containers] == [
-        matplotlib.colors.to_rgba(rc.plot.CELL_COLORS[n]) for n in both]
+        matplotlib.colors.to_rgba(rc.plot.CELL_COLORS[n]) for n in both
+    ]
 
 
 # --- training curves ---------------------------------------------------------------------------------
@@ -223,9 +238,11 @@ def test_diagnose_composes_the_four_panels(results, tmp_path):
     assert len(data_lines(flow_ax)) == 6
     assert len(data_lines(lyap_ax)) == 3
     assert [ln.get_label() for ln in data_lines(sv_ax)] == list(CELLS)  # the top singular value per cell
-    np.testing.assert_allclose(data_lines(sv_ax)[1].get_ydata(),
-                               np.exp(np.asarray(results["LSTM"]["singular_values"], np.float64).mean(0))[:, 0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        data_lines(sv_ax)[1].get_ydata(),
+        np.exp(np.asarray(results["LSTM"]["singular_values"], np.float64).mean(0))[:, 0],
+        rtol=1e-6,
+    )
     assert len(sat_ax.patches) == sum(len(r["saturation"]) for r in results.values())
     assert fig.get_suptitle() == "tiny nets"
     assert (tmp_path / "diagnose.png").stat().st_size > 10000
@@ -236,28 +253,31 @@ def test_diagnose_composes_the_four_panels(results, tmp_path):
 # --- bad input -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda r: rc.plot.gradient_flow(np.ones((2, 3))), "GradientFlow"),
-    (lambda r: rc.plot.gradient_flow({"LSTM": "not a flow"}), "GradientFlow"),
-    (lambda r: rc.plot.gradient_flow({}), "empty"),
-    (lambda r: rc.plot.gradient_heatmap({"LSTM": r["LSTM"]["flow"]}), "one GradientFlow"),
-    (lambda r: rc.plot.gradient_flow(r["LSTM"]["flow"], ax="axes"), "Axes"),
-    (lambda r: rc.plot.singular_values_by_lag([r["LSTM"]["singular_values"]], labels=["a", "b"]), "labels"),
-    (lambda r: rc.plot.singular_values_by_lag({"a": r["LSTM"]["singular_values"]}, labels=["a"]), "labels"),
-    (lambda r: rc.plot.singular_values_by_lag(np.ones(5)), "shape"),
-    (lambda r: rc.plot.singular_values_by_lag(r["LSTM"]["singular_values"], k=0), "k="),
-    (lambda r: rc.plot.lyapunov_spectrum("fast"), "numeric"),
-    (lambda r: rc.plot.lyapunov_spectrum(np.ones((1, 2, 3))), "shape"),
-    (lambda r: rc.plot.lyapunov_spectrum([np.ones(3)] * 2, labels=["only one"]), "labels"),
-    (lambda r: rc.plot.gate_saturation([0.1, 0.2]), "gate"),
-    (lambda r: rc.plot.gate_saturation({"f": 1.5}), r"\[0, 1\]"),
-    (lambda r: rc.plot.training_curves([1.0, 0.5]), "dict"),
-    (lambda r: rc.plot.training_curves({"a": {"loss": [1.0]}}, key="mae"), "mae"),
-    (lambda r: rc.plot.training_curves({"a": 3}), "History"),
-    (lambda r: rc.plot.diagnose({"LSTM": {"lyapunov": np.ones(2), "flows": None}}), "flows"),
-    (lambda r: rc.plot.diagnose([]), "dict"),
-    (lambda r: rc.plot.lyapunov_spectrum(np.ones(3), path=3), "path"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda r: rc.plot.gradient_flow(np.ones((2, 3))), "GradientFlow"),
+        (lambda r: rc.plot.gradient_flow({"LSTM": "not a flow"}), "GradientFlow"),
+        (lambda r: rc.plot.gradient_flow({}), "empty"),
+        (lambda r: rc.plot.gradient_heatmap({"LSTM": r["LSTM"]["flow"]}), "one GradientFlow"),
+        (lambda r: rc.plot.gradient_flow(r["LSTM"]["flow"], ax="axes"), "Axes"),
+        (lambda r: rc.plot.singular_values_by_lag([r["LSTM"]["singular_values"]], labels=["a", "b"]), "labels"),
+        (lambda r: rc.plot.singular_values_by_lag({"a": r["LSTM"]["singular_values"]}, labels=["a"]), "labels"),
+        (lambda r: rc.plot.singular_values_by_lag(np.ones(5)), "shape"),
+        (lambda r: rc.plot.singular_values_by_lag(r["LSTM"]["singular_values"], k=0), "k="),
+        (lambda r: rc.plot.lyapunov_spectrum("fast"), "numeric"),
+        (lambda r: rc.plot.lyapunov_spectrum(np.ones((1, 2, 3))), "shape"),
+        (lambda r: rc.plot.lyapunov_spectrum([np.ones(3)] * 2, labels=["only one"]), "labels"),
+        (lambda r: rc.plot.gate_saturation([0.1, 0.2]), "gate"),
+        (lambda r: rc.plot.gate_saturation({"f": 1.5}), r"\[0, 1\]"),
+        (lambda r: rc.plot.training_curves([1.0, 0.5]), "dict"),
+        (lambda r: rc.plot.training_curves({"a": {"loss": [1.0]}}, key="mae"), "mae"),
+        (lambda r: rc.plot.training_curves({"a": 3}), "History"),
+        (lambda r: rc.plot.diagnose({"LSTM": {"lyapunov": np.ones(2), "flows": None}}), "flows"),
+        (lambda r: rc.plot.diagnose([]), "dict"),
+        (lambda r: rc.plot.lyapunov_spectrum(np.ones(3), path=3), "path"),
+    ],
+)
 def test_bad_input_raises_a_clear_value_error(results, call, match):
     with pytest.raises(ValueError, match=match):
         call(results)

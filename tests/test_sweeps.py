@@ -25,8 +25,9 @@ class _Compiles:
 
     def __enter__(self):
         self.count = 0
-        self._listener = lambda event, secs, **kw: setattr(self, "count", self.count + (
-            event == "/jax/core/compile/backend_compile_duration"))
+        self._listener = lambda event, secs, **kw: setattr(
+            self, "count", self.count + (event == "/jax/core/compile/backend_compile_duration")
+        )
         jax.monitoring.register_event_duration_secs_listener(self._listener)
         return self
 
@@ -64,8 +65,9 @@ def test_lstm_sweep_with_per_network_inputs_state_and_mask(x64):
     mask[1, 0, 5:] = False
     lam = sweeps.lyapunov_spectra(cell, stacked, xs, s0, k=3, warmup=2, mask=mask)
     for i in range(n):
-        ref = rc.analysis.lyapunov_spectrum(cell, _net(stacked, i), xs[i], (h0[i], 0.5 * h0[i]), k=3, warmup=2,
-                                            mask=mask[i])
+        ref = rc.analysis.lyapunov_spectrum(
+            cell, _net(stacked, i), xs[i], (h0[i], 0.5 * h0[i]), k=3, warmup=2, mask=mask[i]
+        )
         np.testing.assert_allclose(lam[i], ref, rtol=0, atol=1e-12)
     lags = sweeps.singular_values_by_lag(cell, stacked, xs[0], k=2)
     ends = sweeps.log_norms_to_end(cell, stacked, xs[0])
@@ -118,17 +120,24 @@ def test_a_one_device_mesh_changes_nothing():
     cell = rc.cells.SimpleRNN(3)
     stacked = sweeps.stack_params([cell.init(jax.random.PRNGKey(i), 2) for i in range(3)])
     xs = jnp.ones((2, 5, 2))
-    np.testing.assert_array_equal(sweeps.lyapunov_spectra(cell, stacked, xs, mesh=jax.devices()),
-                                  sweeps.lyapunov_spectra(cell, stacked, xs))
+    np.testing.assert_array_equal(
+        sweeps.lyapunov_spectra(cell, stacked, xs, mesh=jax.devices()), sweeps.lyapunov_spectra(cell, stacked, xs)
+    )
 
 
 def run_on_four_cpu_devices(check: str) -> None:
     """Run ``tests/multidevice_check.py check`` in a fresh process with 4 virtual CPU devices (the
     device count is fixed when JAX initializes); it asserts inside and exits non-zero on failure."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
-               OPENBLAS_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(HERE / "multidevice_check.py"), check], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1"
+    )
+    done = subprocess.run(
+        [sys.executable, str(HERE / "multidevice_check.py"), check],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

@@ -92,8 +92,9 @@ def project(x: jax.Array, kernel: jax.Array, masks: Optional[jax.Array], gates: 
     b, f = x.shape
     u = kernel.shape[1] // gates
     if _casts(compute_dtype, kernel):
-        per_gate = jnp.stack([matmul(x * masks[g], kernel[:, g * u:(g + 1) * u], compute_dtype)
-                              for g in range(gates)], axis=1)
+        per_gate = jnp.stack(
+            [matmul(x * masks[g], kernel[:, g * u : (g + 1) * u], compute_dtype) for g in range(gates)], axis=1
+        )
     else:
         per_gate = jnp.einsum("gbf,fgu->bgu", x[None] * masks, kernel.reshape(f, gates, u))
     return per_gate.reshape(b, gates * u)
@@ -238,15 +239,22 @@ class Cell:
 
     def input_projection(self, params, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """:math:`(x \\odot m_x) K` for the fused gates, ``(N, gates·u)``; linear in ``x``."""
-        return project(x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates,
-                       self.compute_dtype)
+        return project(
+            x, params.kernel, None if dropout_masks is None else dropout_masks.inputs, self.gates, self.compute_dtype
+        )
 
     def recurrent_projection(self, params, h: jax.Array, dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
         """:math:`(h \\odot m_h) R` for the fused gates, ``(N, gates·u)``; linear in ``h``."""
-        return project(h, params.recurrent_kernel, None if dropout_masks is None else dropout_masks.recurrent,
-                       self.gates, self.compute_dtype)
+        return project(
+            h,
+            params.recurrent_kernel,
+            None if dropout_masks is None else dropout_masks.recurrent,
+            self.gates,
+            self.compute_dtype,
+        )
 
     if TYPE_CHECKING:  # declared for the type checker only: each cell has these as dataclass fields
+
         @property
         def dropout(self) -> float: ...
 
@@ -255,8 +263,9 @@ class Cell:
 
     if TYPE_CHECKING:  # declared for the type checker only: a cell may define ``step`` alone, and
         # bptt tells a split cell by whether it has ``core`` at all (rnncore.cells.contract.SplitCell)
-        def core(self, params, xk: jax.Array, hr: jax.Array, state,
-                 dropout_masks: Optional[DropoutMasks] = None) -> tuple[Any, jax.Array]: ...
+        def core(
+            self, params, xk: jax.Array, hr: jax.Array, state, dropout_masks: Optional[DropoutMasks] = None
+        ) -> tuple[Any, jax.Array]: ...
 
     def step(self, params, state, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None):
         """One batched step: ``x (B, F)`` -> ``(new_state, output)``."""

@@ -134,8 +134,9 @@ class SplitCell(RecurrentCell, Protocol):
 
     def recurrent_projection(self, params: Any, h: jax.Array, dropout_masks: Any = None) -> jax.Array: ...
 
-    def core(self, params: Any, xk: jax.Array, hr: jax.Array, state: Any,
-             dropout_masks: Any = None) -> tuple[Any, jax.Array]: ...
+    def core(
+        self, params: Any, xk: jax.Array, hr: jax.Array, state: Any, dropout_masks: Any = None
+    ) -> tuple[Any, jax.Array]: ...
 
 
 @runtime_checkable
@@ -147,8 +148,9 @@ class CoreVJPCell(SplitCell, Protocol):
 
     def core_keep(self, params: Any, xk: jax.Array, hr: jax.Array, state: Any) -> tuple[Any, jax.Array, Any]: ...
 
-    def core_vjp(self, params: Any, kept: Any, state: Any, new_state: Any,
-                 d_new: Any) -> tuple[jax.Array, Optional[jax.Array], Any]: ...
+    def core_vjp(
+        self, params: Any, kept: Any, state: Any, new_state: Any, d_new: Any
+    ) -> tuple[jax.Array, Optional[jax.Array], Any]: ...
 
     def core_params_vjp(self, params: Any, d_xk: jax.Array, d_hr: jax.Array) -> Any: ...
 
@@ -184,4 +186,3 @@ def optional_member(cell: Any, name: str) -> Any:
     if name not in OPTIONAL_DEFAULTS:
         raise ValueError(f"name={name!r}; expected one of {', '.join(map(repr, OPTIONAL_DEFAULTS))}.")
     return getattr(cell, name, OPTIONAL_DEFAULTS[name])
-

@@ -100,8 +100,9 @@ class GRU(Cell):
             bias = initializers.get(self.bias_initializer)(kb, shape, dtype)
         return GRUParams(kernel, recurrent, bias)
 
-    def recurrent_projection(self, params: GRUParams, h: jax.Array,
-                             dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+    def recurrent_projection(
+        self, params: GRUParams, h: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> jax.Array:
         """:math:`hR` over all three gates with ``reset_after``, over ``z, r`` only without (there the
         candidate's :math:`(r \\odot h) R_h` needs ``r`` first, so it belongs to :meth:`core`)."""
         rec = None if dropout_masks is None else dropout_masks.recurrent
@@ -118,11 +119,17 @@ class GRU(Cell):
         """The gates of :meth:`gate_activations` from :meth:`gate_values`."""
         return {"z": gate_values.z, "r": gate_values.r, "hh": gate_values.hh}
 
-    def gate_values(self, params: GRUParams, state: GRUState, x: jax.Array,
-                    dropout_masks: Optional[DropoutMasks] = None) -> GRUGates:
+    def gate_values(
+        self, params: GRUParams, state: GRUState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> GRUGates:
         """Every gate of one step."""
-        return self._gates(params, self.input_projection(params, x, dropout_masks),
-                           self.recurrent_projection(params, state.h, dropout_masks), state, dropout_masks)
+        return self._gates(
+            params,
+            self.input_projection(params, x, dropout_masks),
+            self.recurrent_projection(params, state.h, dropout_masks),
+            state,
+            dropout_masks,
+        )
 
     def _gates(self, params, xk, hr, state, dropout_masks) -> GRUGates:
         u, h = self.units, state.h
@@ -143,11 +150,17 @@ class GRU(Cell):
         else:
             rec = None if dropout_masks is None else dropout_masks.recurrent
             uu = h if rec is None else h * gate_mask(rec, 2)
-            a_h = x_h + matmul(r * uu, params.recurrent_kernel[:, 2 * u:], self.compute_dtype)
+            a_h = x_h + matmul(r * uu, params.recurrent_kernel[:, 2 * u :], self.compute_dtype)
         return GRUGates(a_z, a_r, a_h, z, r, phi(a_h), uu)
 
-    def core(self, params: GRUParams, xk: jax.Array, hr: jax.Array, state: GRUState,
-             dropout_masks: Optional[DropoutMasks] = None):
+    def core(
+        self,
+        params: GRUParams,
+        xk: jax.Array,
+        hr: jax.Array,
+        state: GRUState,
+        dropout_masks: Optional[DropoutMasks] = None,
+    ):
         r"""Gates, candidate, then Keras's mix :math:`h_t = z\,h_{t-1} + (1-z)\,\tilde h`."""
         gv = self._gates(params, xk, hr, state, dropout_masks)
         h = gv.z * state.h + (1.0 - gv.z) * gv.hh
@@ -197,7 +210,7 @@ class GRU(Cell):
         r"""What of ``d_hr`` the reverse scan keeps per step, ``(..., u)``: the candidate's block
         :math:`r\,\bar a_h`; the ``z`` and ``r`` blocks equal ``d_xk``'s (a (T, B, 2u) array less in
         a layer's gradient, fewer fresh pages per call: benchmarks/README.md, "Fresh memory")."""
-        return d_hr[..., 2 * self.units:]
+        return d_hr[..., 2 * self.units :]
 
     def hr_cotangent(self, d_xk: jax.Array, rest: jax.Array) -> jax.Array:
         """``d_hr`` rebuilt from ``d_xk`` and :meth:`hr_cotangent_rest`."""
@@ -210,22 +223,27 @@ class GRU(Cell):
             return zeros
         return zeros._replace(bias=jnp.stack([d_xk.sum(axis=0), d_hr.sum(axis=0)]))
 
-    def jacobian(self, params: GRUParams, state: GRUState, x: jax.Array,
-                 dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+    def jacobian(
+        self, params: GRUParams, state: GRUState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> jax.Array:
         """Closed-form :math:`\\partial h_t/\\partial h_{t-1}`, ``(B, u, u)``."""
         gv = self.gate_values(params, state, x, dropout_masks)
         rho, phi, u, h = self._rec_act(), self._act(), self.units, state.h
         rec = dropout_masks.recurrent if dropout_masks else None
         r_z, r_r, r_h = (
             masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
-            for k in range(3))
+            for k in range(3)
+        )
         d_r = derivative(rho, gv.a_r)
         if self.reset_after:
             inner = diag_times(gv.r, r_h) + diag_times(gv.u * d_r, r_r)
         else:
             # R_h^T [diag(r m_h) + diag(h_h rho'(a_r)) R_r^T diag(m_r)]; r_h already carries diag(m_h).
-            rh_t = params.recurrent_kernel[:, 2 * u:].T[None]
+            rh_t = params.recurrent_kernel[:, 2 * u :].T[None]
             inner = rh_t @ diag_times(gv.u * d_r, r_r) + r_h * gv.r[:, None, :]
         eye = jnp.eye(u, dtype=h.dtype)[None]
-        return (eye * gv.z[:, None, :] + diag_times((h - gv.hh) * derivative(rho, gv.a_z), r_z)
-                + diag_times((1.0 - gv.z) * derivative(phi, gv.a_h), inner))
+        return (
+            eye * gv.z[:, None, :]
+            + diag_times((h - gv.hh) * derivative(rho, gv.a_z), r_z)
+            + diag_times((1.0 - gv.z) * derivative(phi, gv.a_h), inner)
+        )

@@ -136,10 +136,15 @@ class LayerNormLSTM(Cell):
         gi = initializers.get(self.norm_gamma_initializer)
         bi = initializers.get(self.norm_beta_initializer)
         return LayerNormLSTMParams(
-            kernel, recurrent, bias,
-            gi(kn[0], (4 * u,), dtype), bi(kn[1], (4 * u,), dtype),
-            gi(kn[2], (4 * u,), dtype), bi(kn[3], (4 * u,), dtype),
-            gi(kn[4], (u,), dtype), bi(kn[5], (u,), dtype),
+            kernel,
+            recurrent,
+            bias,
+            gi(kn[0], (4 * u,), dtype),
+            bi(kn[1], (4 * u,), dtype),
+            gi(kn[2], (4 * u,), dtype),
+            bi(kn[3], (4 * u,), dtype),
+            gi(kn[4], (u,), dtype),
+            bi(kn[5], (u,), dtype),
         )
 
     def gate_activations(self) -> dict[str, Any]:
@@ -150,19 +155,25 @@ class LayerNormLSTM(Cell):
         """The gates of :meth:`gate_activations` from :meth:`gate_values`."""
         return lstm_named_gates(self, gate_values)
 
-    def gate_values(self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array,
-                    dropout_masks: Optional[DropoutMasks] = None) -> LayerNormLSTMGates:
+    def gate_values(
+        self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> LayerNormLSTMGates:
         """Every gate of one step (and the cell state before and after its layer norm)."""
         return self._parts(params, state, x, dropout_masks)
 
     def _parts(self, params, state, x, dropout_masks):
-        return self._parts_from(params, self.input_projection(params, x, dropout_masks),
-                                self.recurrent_projection(params, state.h, dropout_masks), state)
+        return self._parts_from(
+            params,
+            self.input_projection(params, x, dropout_masks),
+            self.recurrent_projection(params, state.h, dropout_masks),
+            state,
+        )
 
     def _parts_from(self, params, xk, hr, state):
         eps = self.norm_epsilon
-        z = (layer_norm(xk, params.kernel_norm_gamma, params.kernel_norm_beta, eps)
-             + layer_norm(hr, params.recurrent_norm_gamma, params.recurrent_norm_beta, eps))
+        z = layer_norm(xk, params.kernel_norm_gamma, params.kernel_norm_beta, eps) + layer_norm(
+            hr, params.recurrent_norm_gamma, params.recurrent_norm_beta, eps
+        )
         if params.bias is not None:
             z = z + params.bias
         rho, phi = self._rec_act(), self._act()
@@ -172,15 +183,22 @@ class LayerNormLSTM(Cell):
         c = layer_norm(c_raw, params.state_norm_gamma, params.state_norm_beta, eps)
         return LayerNormLSTMGates(xk, hr, z, i, f, g, o, c_raw, c)
 
-    def core(self, params: LayerNormLSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
-             dropout_masks: Optional[DropoutMasks] = None):
+    def core(
+        self,
+        params: LayerNormLSTMParams,
+        xk: jax.Array,
+        hr: jax.Array,
+        state: LSTMState,
+        dropout_masks: Optional[DropoutMasks] = None,
+    ):
         """The three layer norms and the LSTM update from ``xk = xK`` and ``hr = hR``."""
         p = self._parts_from(params, xk, hr, state)
         h = p.o * self._act()(p.c)
         return LSTMState(h, p.c), h
 
-    def jacobian(self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array,
-                 dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+    def jacobian(
+        self, params: LayerNormLSTMParams, state: LSTMState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> jax.Array:
         """Closed-form :math:`\\partial (h_t, c_t)/\\partial (h_{t-1}, c_{t-1})`, ``(B, 2u, 2u)``."""
         p = self._parts(params, state, x, dropout_masks)
         rho, phi, u, eps = self._rec_act(), self._act(), self.units, self.norm_epsilon
@@ -190,9 +208,12 @@ class LayerNormLSTM(Cell):
             rt = rt * mh[:, None, :]
         dz_dh = layer_norm_jacobian(p.hr, params.recurrent_norm_gamma, eps) @ rt  # (B, 4u, u)
         zi, zf, zc, zo = jnp.split(p.z, 4, axis=-1)
-        d_i, d_f, d_c, d_o = (dz_dh[:, k * u:(k + 1) * u] for k in range(4))
-        dcraw_dh = (diag_times(state.c * derivative(rho, zf), d_f) + diag_times(p.g * derivative(rho, zi), d_i)
-                    + diag_times(p.i * derivative(phi, zc), d_c))
+        d_i, d_f, d_c, d_o = (dz_dh[:, k * u : (k + 1) * u] for k in range(4))
+        dcraw_dh = (
+            diag_times(state.c * derivative(rho, zf), d_f)
+            + diag_times(p.g * derivative(rho, zi), d_i)
+            + diag_times(p.i * derivative(phi, zc), d_c)
+        )
         ls = layer_norm_jacobian(p.c_raw, params.state_norm_gamma, eps)
         dc_dh = ls @ dcraw_dh
         dc_dc = ls * p.f[:, None, :]

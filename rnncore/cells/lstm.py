@@ -67,8 +67,13 @@ def lstm_gate_activations(cell) -> dict[str, Any]:
 def lstm_named_gates(cell, gate_values) -> dict[str, jax.Array]:
     """``{gate: values}`` of an LSTM-like cell from gate values with fields ``i, f, g, o, c``."""
     gv = gate_values
-    return {"i": gv.i, "f": gv.f, "g": gv.g, "o": gv.o,
-            cell_state_gate_name(cell.activation): activations.get(cell.activation)(gv.c)}
+    return {
+        "i": gv.i,
+        "f": gv.f,
+        "g": gv.g,
+        "o": gv.o,
+        cell_state_gate_name(cell.activation): activations.get(cell.activation)(gv.c),
+    }
 
 
 class LSTMParams(NamedTuple):
@@ -148,11 +153,16 @@ class LSTM(Cell):
         """The gates of :meth:`gate_activations` from :meth:`gate_values`: :func:`lstm_named_gates`."""
         return lstm_named_gates(self, gate_values)
 
-    def gate_values(self, params: LSTMParams, state: LSTMState, x: jax.Array,
-                    dropout_masks: Optional[DropoutMasks] = None) -> LSTMGates:
+    def gate_values(
+        self, params: LSTMParams, state: LSTMState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> LSTMGates:
         """Every gate of one step (and the new cell state)."""
-        return self._gates(params, self.input_projection(params, x, dropout_masks),
-                           self.recurrent_projection(params, state.h, dropout_masks), state)
+        return self._gates(
+            params,
+            self.input_projection(params, x, dropout_masks),
+            self.recurrent_projection(params, state.h, dropout_masks),
+            state,
+        )
 
     def _gates(self, params, xk, hr, state) -> LSTMGates:
         z = xk + hr
@@ -163,8 +173,14 @@ class LSTM(Cell):
         i, f, g, o = rho(zi), rho(zf), phi(zc), rho(zo)
         return LSTMGates(z, i, f, g, o, f * state.c + i * g)
 
-    def core(self, params: LSTMParams, xk: jax.Array, hr: jax.Array, state: LSTMState,
-             dropout_masks: Optional[DropoutMasks] = None):
+    def core(
+        self,
+        params: LSTMParams,
+        xk: jax.Array,
+        hr: jax.Array,
+        state: LSTMState,
+        dropout_masks: Optional[DropoutMasks] = None,
+    ):
         r"""Gates from ``z = xk + hr + b``, then :math:`c_t = f c + i g`, :math:`h_t = o\,\varphi(c_t)`."""
         gv = self._gates(params, xk, hr, state)
         h = gv.o * self._act()(gv.c)
@@ -195,21 +211,34 @@ class LSTM(Cell):
         zi, zf, zc, zo = jnp.split(z, 4, axis=-1)
         i, f, g, o = rho(zi), rho(zf), phi(zc), rho(zo)
         dc = d_new.c + d_new.h * o * derivative(phi, new.c)
-        dz = jnp.concatenate([dc * g * derivative(rho, zi), dc * state.c * derivative(rho, zf),
-                              dc * i * derivative(phi, zc), d_new.h * phi(new.c) * derivative(rho, zo)], axis=-1)
+        dz = jnp.concatenate(
+            [
+                dc * g * derivative(rho, zi),
+                dc * state.c * derivative(rho, zf),
+                dc * i * derivative(phi, zc),
+                d_new.h * phi(new.c) * derivative(rho, zo),
+            ],
+            axis=-1,
+        )
         return dz, None, LSTMState(jnp.zeros_like(state.h), dc * f)
 
-    def jacobian(self, params: LSTMParams, state: LSTMState, x: jax.Array,
-                 dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+    def jacobian(
+        self, params: LSTMParams, state: LSTMState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> jax.Array:
         """Closed-form :math:`\\partial (h_t, c_t)/\\partial (h_{t-1}, c_{t-1})`, ``(B, 2u, 2u)``."""
         gv = self.gate_values(params, state, x, dropout_masks)
         rho, phi, u = self._rec_act(), self._act(), self.units
         zi, zf, zc, zo = jnp.split(gv.z, 4, axis=-1)
         rec = dropout_masks.recurrent if dropout_masks else None
-        r = [masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
-             for k in range(4)]
-        dc_dh = (diag_times(state.c * derivative(rho, zf), r[1]) + diag_times(gv.g * derivative(rho, zi), r[0])
-                 + diag_times(gv.i * derivative(phi, zc), r[2]))
+        r = [
+            masked_recurrent_kernel_t(params.recurrent_kernel, slice(k * u, (k + 1) * u), gate_mask(rec, k))
+            for k in range(4)
+        ]
+        dc_dh = (
+            diag_times(state.c * derivative(rho, zf), r[1])
+            + diag_times(gv.g * derivative(rho, zi), r[0])
+            + diag_times(gv.i * derivative(phi, zc), r[2])
+        )
         tanh_c, dtanh_c = phi(gv.c), derivative(phi, gv.c)
         dh_dh = diag_times(tanh_c * derivative(rho, zo), r[3]) + diag_times(gv.o * dtanh_c, dc_dh)
         dh_dc = jax.vmap(jnp.diag)(gv.o * dtanh_c * gv.f)

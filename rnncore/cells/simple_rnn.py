@@ -78,17 +78,27 @@ class SimpleRNN(Cell):
         bias = initializers.get(self.bias_initializer)(kb, (self.units,), dtype) if self.use_bias else None
         return SimpleRNNParams(kernel, recurrent, bias)
 
-    def core(self, params: SimpleRNNParams, xk: jax.Array, hr: jax.Array, state: SimpleRNNState,
-             dropout_masks: Optional[DropoutMasks] = None):
+    def core(
+        self,
+        params: SimpleRNNParams,
+        xk: jax.Array,
+        hr: jax.Array,
+        state: SimpleRNNState,
+        dropout_masks: Optional[DropoutMasks] = None,
+    ):
         r""":math:`h = \varphi(xk + b + hr)` (Keras adds the bias to the input side first)."""
         h = self._act()(self._preactivation(params, xk, hr))
         return SimpleRNNState(h), h
 
-    def gate_values(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
-                    dropout_masks: Optional[DropoutMasks] = None) -> SimpleRNNGates:
+    def gate_values(
+        self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> SimpleRNNGates:
         """The pre-activation and the activation of one step."""
-        a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
-                                self.recurrent_projection(params, state.h, dropout_masks))
+        a = self._preactivation(
+            params,
+            self.input_projection(params, x, dropout_masks),
+            self.recurrent_projection(params, state.h, dropout_masks),
+        )
         return SimpleRNNGates(a, self._act()(a))
 
     def gate_activations(self) -> dict[str, Any]:
@@ -115,8 +125,9 @@ class SimpleRNN(Cell):
         kept = None if activations.derivative_from_output(self._act()) else a
         return SimpleRNNState(h), h, kept
 
-    def core_vjp(self, params: SimpleRNNParams, kept, state: SimpleRNNState, new: SimpleRNNState,
-                 d_new: SimpleRNNState):
+    def core_vjp(
+        self, params: SimpleRNNParams, kept, state: SimpleRNNState, new: SimpleRNNState, d_new: SimpleRNNState
+    ):
         r""":math:`\bar a = \bar h_t\, \varphi'(a)`, evaluated from :math:`h_t = \varphi(a)` where it
         can be, else from the kept ``a``; the previous state enters only through ``hr``."""
         from_output = activations.derivative_from_output(self._act())
@@ -127,11 +138,15 @@ class SimpleRNN(Cell):
             d_phi = derivative(self._act(), kept)
         return d_new.h * d_phi, None, SimpleRNNState(jnp.zeros_like(state.h))
 
-    def jacobian(self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array,
-                 dropout_masks: Optional[DropoutMasks] = None) -> jax.Array:
+    def jacobian(
+        self, params: SimpleRNNParams, state: SimpleRNNState, x: jax.Array, dropout_masks: Optional[DropoutMasks] = None
+    ) -> jax.Array:
         """Closed-form :math:`\\partial s_t/\\partial s_{t-1}`, ``(B, u, u)``."""
-        a = self._preactivation(params, self.input_projection(params, x, dropout_masks),
-                                self.recurrent_projection(params, state.h, dropout_masks))
+        a = self._preactivation(
+            params,
+            self.input_projection(params, x, dropout_masks),
+            self.recurrent_projection(params, state.h, dropout_masks),
+        )
         m = gate_mask(dropout_masks.recurrent if dropout_masks else None, 0)
         r_t = masked_recurrent_kernel_t(params.recurrent_kernel, slice(None), m)
         return diag_times(derivative(self._act(), a), r_t)

@@ -10,21 +10,18 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import max_rel_err
 
 
 def random_params(cell, input_dim, rng, scale=0.7, dtype=np.float64):
     """The cell's params NamedTuple with every array replaced by random asymmetric values."""
     p = jax.eval_shape(lambda k: cell.init(k, input_dim), jax.random.PRNGKey(0))
-    return type(p)(*(None if a is None else jnp.asarray((rng.normal(size=a.shape) * scale).astype(dtype))
-                     for a in p))
+    return type(p)(*(None if a is None else jnp.asarray((rng.normal(size=a.shape) * scale).astype(dtype)) for a in p))
 
 
 def random_state(cell, batch, rng, scale=0.8, dtype=np.float64):
     fields = cell.state_type._fields
-    return cell.state_type(*(jnp.asarray((rng.normal(size=(batch, cell.units)) * scale).astype(dtype))
-                             for _ in fields))
+    return cell.state_type(*(jnp.asarray((rng.normal(size=(batch, cell.units)) * scale).astype(dtype)) for _ in fields))
 
 
 def _jacfwd(cell, params, state, x, masks):

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from cell_oracles import random_params
 
 import rnncore as rc
-from cell_oracles import random_params
 
 KINDS = [("SimpleRNN", {}), ("LSTM", {}), ("GRU", {}), ("GRU", {"reset_after": False}), ("LayerNormLSTM", {})]
 
@@ -97,13 +97,16 @@ def test_gru_without_reset_after_casts_the_candidates_matmul_too():
     x = jnp.asarray(rng.normal(size=(2, 3)).astype(np.float32))
     got, _ = cell.step(params, state, x)
     u = cell.units
-    xk, hr = bf16(x) @ bf16(params.kernel), bf16(state.h) @ bf16(params.recurrent_kernel[:, :2 * u])
+    xk, hr = bf16(x) @ bf16(params.kernel), bf16(state.h) @ bf16(params.recurrent_kernel[:, : 2 * u])
     b = np.asarray(params.bias, np.float64)
+
     def sig(a):
         return 1 / (1 + np.exp(-a))
 
-    z, r = sig(xk[:, :u] + b[:u] + hr[:, :u]), sig(xk[:, u:2 * u] + b[u:2 * u] + hr[:, u:])
-    hh = np.tanh(xk[:, 2 * u:] + b[2 * u:] + bf16(r * np.asarray(state.h)) @ bf16(params.recurrent_kernel[:, 2 * u:]))
+    z, r = sig(xk[:, :u] + b[:u] + hr[:, :u]), sig(xk[:, u : 2 * u] + b[u : 2 * u] + hr[:, u:])
+    hh = np.tanh(
+        xk[:, 2 * u :] + b[2 * u :] + bf16(r * np.asarray(state.h)) @ bf16(params.recurrent_kernel[:, 2 * u :])
+    )
     want = z * np.asarray(state.h) + (1 - z) * hh
     np.testing.assert_allclose(np.asarray(got.h), want, rtol=1e-5, atol=1e-5)
 
@@ -123,6 +126,7 @@ def test_compute_dtype_is_normalized_and_part_of_equality():
 def test_forward_mode_analysis_refuses_a_compute_dtype_cell_by_name():
     cell = rc.cells.SimpleRNN(3, compute_dtype="bfloat16")
     p = cell.init(jax.random.PRNGKey(0), 2)
-    with pytest.raises(ValueError,
-                       match=r"top_singular_values needs forward-mode derivatives.*compute_dtype='bfloat16'"):
+    with pytest.raises(
+        ValueError, match=r"top_singular_values needs forward-mode derivatives.*compute_dtype='bfloat16'"
+    ):
         rc.bptt.top_singular_values(cell, p, jnp.ones((1, 4, 2)))

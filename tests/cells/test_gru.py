@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cell_oracles import KERAS_FAST_INIT, check_jacobian, keras_step, random_params, random_state
-
 from conftest import max_rel_err
+
 from rnncore.cells import GRU, GRUParams, GRUState
 
 B, F, U = 3, 4, 5
@@ -24,8 +24,9 @@ CONFIGS = [  # (reset_after, activation, recurrent_activation, use_bias)
 @pytest.mark.parametrize("reset_after,activation,recurrent_activation,use_bias", CONFIGS)
 def test_jacobian_equals_jacfwd(x64, reset_after, activation, recurrent_activation, use_bias):
     rng = np.random.default_rng(30)
-    cell = GRU(U, reset_after=reset_after, activation=activation, recurrent_activation=recurrent_activation,
-               use_bias=use_bias)
+    cell = GRU(
+        U, reset_after=reset_after, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias
+    )
     p = random_params(cell, F, rng)
     s = random_state(cell, B, rng)
     x = jnp.asarray(rng.normal(size=(B, F)))
@@ -33,8 +34,9 @@ def test_jacobian_equals_jacfwd(x64, reset_after, activation, recurrent_activati
     check_jacobian(cell, p, cell.initial_state(B, jnp.float64), x)
 
 
-@pytest.mark.parametrize("reset_after,dropout,recurrent_dropout",
-                         [(True, 0.3, 0.4), (False, 0.3, 0.4), (True, 0.5, 0.0), (False, 0.0, 0.5)])
+@pytest.mark.parametrize(
+    "reset_after,dropout,recurrent_dropout", [(True, 0.3, 0.4), (False, 0.3, 0.4), (True, 0.5, 0.0), (False, 0.0, 0.5)]
+)
 def test_jacobian_with_dropout_masks(x64, reset_after, dropout, recurrent_dropout):
     rng = np.random.default_rng(31)
     cell = GRU(U, reset_after=reset_after, dropout=dropout, recurrent_dropout=recurrent_dropout)
@@ -78,8 +80,9 @@ def test_init_shapes_and_params_from_keras(keras, reset_after, use_bias):
 @pytest.mark.parametrize("reset_after,activation,recurrent_activation,use_bias", CONFIGS[:5])
 def test_step_equals_keras_cell(keras, reset_after, activation, recurrent_activation, use_bias):
     rng = np.random.default_rng(32)
-    kw = dict(reset_after=reset_after, activation=activation, recurrent_activation=recurrent_activation,
-              use_bias=use_bias)
+    kw = dict(
+        reset_after=reset_after, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias
+    )
     cell = GRU(U, **kw)
     p = random_params(cell, F, rng, dtype=np.float32)
     s = random_state(cell, B, rng, dtype=np.float32)
@@ -92,8 +95,9 @@ def test_step_equals_keras_cell(keras, reset_after, activation, recurrent_activa
     np.testing.assert_array_equal(y, s1.h)  # the output is h
 
 
-@pytest.mark.parametrize("reset_after,dropout,recurrent_dropout",
-                         [(True, 0.3, 0.4), (False, 0.3, 0.4), (False, 0.5, 0.0)])
+@pytest.mark.parametrize(
+    "reset_after,dropout,recurrent_dropout", [(True, 0.3, 0.4), (False, 0.3, 0.4), (False, 0.5, 0.0)]
+)
 def test_step_with_dropout_equals_keras_cell(keras, reset_after, dropout, recurrent_dropout):
     rng = np.random.default_rng(33)
     kw = dict(reset_after=reset_after, dropout=dropout, recurrent_dropout=recurrent_dropout)

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cell_oracles import check_jacobian, random_params, random_state
-
 from conftest import max_rel_err
+
 import rnncore as rc
 from rnncore.cells import LayerNormLSTM, LayerNormLSTMParams, LSTMState
 
@@ -86,8 +86,15 @@ CONFIGS = [  # (activation, recurrent_activation, use_bias, norm_epsilon)
 @pytest.mark.parametrize("activation,recurrent_activation,use_bias,eps", CONFIGS)
 def test_sequence_equals_numpy_float64(x64, activation, recurrent_activation, use_bias, eps):
     rng = np.random.default_rng(40)
-    layer = rc.layers.LayerNormLSTM(U, activation=activation, recurrent_activation=recurrent_activation,
-                                    use_bias=use_bias, norm_epsilon=eps, return_sequences=True, return_state=True)
+    layer = rc.layers.LayerNormLSTM(
+        U,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        use_bias=use_bias,
+        norm_epsilon=eps,
+        return_sequences=True,
+        return_state=True,
+    )
     p = random_ln_params(layer.cell, rng, np.float64)
     xs = rng.normal(size=(B, T, F))
     h0, c0 = rng.normal(size=(B, U)) * 0.5, rng.normal(size=(B, U))
@@ -98,8 +105,12 @@ def test_sequence_equals_numpy_float64(x64, activation, recurrent_activation, us
     assert max_rel_err(h, h_ref) < 1e-12 and max_rel_err(c, c_ref) < 1e-12
     # from zeros too (the layer's default initial state)
     y0 = layer.apply(p, jnp.asarray(xs))[0]
-    assert max_rel_err(y0, np_sequence(np_weights(p), xs, 0 * h0, 0 * c0, eps=eps, act=activation,
-                                       rec_act=recurrent_activation)[0]) < 1e-12
+    assert (
+        max_rel_err(
+            y0, np_sequence(np_weights(p), xs, 0 * h0, 0 * c0, eps=eps, act=activation, rec_act=recurrent_activation)[0]
+        )
+        < 1e-12
+    )
 
 
 def test_sequence_equals_numpy_float32():
@@ -137,9 +148,14 @@ def test_step_with_dropout_equals_numpy(x64, dropout, recurrent_dropout):
     assert (None if masks.inputs is None else masks.inputs.shape) == ((1, B, F) if dropout else None)
     assert masks.recurrent.shape == (1, B, U)
     s1, y = cell.step(p, s, jnp.asarray(x), masks)
-    h_ref, c_ref = np_step(np_weights(p), np.asarray(s.h), np.asarray(s.c), x,
-                           x_mask=None if masks.inputs is None else np.asarray(masks.inputs[0]),
-                           h_mask=np.asarray(masks.recurrent[0]))
+    h_ref, c_ref = np_step(
+        np_weights(p),
+        np.asarray(s.h),
+        np.asarray(s.c),
+        x,
+        x_mask=None if masks.inputs is None else np.asarray(masks.inputs[0]),
+        h_mask=np.asarray(masks.recurrent[0]),
+    )
     assert max_rel_err(y, h_ref) < 1e-12 and max_rel_err(s1.c, c_ref) < 1e-12
     assert max_rel_err(y, cell.step(p, s, jnp.asarray(x))[1]) > 1e-3  # the masks mattered
 
@@ -147,8 +163,9 @@ def test_step_with_dropout_equals_numpy(x64, dropout, recurrent_dropout):
 @pytest.mark.parametrize("activation,recurrent_activation,use_bias,eps", CONFIGS)
 def test_jacobian_equals_jacfwd(x64, activation, recurrent_activation, use_bias, eps):
     rng = np.random.default_rng(44)
-    cell = LayerNormLSTM(U, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
-                         norm_epsilon=eps)
+    cell = LayerNormLSTM(
+        U, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias, norm_epsilon=eps
+    )
     p = random_ln_params(cell, rng, np.float64)
     s = random_state(cell, B, rng, scale=1.2)
     x = jnp.asarray(rng.normal(size=(B, F)))
@@ -170,11 +187,28 @@ def test_init_shapes_and_fields(use_bias):
     cell = LayerNormLSTM(U, use_bias=use_bias)
     p = cell.init(jax.random.PRNGKey(0), F)
     assert LayerNormLSTMParams._fields == (
-        "kernel", "recurrent_kernel", "bias", "kernel_norm_gamma", "kernel_norm_beta",
-        "recurrent_norm_gamma", "recurrent_norm_beta", "state_norm_gamma", "state_norm_beta")
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "kernel_norm_gamma",
+        "kernel_norm_beta",
+        "recurrent_norm_gamma",
+        "recurrent_norm_beta",
+        "state_norm_gamma",
+        "state_norm_beta",
+    )
     shapes = [None if a is None else a.shape for a in p]
-    assert shapes == [(F, 4 * U), (U, 4 * U), (4 * U,) if use_bias else None,
-                      (4 * U,), (4 * U,), (4 * U,), (4 * U,), (U,), (U,)]
+    assert shapes == [
+        (F, 4 * U),
+        (U, 4 * U),
+        (4 * U,) if use_bias else None,
+        (4 * U,),
+        (4 * U,),
+        (4 * U,),
+        (4 * U,),
+        (U,),
+        (U,),
+    ]
     for g in (p.kernel_norm_gamma, p.recurrent_norm_gamma, p.state_norm_gamma):
         np.testing.assert_array_equal(g, 1.0)  # TF Addons: norm_gamma_initializer="ones"
     for b in (p.kernel_norm_beta, p.recurrent_norm_beta, p.state_norm_beta):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cell_oracles import KERAS_FAST_INIT, check_jacobian, jacfwd_jacobian, keras_step, random_params, random_state
-
 from conftest import max_rel_err
+
 from rnncore.cells import LSTM, LSTMParams, LSTMState
 
 B, F, U = 3, 4, 5
@@ -54,7 +54,7 @@ def test_jacobian_c_to_c_block_is_diag_f(x64):
     x = jnp.asarray(rng.normal(size=(B, F)))
     ref, _ = jacfwd_jacobian(cell, p, s, x)
     z = x @ p.kernel + s.h @ p.recurrent_kernel + p.bias
-    f = 1 / (1 + np.exp(-np.asarray(z[:, U:2 * U])))
+    f = 1 / (1 + np.exp(-np.asarray(z[:, U : 2 * U])))
     np.testing.assert_allclose(np.asarray(ref[:, U:, U:]), np.stack([np.diag(r) for r in f]), atol=1e-14)
 
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cell_oracles import KERAS_FAST_INIT, check_jacobian, keras_step, random_params, random_state
-
 from conftest import max_rel_err
+
 from rnncore.cells import SimpleRNN, SimpleRNNParams, SimpleRNNState
 
 B, F, U = 3, 4, 5

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import max_rel_err, random_like
 
 import rnncore as rc
-from conftest import max_rel_err, random_like
 
 TOL = 1e-5
 B, T, F = 3, 7, 4
@@ -56,6 +56,7 @@ def _assert_same_outputs(model, params, km, x, tol=TOL):
 
 # --- model zoo: every supported layer and option -------------------------------------------------------
 
+
 def _zoo(keras, name):
     """Fresh Keras layers for the named case (a new list each call, so a case can be built twice)."""
     L = keras.layers
@@ -75,44 +76,72 @@ def _zoo(keras, name):
         # depth 1, Keras's unrolled loop
         "gru_reset_before_no_bias": lambda: [gru(3, reset_after=False, use_bias=False, unroll=True)],
         # depth 3, every LSTM option; return_state on the last layer
-        "lstm_depth3": lambda: [lstm(4, use_bias=False, go_backwards=True, return_sequences=True),
-                                lstm(3, activation="softsign", recurrent_activation="hard_sigmoid",
-                                     unit_forget_bias=False, return_sequences=True),
-                                lstm(2, return_state=True)],
+        "lstm_depth3": lambda: [
+            lstm(4, use_bias=False, go_backwards=True, return_sequences=True),
+            lstm(
+                3,
+                activation="softsign",
+                recurrent_activation="hard_sigmoid",
+                unit_forget_bias=False,
+                return_sequences=True,
+            ),
+            lstm(2, return_state=True),
+        ],
         # depth 3 of GRU (reset_after) and SimpleRNN, dropout everywhere (inference), Dense heads
-        "gru_simple_rnn_dropout": lambda: [gru(4, dropout=0.3, recurrent_dropout=0.2, return_sequences=True),
-                                           L.Dropout(0.5),
-                                           L.SimpleRNN(3, activation="relu", use_bias=False, dropout=0.2,
-                                                       recurrent_dropout=0.4, return_sequences=True),
-                                           L.Dense(3, use_bias=False),
-                                           gru(2, go_backwards=True, return_state=True)],
-        "rnn_cells": lambda: [L.RNN(L.SimpleRNNCell(3), return_sequences=True),
-                              L.RNN(L.LSTMCell(4, use_bias=False), return_sequences=True),
-                              L.RNN(L.GRUCell(3, reset_after=False), go_backwards=True),
-                              L.Dense(2, activation="softmax")],
+        "gru_simple_rnn_dropout": lambda: [
+            gru(4, dropout=0.3, recurrent_dropout=0.2, return_sequences=True),
+            L.Dropout(0.5),
+            L.SimpleRNN(
+                3, activation="relu", use_bias=False, dropout=0.2, recurrent_dropout=0.4, return_sequences=True
+            ),
+            L.Dense(3, use_bias=False),
+            gru(2, go_backwards=True, return_state=True),
+        ],
+        "rnn_cells": lambda: [
+            L.RNN(L.SimpleRNNCell(3), return_sequences=True),
+            L.RNN(L.LSTMCell(4, use_bias=False), return_sequences=True),
+            L.RNN(L.GRUCell(3, reset_after=False), go_backwards=True),
+            L.Dense(2, activation="softmax"),
+        ],
         "bidirectional_custom_backward": lambda: [
-            L.Bidirectional(gru(3, reset_after=False, return_sequences=True),
-                            backward_layer=gru(3, activation="relu", use_bias=False, return_sequences=True,
-                                               go_backwards=True)),
-            L.Bidirectional(L.RNN(L.SimpleRNNCell(2)), merge_mode="mul")],
+            L.Bidirectional(
+                gru(3, reset_after=False, return_sequences=True),
+                backward_layer=gru(3, activation="relu", use_bias=False, return_sequences=True, go_backwards=True),
+            ),
+            L.Bidirectional(L.RNN(L.SimpleRNNCell(2)), merge_mode="mul"),
+        ],
         "bidirectional_return_state": lambda: [L.Masking(), L.Bidirectional(lstm(3, return_state=True))],
         # masking, pre- and post-padded rows, through every kind of layer
-        "masking_stack": lambda: [L.Masking(), lstm(4, return_sequences=True),
-                                  gru(3, return_sequences=True, go_backwards=True), L.Dense(3), L.Dropout(0.2),
-                                  L.SimpleRNN(2)],
-        "masking_nonzero_value": lambda: [L.Masking(mask_value=-1.0), L.RNN(L.GRUCell(3), return_sequences=True),
-                                          lstm(2, go_backwards=True, return_state=True)],
+        "masking_stack": lambda: [
+            L.Masking(),
+            lstm(4, return_sequences=True),
+            gru(3, return_sequences=True, go_backwards=True),
+            L.Dense(3),
+            L.Dropout(0.2),
+            L.SimpleRNN(2),
+        ],
+        "masking_nonzero_value": lambda: [
+            L.Masking(mask_value=-1.0),
+            L.RNN(L.GRUCell(3), return_sequences=True),
+            lstm(2, go_backwards=True, return_state=True),
+        ],
     }
     return cases[name]()
 
 
 MERGE_CASES = ["merge_concat", "merge_sum", "merge_ave", "merge_mul", "merge_none"]
-CASES = ["gru_reset_before_no_bias", "lstm_depth3", "gru_simple_rnn_dropout", "rnn_cells",
-         "bidirectional_custom_backward", "bidirectional_return_state", "masking_stack",
-         "masking_nonzero_value"] + MERGE_CASES
+CASES = [
+    "gru_reset_before_no_bias",
+    "lstm_depth3",
+    "gru_simple_rnn_dropout",
+    "rnn_cells",
+    "bidirectional_custom_backward",
+    "bidirectional_return_state",
+    "masking_stack",
+    "masking_nonzero_value",
+] + MERGE_CASES
 # Functional chains: the cases where the graph carries something (masks, several outputs).
-FUNCTIONAL_CASES = ["masking_stack", "masking_nonzero_value", "bidirectional_return_state", "merge_none",
-                    "lstm_depth3"]
+FUNCTIONAL_CASES = ["masking_stack", "masking_nonzero_value", "bidirectional_return_state", "merge_none", "lstm_depth3"]
 
 
 def _build(keras, name, kind, seed=1):
@@ -146,25 +175,53 @@ def test_from_keras_live_matches_keras(keras, name, kind):
 def test_from_keras_maps_every_argument(keras):
     """Config arguments land on rnncore's cells and layers (initializers included)."""
     L = keras.layers
-    km = keras.Sequential([
-        keras.Input((T, F)),
-        L.LSTM(4, activation="relu", recurrent_activation="hard_sigmoid", use_bias=True, unit_forget_bias=False,
-               kernel_initializer="he_normal", recurrent_initializer=keras.initializers.Orthogonal(gain=2.0),
-               bias_initializer=keras.initializers.Constant(0.5), dropout=0.25, recurrent_dropout=0.5,
-               return_sequences=True, go_backwards=True, unroll=True, use_cudnn=False, seed=3),
-        L.Bidirectional(L.GRU(3, reset_after=False, return_sequences=True, use_cudnn=False), merge_mode="ave"),
-        L.Dropout(0.3, noise_shape=(None, 1, None)),
-        L.Dense(2, activation="elu", use_bias=False, kernel_initializer="lecun_uniform"),
-    ])
+    km = keras.Sequential(
+        [
+            keras.Input((T, F)),
+            L.LSTM(
+                4,
+                activation="relu",
+                recurrent_activation="hard_sigmoid",
+                use_bias=True,
+                unit_forget_bias=False,
+                kernel_initializer="he_normal",
+                recurrent_initializer=keras.initializers.Orthogonal(gain=2.0),
+                bias_initializer=keras.initializers.Constant(0.5),
+                dropout=0.25,
+                recurrent_dropout=0.5,
+                return_sequences=True,
+                go_backwards=True,
+                unroll=True,
+                use_cudnn=False,
+                seed=3,
+            ),
+            L.Bidirectional(L.GRU(3, reset_after=False, return_sequences=True, use_cudnn=False), merge_mode="ave"),
+            L.Dropout(0.3, noise_shape=(None, 1, None)),
+            L.Dense(2, activation="elu", use_bias=False, kernel_initializer="lecun_uniform"),
+        ]
+    )
     model, _ = rc.from_keras(km)
     lstm, bi, drop, dense = model.layers
     assert type(lstm) is rc.layers.LSTM
     assert lstm.cell == rc.cells.LSTM(
-        4, activation="relu", recurrent_activation="hard_sigmoid", use_bias=True, unit_forget_bias=False,
-        kernel_initializer="he_normal", recurrent_initializer=rc.initializers.Orthogonal(gain=2.0),
-        bias_initializer=rc.initializers.Constant(0.5), dropout=0.25, recurrent_dropout=0.5)
+        4,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        use_bias=True,
+        unit_forget_bias=False,
+        kernel_initializer="he_normal",
+        recurrent_initializer=rc.initializers.Orthogonal(gain=2.0),
+        bias_initializer=rc.initializers.Constant(0.5),
+        dropout=0.25,
+        recurrent_dropout=0.5,
+    )
     assert (lstm.return_sequences, lstm.go_backwards, lstm.unroll, lstm.return_state, lstm.stateful) == (
-        True, True, True, False, False)
+        True,
+        True,
+        True,
+        False,
+        False,
+    )
     assert bi.merge_mode == "ave" and bi.forward_layer.cell == rc.cells.GRU(3, reset_after=False)
     assert not bi.forward_layer.go_backwards and bi.backward_layer.go_backwards
     assert bi.forward_layer.zero_output_for_mask and bi.backward_layer.zero_output_for_mask
@@ -176,9 +233,14 @@ def test_float64_policy(keras, x64):
     """A float64 Keras model gives float64 params; Keras's own float64 GRU is only ~1e-8 accurate
     (rnncore matches a float64 NumPy loop to ~1e-16), so the comparison keeps the float32 bound."""
     L = keras.layers
-    km = keras.Sequential([keras.Input((T, F), dtype="float64"), L.Masking(dtype="float64"),
-                           L.GRU(3, return_sequences=True, use_cudnn=False, dtype="float64"),
-                           L.Dense(2, dtype="float64")])
+    km = keras.Sequential(
+        [
+            keras.Input((T, F), dtype="float64"),
+            L.Masking(dtype="float64"),
+            L.GRU(3, return_sequences=True, use_cudnn=False, dtype="float64"),
+            L.Dense(2, dtype="float64"),
+        ]
+    )
     km.set_weights(random_like(np.random.default_rng(0), km.get_weights(), dtype="float64"))
     model, params = rc.from_keras(km)
     assert {str(a.dtype) for a in jax.tree_util.tree_leaves(params)} == {"float64"}
@@ -195,8 +257,11 @@ def test_trainable_false_warns(keras):
 
 # --- .keras files -----------------------------------------------------------------------------------------
 
-FILE_CASES = [("gru_simple_rnn_dropout", "sequential"), ("bidirectional_custom_backward", "functional"),
-              ("masking_nonzero_value", "functional")]
+FILE_CASES = [
+    ("gru_simple_rnn_dropout", "sequential"),
+    ("bidirectional_custom_backward", "functional"),
+    ("masking_nonzero_value", "functional"),
+]
 
 
 @pytest.mark.parametrize("name,kind", FILE_CASES)
@@ -245,8 +310,9 @@ def test_file_loads_without_keras(keras, tmp_path):
     np.savez(npz, x=x, **{f"y{i}": y for i, y in enumerate(_as_list(km(x, training=False)))})
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("KERAS_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-c", _NO_KERAS, str(path), str(npz)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_KERAS, str(path), str(npz)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     err = float(proc.stdout.split("MAXERR")[-1])
     assert err < TOL
@@ -254,19 +320,26 @@ def test_file_loads_without_keras(keras, tmp_path):
 
 # --- keras_weights ----------------------------------------------------------------------------------------
 
+
 def _every_layer(keras):
     L = keras.layers
-    return keras.Sequential([
-        keras.Input((T, F)), L.Masking(),
-        L.SimpleRNN(3, use_bias=False, return_sequences=True),
-        L.LSTM(4, return_sequences=True, use_cudnn=False),
-        L.GRU(3, reset_after=False, return_sequences=True, use_cudnn=False),
-        L.Bidirectional(L.GRU(2, return_sequences=True, use_cudnn=False),
-                        backward_layer=L.GRU(2, use_bias=False, return_sequences=True, go_backwards=True,
-                                             use_cudnn=False)),
-        L.RNN(L.LSTMCell(2, use_bias=False), return_sequences=True),
-        L.Dropout(0.2), L.Dense(3, use_bias=False), L.Dense(2),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((T, F)),
+            L.Masking(),
+            L.SimpleRNN(3, use_bias=False, return_sequences=True),
+            L.LSTM(4, return_sequences=True, use_cudnn=False),
+            L.GRU(3, reset_after=False, return_sequences=True, use_cudnn=False),
+            L.Bidirectional(
+                L.GRU(2, return_sequences=True, use_cudnn=False),
+                backward_layer=L.GRU(2, use_bias=False, return_sequences=True, go_backwards=True, use_cudnn=False),
+            ),
+            L.RNN(L.LSTMCell(2, use_bias=False), return_sequences=True),
+            L.Dropout(0.2),
+            L.Dense(3, use_bias=False),
+            L.Dense(2),
+        ]
+    )
 
 
 def test_keras_weights_order_is_get_weights_order(keras):
@@ -289,14 +362,20 @@ def _grad_model(keras, name):
     L = keras.layers
     layers = {
         # masking, pre- and post-padding, LSTM then a GRU running backwards, Dense on sequences
-        "masked_stack": lambda: [L.Masking(), L.LSTM(3, return_sequences=True, use_cudnn=False),
-                                 L.Dense(3, use_bias=False), L.GRU(2, go_backwards=True, use_cudnn=False)],
+        "masked_stack": lambda: [
+            L.Masking(),
+            L.LSTM(3, return_sequences=True, use_cudnn=False),
+            L.Dense(3, use_bias=False),
+            L.GRU(2, go_backwards=True, use_cudnn=False),
+        ],
         # Bidirectional with a different backward layer (no bias), GRU reset_after=False, SimpleRNN
         "bidirectional": lambda: [
             L.SimpleRNN(3, return_sequences=True),
-            L.Bidirectional(L.GRU(2, reset_after=False, use_cudnn=False),
-                            backward_layer=L.GRU(2, reset_after=False, use_bias=False, go_backwards=True,
-                                                 use_cudnn=False))],
+            L.Bidirectional(
+                L.GRU(2, reset_after=False, use_cudnn=False),
+                backward_layer=L.GRU(2, reset_after=False, use_bias=False, go_backwards=True, use_cudnn=False),
+            ),
+        ],
     }[name]()
     return _randomize(keras.Sequential([keras.Input((T, F)), *layers]))
 
@@ -306,8 +385,10 @@ def test_keras_weights_of_gradients_equal_keras_gradients(keras, name):
     km = _grad_model(keras, name)
     model, params = rc.from_keras(km)
     x = _inputs()
-    probes = [np.random.default_rng(7 + i).normal(size=y.shape).astype("float32")
-              for i, y in enumerate(_as_list(km(x, training=False)))]
+    probes = [
+        np.random.default_rng(7 + i).normal(size=y.shape).astype("float32")
+        for i, y in enumerate(_as_list(km(x, training=False)))
+    ]
 
     def contract(ys):
         return sum(jnp.sum(y * w) for y, w in zip(ys if isinstance(ys, (list, tuple)) else [ys], probes))
@@ -341,6 +422,7 @@ def test_keras_weights_refuses_bad_trees():
 
 # --- to_keras ---------------------------------------------------------------------------------------------
 
+
 def _randomize_params(params, seed=3):
     leaves, treedef = jax.tree_util.tree_flatten(params)
     fresh = random_like(np.random.default_rng(seed), leaves)
@@ -348,20 +430,25 @@ def _randomize_params(params, seed=3):
 
 
 ROUND_TRIP_MODELS = {
-    "stack": lambda: rc.Sequential([
-        rc.layers.Masking(),
-        rc.layers.LSTM(4, return_sequences=True, unit_forget_bias=False),
-        rc.layers.Bidirectional(rc.layers.GRU(3, reset_after=False, return_sequences=True), merge_mode="ave"),
-        rc.layers.RNN(rc.cells.SimpleRNN(3, activation="relu"), return_sequences=True),
-        rc.layers.Dropout(0.2),
-        rc.layers.Dense(2, activation="tanh"),
-        rc.layers.GRU(2, use_bias=False, go_backwards=True),
-    ]),
-    "return_state": lambda: rc.Sequential([
-        rc.layers.SimpleRNN(3, return_sequences=True, use_bias=False),
-        rc.layers.Bidirectional(rc.layers.LSTM(2, return_state=True, recurrent_initializer="glorot_normal"),
-                                merge_mode=None),
-    ]),
+    "stack": lambda: rc.Sequential(
+        [
+            rc.layers.Masking(),
+            rc.layers.LSTM(4, return_sequences=True, unit_forget_bias=False),
+            rc.layers.Bidirectional(rc.layers.GRU(3, reset_after=False, return_sequences=True), merge_mode="ave"),
+            rc.layers.RNN(rc.cells.SimpleRNN(3, activation="relu"), return_sequences=True),
+            rc.layers.Dropout(0.2),
+            rc.layers.Dense(2, activation="tanh"),
+            rc.layers.GRU(2, use_bias=False, go_backwards=True),
+        ]
+    ),
+    "return_state": lambda: rc.Sequential(
+        [
+            rc.layers.SimpleRNN(3, return_sequences=True, use_bias=False),
+            rc.layers.Bidirectional(
+                rc.layers.LSTM(2, return_state=True, recurrent_initializer="glorot_normal"), merge_mode=None
+            ),
+        ]
+    ),
 }
 
 
@@ -403,11 +490,13 @@ def test_to_keras_refuses_what_keras_cannot_represent(keras):
 
 # --- refusals: live models --------------------------------------------------------------------------------
 
+
 def _unsupported(keras, which):
     L = keras.layers
     if which == "Embedding":
-        return keras.Sequential([keras.Input((T,), dtype="int32"), L.Embedding(10, F, name="bad"),
-                                 L.LSTM(2, use_cudnn=False)])
+        return keras.Sequential(
+            [keras.Input((T,), dtype="int32"), L.Embedding(10, F, name="bad"), L.LSTM(2, use_cudnn=False)]
+        )
     layer = {
         "Lambda": lambda: L.Lambda(lambda t: t * 2.0, name="bad"),
         "Conv1D": lambda: L.Conv1D(2, 3, padding="same", name="bad"),
@@ -423,12 +512,15 @@ def test_refuses_unsupported_layers(keras, which):
         rc.from_keras(_unsupported(keras, which))
 
 
-@pytest.mark.parametrize("layer_cls,arg,value", [
-    ("LSTM", "kernel_regularizer", "l2"),
-    ("GRU", "recurrent_constraint", "non_neg"),
-    ("SimpleRNN", "kernel_constraint", "max_norm"),
-    ("Dense", "bias_regularizer", "l2"),
-])
+@pytest.mark.parametrize(
+    "layer_cls,arg,value",
+    [
+        ("LSTM", "kernel_regularizer", "l2"),
+        ("GRU", "recurrent_constraint", "non_neg"),
+        ("SimpleRNN", "kernel_constraint", "max_norm"),
+        ("Dense", "bias_regularizer", "l2"),
+    ],
+)
 def test_refuses_regularizers_and_constraints(keras, layer_cls, arg, value):
     L = keras.layers
     extra = {"use_cudnn": False} if layer_cls in ("LSTM", "GRU") else {}
@@ -479,13 +571,16 @@ def test_refuses_non_models(keras):
 
 # --- refusals: files --------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def saved(keras, tmp_path):
     """A small valid .keras file (Sequential: Input, LSTM, Dense) and its config."""
     L = keras.layers
-    km = _randomize(keras.Sequential([keras.Input((T, F)),
-                                      L.LSTM(3, return_sequences=True, use_cudnn=False, name="rec"),
-                                      L.Dense(2, name="out")]))
+    km = _randomize(
+        keras.Sequential(
+            [keras.Input((T, F)), L.LSTM(3, return_sequences=True, use_cudnn=False, name="rec"), L.Dense(2, name="out")]
+        )
+    )
     path = tmp_path / "good.keras"
     km.save(path)
     with zipfile.ZipFile(path) as zf:
@@ -515,9 +610,15 @@ def test_file_refuses_lambda_without_running_it(tmp_path, saved):
     path, config = saved
     # A Lambda whose code would write a marker file; it must never run (nor be deserialized).
     marker = tmp_path / "ran"
-    lam = {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
-           "config": {"name": "evil", "function": {"class_name": "__lambda__",
-                                                   "config": {"code": f"open({str(marker)!r}, 'w')"}}}}
+    lam = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "registered_name": None,
+        "config": {
+            "name": "evil",
+            "function": {"class_name": "__lambda__", "config": {"code": f"open({str(marker)!r}, 'w')"}},
+        },
+    }
     config["config"]["layers"].insert(2, lam)
     with pytest.raises(ValueError, match=r"edited\.keras.*layer 'evil' \(Lambda\) is not supported"):
         rc.from_keras(_with_config(tmp_path, path, config))
@@ -528,8 +629,12 @@ def test_file_refuses_custom_objects(tmp_path, saved):
     path, config = saved
     lstm = config["config"]["layers"][1]
     custom = json.loads(json.dumps(config))
-    custom["config"]["layers"][1] = {**lstm, "module": "my_package.layers", "class_name": "MyLSTM",
-                                     "registered_name": "my_package>MyLSTM"}
+    custom["config"]["layers"][1] = {
+        **lstm,
+        "module": "my_package.layers",
+        "class_name": "MyLSTM",
+        "registered_name": "my_package>MyLSTM",
+    }
     with pytest.raises(ValueError, match=r"MyLSTM.*my_package"):
         rc.from_keras(_with_config(tmp_path, path, custom, "custom.keras"))
     registered = json.loads(json.dumps(config))
@@ -538,7 +643,11 @@ def test_file_refuses_custom_objects(tmp_path, saved):
         rc.from_keras(_with_config(tmp_path, path, registered, "registered.keras"))
     act = json.loads(json.dumps(config))
     act["config"]["layers"][2]["config"]["activation"] = {
-        "module": "builtins", "class_name": "function", "config": "my_act", "registered_name": "my_act"}
+        "module": "builtins",
+        "class_name": "function",
+        "config": "my_act",
+        "registered_name": "my_act",
+    }
     with pytest.raises(ValueError, match=r"layer 'out' \(Dense\): activation=.*custom activation \(module 'builtins'"):
         rc.from_keras(_with_config(tmp_path, path, act, "act.keras"))
 
@@ -581,8 +690,11 @@ def test_file_refuses_weights_that_do_not_match_the_config(keras, tmp_path, save
     path, config = saved
     wider = json.loads(json.dumps(config))
     wider["config"]["layers"][1]["config"]["units"] = 5
-    with pytest.raises(ValueError, match=r"mismatch\.keras.*layer 'rec' \(LSTM\): weight kernel has shape "
-                                         r"\(4, 12\).*need \(4, 20\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mismatch\.keras.*layer 'rec' \(LSTM\): weight kernel has shape "
+        r"\(4, 12\).*need \(4, 20\)",
+    ):
         rc.from_keras(_with_config(tmp_path, path, wider, "mismatch.keras"))
     no_bias = json.loads(json.dumps(config))
     no_bias["config"]["layers"][2]["config"]["use_bias"] = False

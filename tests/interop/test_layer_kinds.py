@@ -65,9 +65,11 @@ def test_public_path_is_the_package():
 
 
 def test_importing_the_converter_imports_no_keras():
-    code = ("import sys, rnncore, rnncore.keras, pkgutil, importlib, rnncore.interop.keras as k\n"
-            "for m in pkgutil.iter_modules(k.__path__): importlib.import_module('rnncore.interop.keras.' + m.name)\n"
-            "assert 'keras' not in sys.modules, sorted(n for n in sys.modules if n.startswith('keras'))\n")
+    code = (
+        "import sys, rnncore, rnncore.keras, pkgutil, importlib, rnncore.interop.keras as k\n"
+        "for m in pkgutil.iter_modules(k.__path__): importlib.import_module('rnncore.interop.keras.' + m.name)\n"
+        "assert 'keras' not in sys.modules, sorted(n for n in sys.modules if n.startswith('keras'))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -78,16 +80,36 @@ def test_modules_import_only_those_above_them():
     import ast
     import pathlib
 
-    order = ["context", "config", "recurrent", "layer_kinds", "graph", "files", "weights", "loading", "export",
-             "parity"]
+    order = [
+        "context",
+        "config",
+        "recurrent",
+        "layer_kinds",
+        "graph",
+        "files",
+        "weights",
+        "loading",
+        "export",
+        "parity",
+    ]
     package = pathlib.Path(interop_keras.__file__).parent
     assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):
         tree = ast.parse((package / f"{name}.py").read_text())
-        imported = {node.module.split(".")[0] for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
-        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
-                     and not node.module for alias in node.names}
+        imported = {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+        imported |= {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module
+            for alias in node.names
+        }
         assert imported <= set(order[:i]), (name, imported - set(order[:i]))
-        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import) and any(
-            a.name.split(".")[0] == "keras" for a in n.names) and n.col_offset == 0], f"{name} imports keras at top"
+        assert not [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import) and any(a.name.split(".")[0] == "keras" for a in n.names) and n.col_offset == 0
+        ], f"{name} imports keras at top"

@@ -27,14 +27,35 @@ from typing import Any, Callable, Optional
 from ... import activations, checks, initializers
 from .context import Context, checked, short
 
-__all__ = ["check_origin", "check_dtype", "check_trainable", "activation", "initializer", "parse_args",
-           "entry_name", "construct", "keras_activation", "keras_initializer", "PARAM_INITIALIZERS", "MUST_BE_NONE",
-           "IGNORED"]
+__all__ = [
+    "check_origin",
+    "check_dtype",
+    "check_trainable",
+    "activation",
+    "initializer",
+    "parse_args",
+    "entry_name",
+    "construct",
+    "keras_activation",
+    "keras_initializer",
+    "PARAM_INITIALIZERS",
+    "MUST_BE_NONE",
+    "IGNORED",
+]
 
 # Arguments that must be None: they change training (regularizers, constraints) or the numbers
 # (quantization, LoRA), and rnncore would ignore them.
-MUST_BE_NONE = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                "kernel_constraint", "recurrent_constraint", "bias_constraint", "quantization_config", "lora_rank")
+MUST_BE_NONE = (
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "quantization_config",
+    "lora_rank",
+)
 # Arguments that do not change the numbers.
 IGNORED = ("name", "seed", "use_cudnn", "lora_alpha")
 
@@ -97,9 +118,13 @@ def activation(ctx: Context, value: Any, at: str, arg: str, elementwise: bool = 
     if isinstance(value, dict):
         module = value.get("module")
         name = value.get("config")
-        keras_function = (value.get("class_name") == "function" and isinstance(name, str)
-                          and isinstance(module, str) and module.split(".")[0] == "keras"
-                          and value.get("registered_name") in (None, name))
+        keras_function = (
+            value.get("class_name") == "function"
+            and isinstance(name, str)
+            and isinstance(module, str)
+            and module.split(".")[0] == "keras"
+            and value.get("registered_name") in (None, name)
+        )
         if not keras_function:
             raise ctx.error(f"{at}: {arg}={short(value)} is a custom activation (module {module!r}); {_CUSTOM}")
     if name is None:
@@ -114,9 +139,16 @@ def activation(ctx: Context, value: Any, at: str, arg: str, elementwise: bool = 
     return name
 
 
-SIMPLE_INITIALIZERS = {"Zeros": "zeros", "Ones": "ones", "GlorotUniform": "glorot_uniform",
-                       "GlorotNormal": "glorot_normal", "HeUniform": "he_uniform", "HeNormal": "he_normal",
-                       "LecunUniform": "lecun_uniform", "LecunNormal": "lecun_normal"}
+SIMPLE_INITIALIZERS = {
+    "Zeros": "zeros",
+    "Ones": "ones",
+    "GlorotUniform": "glorot_uniform",
+    "GlorotNormal": "glorot_normal",
+    "HeUniform": "he_uniform",
+    "HeNormal": "he_normal",
+    "LecunUniform": "lecun_uniform",
+    "LecunNormal": "lecun_normal",
+}
 # class -> (rnncore class, argument names with Keras defaults, snake name used when all are default)
 PARAM_INITIALIZERS: dict[str, tuple[Any, dict, str]] = {
     "Orthogonal": (initializers.Orthogonal, {"gain": 1.0}, "orthogonal"),
@@ -126,8 +158,11 @@ PARAM_INITIALIZERS: dict[str, tuple[Any, dict, str]] = {
     "RandomNormal": (initializers.RandomNormal, {"mean": 0.0, "stddev": 0.05}, "random_normal"),
     "RandomUniform": (initializers.RandomUniform, {"minval": -0.05, "maxval": 0.05}, "random_uniform"),
     "TruncatedNormal": (initializers.TruncatedNormal, {"mean": 0.0, "stddev": 0.05}, "truncated_normal"),
-    "VarianceScaling": (initializers.VarianceScaling,
-                        {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"}, "variance_scaling"),
+    "VarianceScaling": (
+        initializers.VarianceScaling,
+        {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+        "variance_scaling",
+    ),
 }
 
 
@@ -135,8 +170,11 @@ def _param_initializer(cls: str, config: dict, extra: dict) -> Optional[Any]:
     """The rnncore initializer for a parametrized Keras one, or None when it has no equivalent."""
     rc_cls, defaults, name = PARAM_INITIALIZERS[cls]
     args = {k: config.get(k, d) for k, d in defaults.items()}
-    numeric_ok = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                     for k, v in args.items() if k not in ("mode", "distribution"))
+    numeric_ok = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        for k, v in args.items()
+        if k not in ("mode", "distribution")
+    )
     if not (set(extra) <= set(defaults) and numeric_ok):
         return None
     if args == defaults:
@@ -157,15 +195,16 @@ def initializer(ctx: Context, value: Any, at: str, arg: str) -> Optional[Any]:
     cls = check_origin(ctx, value, f"{at}, {arg}")
     config = value.get("config") or {}
     # seed does not change the distribution; input_axes/output_axes=None are the plain fans.
-    extra = {k: v for k, v in config.items()
-             if k != "seed" and not (k in ("input_axes", "output_axes") and v is None)}
+    extra = {k: v for k, v in config.items() if k != "seed" and not (k in ("input_axes", "output_axes") and v is None)}
     if cls in SIMPLE_INITIALIZERS and not extra:
         return SIMPLE_INITIALIZERS[cls]
     found = _param_initializer(cls, config, extra) if cls in PARAM_INITIALIZERS else None
     if found is not None:
         return found
-    ctx.warn(f"{at}: {arg}={cls}({extra}) has no rnncore equivalent; using rnncore's default "
-             "(this only matters when the model is re-initialized).")
+    ctx.warn(
+        f"{at}: {arg}={cls}({extra}) has no rnncore equivalent; using rnncore's default "
+        "(this only matters when the model is re-initialized)."
+    )
     return None
 
 
@@ -203,8 +242,9 @@ def _mask_value(ctx: Context, value: Any, at: str, key: str, elementwise: bool) 
 
 
 def _noise_shape(ctx: Context, value: Any, at: str, key: str, elementwise: bool) -> Optional[tuple]:
-    if value is not None and not (isinstance(value, (list, tuple))
-                                  and all(v is None or isinstance(v, int) for v in value)):
+    if value is not None and not (
+        isinstance(value, (list, tuple)) and all(v is None or isinstance(v, int) for v in value)
+    ):
         raise ctx.error(f"{at}: noise_shape={value!r}; expected None or a tuple of ints/None.")
     return None if value is None else tuple(value)
 
@@ -220,8 +260,10 @@ _CONVERTERS: dict = {
     "units": lambda ctx, value, at, key, elementwise: checked(ctx, at, checks.positive_int, key, value),
     "activation": lambda ctx, value, at, key, elementwise: activation(ctx, value, at, key, elementwise),
     "recurrent_activation": lambda ctx, value, at, key, elementwise: activation(ctx, value, at, key, elementwise),
-    **{key: (lambda ctx, value, at, key, elementwise: checked(ctx, at, checks.real, key, value, 0, 1))
-       for key in _RATE_KEYS},
+    **{
+        key: (lambda ctx, value, at, key, elementwise: checked(ctx, at, checks.real, key, value, 0, 1))
+        for key in _RATE_KEYS
+    },
     "mask_value": _mask_value,
     "noise_shape": _noise_shape,
 }
@@ -259,6 +301,7 @@ def parse_args(ctx: Context, config: Any, at: str, wanted: tuple, elementwise: b
 
 # --- rnncore -> Keras --------------------------------------------------------------------------------
 
+
 def keras_activation(fn: Any, at: str, arg: str) -> Optional[str]:
     """The Keras name of an rnncore activation (a name, or one of :mod:`rnncore.activations`)."""
     if fn is None or isinstance(fn, str):
@@ -283,6 +326,10 @@ def keras_initializer(keras: Any, init: Any, at: str, arg: str) -> Any:
         for cls_name, (rc_cls, defaults, _) in PARAM_INITIALIZERS.items():
             if type(init) is rc_cls and cls_name != "IdentityInitializer":
                 return getattr(keras.initializers, cls_name)(**{k: getattr(init, k) for k in defaults})
-    warnings.warn(f"to_keras: {at}: {arg}={init!r} has no Keras equivalent; the Keras layer uses Keras's default "
-                  "(the weights are set, so the numbers are unaffected).", UserWarning, stacklevel=4)
+    warnings.warn(
+        f"to_keras: {at}: {arg}={init!r} has no Keras equivalent; the Keras layer uses Keras's default "
+        "(the weights are set, so the numbers are unaffected).",
+        UserWarning,
+        stacklevel=4,
+    )
     return None

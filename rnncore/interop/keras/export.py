@@ -38,12 +38,15 @@ def _input_shape(weights: list, input_shape: Optional[tuple]) -> tuple:
 
 
 def _is_stateful(model: Sequential) -> bool:
-    return any(getattr(lay, "stateful", False) or getattr(getattr(lay, "forward_layer", None), "stateful", False)
-               for lay in model.layers)
+    return any(
+        getattr(lay, "stateful", False) or getattr(getattr(lay, "forward_layer", None), "stateful", False)
+        for lay in model.layers
+    )
 
 
-def to_keras(model: Sequential, params: Any, input_shape: Optional[tuple] = None,
-             batch_size: Optional[int] = None) -> Any:
+def to_keras(
+    model: Sequential, params: Any, input_shape: Optional[tuple] = None, batch_size: Optional[int] = None
+) -> Any:
     """A ``keras.Sequential`` with the same configuration and weights as an rnncore model.
 
     LSTM and GRU layers get ``use_cudnn=False`` (Keras's scan path, the one rnncore equals); the

@@ -138,8 +138,10 @@ def _open_zip(ctx: Context, path: str) -> zipfile.ZipFile:
         except OSError:
             head = b""
         if head.startswith(b"\x89HDF"):
-            raise ctx.error("is an HDF5 file (a legacy .h5 model or bare weights), not a .keras zip archive; "
-                            "re-save it with model.save('model.keras').") from None
+            raise ctx.error(
+                "is an HDF5 file (a legacy .h5 model or bare weights), not a .keras zip archive; "
+                "re-save it with model.save('model.keras')."
+            ) from None
         raise ctx.error(
             f"is not a readable .keras file: not a zip archive, or a truncated or corrupted one ({e})."
         ) from None
@@ -159,6 +161,7 @@ def _weights_opener(ctx: Context, zf: zipfile.ZipFile, names: set, opened: list)
             raise ctx.error(f"model.weights.h5 is not a readable HDF5 file ({e}).") from None
         opened.append(h5)
         return FileWeights(ctx, h5, container)
+
     return open_weights
 
 

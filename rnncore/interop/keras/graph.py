@@ -111,8 +111,9 @@ def _check_call_kwargs(ctx: Context, kwargs: dict, at: str) -> None:
     for key, value in kwargs.items():
         if key == "training":
             if value is True:
-                raise ctx.error(f"{at} is called with training=True in the graph (dropout at inference); "
-                                "not supported.")
+                raise ctx.error(
+                    f"{at} is called with training=True in the graph (dropout at inference); not supported."
+                )
         elif key != "mask":
             raise ctx.error(f"{at} is called with {key}={short(value)} in the graph; not supported.")
 
@@ -128,11 +129,12 @@ def _called_on(ctx: Context, entry: dict, cls: Any, at: str) -> tuple:
     if cls not in KINDS:
         raise ctx.error(f"{at} is not supported by rnncore.from_keras; supported layers: {supported_list()}.")
     if len(args) != 1 or tensors[0] is None:
-        raise ctx.error(f"{at} is called with {len(args)} arguments in the graph; only a single chain "
-                        "is supported.")
+        raise ctx.error(f"{at} is called with {len(args)} arguments in the graph; only a single chain is supported.")
     if tensors[0][2] != 0:
-        raise ctx.error(f"{at} consumes output #{tensors[0][2]} of layer {tensors[0][0]!r} (a state); "
-                        "only a single chain of outputs is supported.")
+        raise ctx.error(
+            f"{at} consumes output #{tensors[0][2]} of layer {tensors[0][0]!r} (a state); "
+            "only a single chain of outputs is supported."
+        )
     _check_call_kwargs(ctx, kwargs, at)
     return tensors[0][0], kwargs
 
@@ -192,8 +194,9 @@ def _is_mask_of(by_name: dict, recorded: Any, active: tuple, used: set) -> bool:
     return True
 
 
-def _check_recorded_mask(ctx: Context, by_name: dict, recorded: Any, takes_mask: bool, active: Optional[tuple],
-                         used: set, at: str) -> None:
+def _check_recorded_mask(
+    ctx: Context, by_name: dict, recorded: Any, takes_mask: bool, active: Optional[tuple], used: set, at: str
+) -> None:
     if recorded != "absent" and not takes_mask:
         raise ctx.error(f"{at} is called with an explicit mask in the graph; not supported.")
     # An absent or None mask means Keras applies the propagated one itself (none without Masking).
@@ -219,8 +222,9 @@ def _check_masks(ctx: Context, by_name: dict, input_entry: dict, chain: list, us
         config = entry.get("config") or {}
         if cls == "Masking":
             active = (previous, config.get("mask_value", 0.0))
-        elif takes_mask and not (config.get("return_sequences") or (config.get("layer") or {}).get(
-                "config", {}).get("return_sequences")):
+        elif takes_mask and not (
+            config.get("return_sequences") or (config.get("layer") or {}).get("config", {}).get("return_sequences")
+        ):
             active = None
         previous = (name, 0, 0)
 

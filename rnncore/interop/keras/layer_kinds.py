@@ -49,10 +49,12 @@ def _kind(entry: Any) -> str:
 
 def _fields_of(fields: tuple) -> Callable[[Any, Any, str], list]:
     """``arrays(layer, entry, at)`` for a layer whose params are a tuple of ``fields``."""
+
     def arrays(layer: Any, entry: Any, at: str) -> list:
         if not isinstance(entry, (tuple, list)) or len(entry) != len(fields):
             raise ValueError(f"{at} ({type(layer).__name__}) needs ({', '.join(fields)}); got {_kind(entry)}.")
         return list(zip(fields, entry))
+
     return arrays
 
 
@@ -97,24 +99,30 @@ class LayerKind:
 
 # --- recurrent layers ---------------------------------------------------------------------------------
 
+
 def _recurrent_exportable(layer: Any, at: str) -> None:
     recurrent.keras_cell_type(layer, at)
 
 
 def _recurrent_kind(keras_class: str, rnncore_type: type, h5_group: str) -> LayerKind:
     return LayerKind(
-        keras_class=keras_class, rnncore_types=(rnncore_type,), h5_group=h5_group,
+        keras_class=keras_class,
+        rnncore_types=(rnncore_type,),
+        h5_group=h5_group,
         from_config=recurrent.recurrent_layer,
         weight_shapes=recurrent.weight_shapes,
         params=recurrent.params_from_arrays,
         arrays=_fields_of(("kernel", "recurrent_kernel", "bias")),
         to_keras=lambda keras, layer, dtype, at: recurrent.keras_recurrent(keras, layer, dtype, at),
         exportable=_recurrent_exportable,
-        weights_under_cell=True, sequences=True, output_count=recurrent.output_count,
+        weights_under_cell=True,
+        sequences=True,
+        output_count=recurrent.output_count,
     )
 
 
 # --- Bidirectional ------------------------------------------------------------------------------------------
+
 
 def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirectional:
     config = entry.get("config")
@@ -128,8 +136,11 @@ def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirect
     inner = config.get("layer")
     fwd = recurrent.recurrent_layer(ctx, inner, f"{at}, forward layer {entry_name(inner)!r}")
     back = config.get("backward_layer")
-    bwd = (replace(fwd, go_backwards=True) if back is None
-           else recurrent.recurrent_layer(ctx, back, f"{at}, backward layer {entry_name(back)!r}"))
+    bwd = (
+        replace(fwd, go_backwards=True)
+        if back is None
+        else recurrent.recurrent_layer(ctx, back, f"{at}, backward layer {entry_name(back)!r}")
+    )
     return construct(ctx, at, L.Bidirectional, fwd, merge_mode=merge_mode, backward_layer=bwd)
 
 
@@ -142,16 +153,19 @@ def _bidirectional_shapes(layer: L.Bidirectional, features: int) -> tuple:
 
 def _bidirectional_params(layer: L.Bidirectional, arrays: list) -> L.BidirectionalParams:
     nf = sum(1 for _, s in recurrent.weight_shapes(layer.forward_layer, 1)[0] if s is not None)
-    return L.BidirectionalParams(recurrent.params_from_arrays(layer.forward_layer, arrays[:nf]),
-                                 recurrent.params_from_arrays(layer.backward_layer, arrays[nf:]))
+    return L.BidirectionalParams(
+        recurrent.params_from_arrays(layer.forward_layer, arrays[:nf]),
+        recurrent.params_from_arrays(layer.backward_layer, arrays[nf:]),
+    )
 
 
 def _bidirectional_arrays(layer: L.Bidirectional, entry: Any, at: str) -> list:
     if not isinstance(entry, (tuple, list)) or len(entry) != 2:
         raise ValueError(f"{at} (Bidirectional) needs BidirectionalParams(forward, backward); got {_kind(entry)}.")
     rnn_arrays = _fields_of(("kernel", "recurrent_kernel", "bias"))
-    return ([("forward." + n, a) for n, a in rnn_arrays(layer.forward_layer, entry[0], at + ".forward")]
-            + [("backward." + n, a) for n, a in rnn_arrays(layer.backward_layer, entry[1], at + ".backward")])
+    return [("forward." + n, a) for n, a in rnn_arrays(layer.forward_layer, entry[0], at + ".forward")] + [
+        ("backward." + n, a) for n, a in rnn_arrays(layer.backward_layer, entry[1], at + ".backward")
+    ]
 
 
 def _bidirectional_read(ctx: Context, source: Any, layer: L.Bidirectional, entry: dict, expected: list) -> list:
@@ -161,8 +175,9 @@ def _bidirectional_read(ctx: Context, source: Any, layer: L.Bidirectional, entry
     arrays += source.get(name, (config.get("backward_layer") or config["layer"])["class_name"], "backward_layer")
     n_want_fwd = sum(1 for f, s in expected if s is not None and f.startswith("forward."))
     if n_fwd != n_want_fwd:
-        raise ctx.error(f"{where(name, 'Bidirectional')}: the forward layer has {n_fwd} weights; "
-                        f"expected {n_want_fwd}.")
+        raise ctx.error(
+            f"{where(name, 'Bidirectional')}: the forward layer has {n_fwd} weights; expected {n_want_fwd}."
+        )
     return arrays
 
 
@@ -185,12 +200,21 @@ def _bidirectional_outputs(layer: L.Bidirectional) -> int:
 
 
 BIDIRECTIONAL = LayerKind(
-    keras_class="Bidirectional", rnncore_types=(L.Bidirectional,), h5_group="bidirectional",
-    from_config=_bidirectional_from_config, weight_shapes=_bidirectional_shapes, params=_bidirectional_params,
-    arrays=_bidirectional_arrays, to_keras=_bidirectional_to_keras, exportable=_bidirectional_exportable,
-    read=_bidirectional_read, sequences=True,
-    first_weights=lambda source, entry: source.get(entry_name(entry), entry["config"]["layer"]["class_name"],
-                                                   "forward_layer"), output_count=_bidirectional_outputs,
+    keras_class="Bidirectional",
+    rnncore_types=(L.Bidirectional,),
+    h5_group="bidirectional",
+    from_config=_bidirectional_from_config,
+    weight_shapes=_bidirectional_shapes,
+    params=_bidirectional_params,
+    arrays=_bidirectional_arrays,
+    to_keras=_bidirectional_to_keras,
+    exportable=_bidirectional_exportable,
+    read=_bidirectional_read,
+    sequences=True,
+    first_weights=lambda source, entry: source.get(
+        entry_name(entry), entry["config"]["layer"]["class_name"], "forward_layer"
+    ),
+    output_count=_bidirectional_outputs,
 )
 
 
@@ -219,46 +243,71 @@ def _dense_to_keras(keras: Any, layer: L.Dense, dtype: str, at: str) -> Any:
 
 
 DENSE = LayerKind(
-    keras_class="Dense", rnncore_types=(L.Dense,), h5_group="dense", from_config=_dense_from_config,
+    keras_class="Dense",
+    rnncore_types=(L.Dense,),
+    h5_group="dense",
+    from_config=_dense_from_config,
     weight_shapes=lambda layer, features: (
-        [("kernel", (features, layer.units)), ("bias", (layer.units,) if layer.use_bias else None)], layer.units),
+        [("kernel", (features, layer.units)), ("bias", (layer.units,) if layer.use_bias else None)],
+        layer.units,
+    ),
     params=lambda layer, arrays: L.DenseParams(arrays[0], arrays[1] if layer.use_bias else None),
-    arrays=_fields_of(("kernel", "bias")), to_keras=_dense_to_keras,
+    arrays=_fields_of(("kernel", "bias")),
+    to_keras=_dense_to_keras,
 )
 
 
 # --- Dropout, Masking -------------------------------------------------------------------------------------------
 
-def _weightless(keras_class: str, rnncore_type: type, h5_group: str, args: tuple,
-                to_keras: Callable[[Any, Any, str, str], Any]) -> LayerKind:
+
+def _weightless(
+    keras_class: str, rnncore_type: type, h5_group: str, args: tuple, to_keras: Callable[[Any, Any, str, str], Any]
+) -> LayerKind:
     return LayerKind(
-        keras_class=keras_class, rnncore_types=(rnncore_type,), h5_group=h5_group,
-        from_config=lambda ctx, entry, at: construct(ctx, at, rnncore_type,
-                                                     **parse_args(ctx, entry.get("config"), at, args)),
-        weight_shapes=lambda layer, features: ([], features), params=lambda layer, arrays: (),
-        arrays=_no_arrays, to_keras=to_keras,
+        keras_class=keras_class,
+        rnncore_types=(rnncore_type,),
+        h5_group=h5_group,
+        from_config=lambda ctx, entry, at: construct(
+            ctx, at, rnncore_type, **parse_args(ctx, entry.get("config"), at, args)
+        ),
+        weight_shapes=lambda layer, features: ([], features),
+        params=lambda layer, arrays: (),
+        arrays=_no_arrays,
+        to_keras=to_keras,
     )
 
 
-DROPOUT = _weightless("Dropout", L.Dropout, "dropout", ("rate", "noise_shape"),
-                      lambda keras, layer, dtype, at: keras.layers.Dropout(layer.rate, noise_shape=layer.noise_shape,
-                                                                          dtype=dtype))
-MASKING = _weightless("Masking", L.Masking, "masking", ("mask_value",),
-                      lambda keras, layer, dtype, at: keras.layers.Masking(mask_value=layer.mask_value, dtype=dtype))
+DROPOUT = _weightless(
+    "Dropout",
+    L.Dropout,
+    "dropout",
+    ("rate", "noise_shape"),
+    lambda keras, layer, dtype, at: keras.layers.Dropout(layer.rate, noise_shape=layer.noise_shape, dtype=dtype),
+)
+MASKING = _weightless(
+    "Masking",
+    L.Masking,
+    "masking",
+    ("mask_value",),
+    lambda keras, layer, dtype, at: keras.layers.Masking(mask_value=layer.mask_value, dtype=dtype),
+)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
 
-KINDS: dict = {kind.keras_class: kind for kind in (
-    _recurrent_kind("SimpleRNN", L.SimpleRNN, "simple_rnn"),
-    _recurrent_kind("LSTM", L.LSTM, "lstm"),
-    _recurrent_kind("GRU", L.GRU, "gru"),
-    _recurrent_kind("RNN", L.RNN, "rnn"),
-    BIDIRECTIONAL,
-    DENSE,
-    DROPOUT,
-    MASKING,
-)}
+KINDS: dict = {
+    kind.keras_class: kind
+    for kind in (
+        _recurrent_kind("SimpleRNN", L.SimpleRNN, "simple_rnn"),
+        _recurrent_kind("LSTM", L.LSTM, "lstm"),
+        _recurrent_kind("GRU", L.GRU, "gru"),
+        _recurrent_kind("RNN", L.RNN, "rnn"),
+        BIDIRECTIONAL,
+        DENSE,
+        DROPOUT,
+        MASKING,
+    )
+}
 
 _BY_RNNCORE_TYPE = {t: kind for kind in KINDS.values() for t in kind.rnncore_types}
 

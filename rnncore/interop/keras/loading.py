@@ -120,8 +120,10 @@ def _params(ctx: Context, source: Any, model: Sequential, chain: list, features:
     for layer, entry in zip(model.layers, chain):
         kind = KINDS[entry.get("class_name")]
         if kind.sequences and rank != 3:
-            raise ctx.error(f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of rank {rank}; "
-                            "a recurrent layer needs (batch, time, features).")
+            raise ctx.error(
+                f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of rank {rank}; "
+                "a recurrent layer needs (batch, time, features)."
+            )
         if features is None and kind.has_weights:
             features = first_kernel_features(ctx, source, kind, entry)
         if features is None:
@@ -179,8 +181,12 @@ def _from_live(model: Any) -> tuple:
         config = model.get_config()
     except Exception as e:  # noqa: BLE001 - a Keras failure becomes a clear refusal
         raise ctx.error(f"cannot read the model's config ({type(e).__name__}: {e}).") from None
-    entry = {"module": "keras", "class_name": "Sequential" if type(model).__name__ == "Sequential" else "Functional",
-             "config": config, "registered_name": None}
+    entry = {
+        "module": "keras",
+        "class_name": "Sequential" if type(model).__name__ == "Sequential" else "Functional",
+        "config": config,
+        "registered_name": None,
+    }
     live = LiveWeights(model)
     return assemble(ctx, entry, lambda container: live)
 
@@ -225,7 +231,6 @@ def from_keras(keras_model_or_path: Any) -> tuple:
         return files.read_model(os.fspath(keras_model_or_path), assemble)
     if type(keras_model_or_path).__module__.split(".")[0] != "keras":
         raise ValueError(
-            "from_keras expects a keras.Model or a path to a .keras file; got "
-            f"{type(keras_model_or_path).__name__}."
+            f"from_keras expects a keras.Model or a path to a .keras file; got {type(keras_model_or_path).__name__}."
         )
     return _from_live(keras_model_or_path)

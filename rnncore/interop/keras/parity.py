@@ -38,17 +38,24 @@ def _fixed_cases() -> list:
         ("SimpleRNN", "SimpleRNN", [L.SimpleRNN(6, return_sequences=True), L.SimpleRNN(5, go_backwards=True)]),
         ("LSTM", "LSTM", [L.LSTM(6, return_sequences=True), L.LSTM(5, go_backwards=True)]),
         ("GRU", "GRU reset_after=True", [L.GRU(6, return_sequences=True), L.GRU(5, go_backwards=True)]),
-        ("GRU", "GRU reset_after=False", [L.GRU(6, return_sequences=True, reset_after=False),
-                                          L.GRU(5, reset_after=False, go_backwards=True)]),
-        ("Bidirectional", "Bidirectional LSTM",
-         [L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode="concat"), L.LSTM(5)]),
+        (
+            "GRU",
+            "GRU reset_after=False",
+            [L.GRU(6, return_sequences=True, reset_after=False), L.GRU(5, reset_after=False, go_backwards=True)],
+        ),
+        (
+            "Bidirectional",
+            "Bidirectional LSTM",
+            [L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode="concat"), L.LSTM(5)],
+        ),
     ]
 
 
 def _random_layer(kind: str, rng: np.random.Generator, return_sequences: bool) -> L.RNN:
     units = int(rng.integers(1, 9))
-    flags: dict[str, Any] = dict(return_sequences=return_sequences, go_backwards=bool(rng.integers(2)),
-                 use_bias=bool(rng.integers(2)))
+    flags: dict[str, Any] = dict(
+        return_sequences=return_sequences, go_backwards=bool(rng.integers(2)), use_bias=bool(rng.integers(2))
+    )
     if kind == "SimpleRNN":
         return L.SimpleRNN(units, activation=str(rng.choice(["tanh", "relu", "sigmoid"])), **flags)
     rec = str(rng.choice(["sigmoid", "hard_sigmoid"]))
@@ -95,8 +102,14 @@ def _errors(model: Sequential, params: Any, x: np.ndarray) -> tuple:
     return out_err, grad_err
 
 
-def parity_table(seed: int = 0, trials: int = 0, kinds: Optional[Sequence[str]] = None, batch: int = 4,
-                 steps: int = 12, features: int = 3) -> list:
+def parity_table(
+    seed: int = 0,
+    trials: int = 0,
+    kinds: Optional[Sequence[str]] = None,
+    batch: int = 4,
+    steps: int = 12,
+    features: int = 3,
+) -> list:
     r"""Rows ``(layer type, description, output_error, gradient_error)`` against Keras 3, float32.
 
     The fixed stacks first (SimpleRNN, LSTM, GRU in both reset modes, Bidirectional LSTM, each as

@@ -19,8 +19,19 @@ from ... import layers as L
 from .config import check_origin, construct, entry_name, keras_activation, keras_initializer, parse_args
 from .context import Context
 
-__all__ = ["RNN_LAYERS", "RNN_CELLS", "FLAGS", "CELL_ARGS", "GATES", "recurrent_layer", "keras_cell_type",
-           "keras_recurrent", "weight_shapes", "params_from_arrays", "output_count"]
+__all__ = [
+    "RNN_LAYERS",
+    "RNN_CELLS",
+    "FLAGS",
+    "CELL_ARGS",
+    "GATES",
+    "recurrent_layer",
+    "keras_cell_type",
+    "keras_recurrent",
+    "weight_shapes",
+    "params_from_arrays",
+    "output_count",
+]
 
 RNN_LAYERS = {"SimpleRNN": cells.SimpleRNN, "LSTM": cells.LSTM, "GRU": cells.GRU}
 RNN_CELLS = {"SimpleRNNCell": cells.SimpleRNN, "LSTMCell": cells.LSTM, "GRUCell": cells.GRU}
@@ -28,16 +39,45 @@ GATES = {cells.SimpleRNN: 1, cells.LSTM: 4, cells.GRU: 3}
 
 FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask")
 CELL_ARGS = {
-    cells.SimpleRNN: ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-                      "bias_initializer", "dropout", "recurrent_dropout"),
-    cells.LSTM: ("units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-                 "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout"),
-    cells.GRU: ("units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-                "recurrent_initializer", "bias_initializer", "dropout", "recurrent_dropout", "reset_after"),
+    cells.SimpleRNN: (
+        "units",
+        "activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "dropout",
+        "recurrent_dropout",
+    ),
+    cells.LSTM: (
+        "units",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "unit_forget_bias",
+        "dropout",
+        "recurrent_dropout",
+    ),
+    cells.GRU: (
+        "units",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "kernel_initializer",
+        "recurrent_initializer",
+        "bias_initializer",
+        "dropout",
+        "recurrent_dropout",
+        "reset_after",
+    ),
 }
 
 
 # --- Keras config -> rnncore --------------------------------------------------------------------------
+
 
 def _named_layer(ctx: Context, cls: str, config: Any, at: str) -> L.RNN:
     cell_type = RNN_LAYERS[cls]
@@ -83,6 +123,7 @@ def recurrent_layer(ctx: Context, entry: Any, at: str) -> L.RNN:
 
 # --- weights --------------------------------------------------------------------------------------------
 
+
 def weight_shapes(layer: L.RNN, features: int) -> tuple:
     """``([(field, shape or None), ...], output_features)`` of a recurrent layer for ``features`` inputs."""
     cell = layer.cell
@@ -106,6 +147,7 @@ def output_count(layer: L.RNN) -> int:
 
 
 # --- rnncore -> Keras -------------------------------------------------------------------------------------
+
 
 def keras_cell_type(layer: Any, at: str) -> type:
     """The exact rnncore cell class of a recurrent layer Keras can represent, or a clear error."""

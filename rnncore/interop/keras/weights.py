@@ -64,8 +64,7 @@ def flat_checked(model: Sequential, tree: Any, who: str) -> list:
     kinds = _layer_kinds(model, who)
     if not isinstance(tree, (tuple, list)) or len(tree) != len(model.layers):
         raise ValueError(
-            f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); "
-            f"got {_kind(tree)}."
+            f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); got {_kind(tree)}."
         )
     features: Optional[int] = None
     out: list = []
