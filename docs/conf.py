@@ -181,10 +181,7 @@ exclude_patterns += ["guide/_*.md"]
 # --- docstrings known to render wrongly --------------------------------------------------------------
 # Each entry is a docstring whose reST docutils reports as malformed; it is to be fixed in the module,
 # and then removed from here. A warning from any docstring not listed still fails the build.
-KNOWN_MALFORMED_DOCSTRINGS = (
-    "docstring of rnncore.optimizers:",  # the ε/momentum table: a cell overruns its column
-    "docstring of rnncore.train.fit:",  # Args: continuation lines of grouped names
-)
+KNOWN_MALFORMED_DOCSTRINGS: tuple = ()
 
 
 class _KnownDocstringWarnings(logging.Filter):

@@ -40,8 +40,9 @@ SGD nesterov       ``w += μm - lr·g``              ``w -= lr(g + μm)``       
 Adagrad            accumulator starts at ``0.1``,  starts at ``0.1``,               starts at ``0``,
                    ``g/sqrt(acc+ε)``, ``ε=1e-7``   ``g/sqrt(acc+ε)``, ``ε=1e-7``    ``g/(sqrt(acc)+ε)``, ``ε=1e-10``
 clipnorm           **each variable** clipped to    ``clip_by_global_norm`` is       ``clip_grad_norm_`` is global:
-                   its own norm; ``global_clipnorm``  global                        equals ``global_clipnorm``
-                   is the global form
+                   its own norm;                   global                           equals ``global_clipnorm``
+                   ``global_clipnorm`` is the
+                   global form
 =================  ==============================  ===============================  ==============================
 
 References: Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization" (the ε-hat form is the

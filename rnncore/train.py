@@ -599,25 +599,28 @@ def fit(
     r"""Train ``model`` from ``params``; returns ``(params, history)`` (see the module docstring).
 
     Args:
-        model: an :class:`rnncore.Sequential`. params: its params (not modified; the run works on a
-            copy).
-        x: ``(N, T, F)``; y: targets with ``N`` rows, as the loss expects them.
+        model: an :class:`rnncore.Sequential`.
+        params: its params (not modified; the run works on a copy).
+        x: ``(N, T, F)``.
+        y: targets with ``N`` rows, as the loss expects them.
         loss: a Keras loss name, an :mod:`rnncore.losses` loss, or a callable
             ``(y_true, y_pred) -> per-sample values``.
         optimizer: an optax ``GradientTransformation`` (e.g. :func:`rnncore.optimizers.adam`) or a
             Keras optimizer name (Keras's defaults; ``"rmsprop"`` like ``Model.compile``).
         metrics: Keras metric names or :mod:`rnncore.metrics` objects; as in Keras they see the
-            output mask but not ``sample_weight``. weighted_metrics: the same, weighted by
-            ``sample_weight`` (history key ``weighted_<name>`` where the name is taken).
-        epochs, batch_size, shuffle, validation_split, validation_data, sample_weight,
-            initial_epoch: Keras's meanings. ``validation_data`` is ``(x, y)``,
-            ``(x, y, sample_weight)`` or ``(x, y, sample_weight, mask)``.
-        seed: shuffling and dropout keys. mask: ``(N, T)`` bool, True for real steps.
+            output mask but not ``sample_weight``.
+        weighted_metrics: the same, weighted by ``sample_weight`` (history key ``weighted_<name>``
+            where the name is taken).
+        epochs: Keras's meaning; likewise ``batch_size``, ``shuffle``, ``validation_split``,
+            ``sample_weight`` and ``initial_epoch``.
+        validation_data: ``(x, y)``, ``(x, y, sample_weight)`` or ``(x, y, sample_weight, mask)``.
+        seed: shuffling and dropout keys.
+        mask: ``(N, T)`` bool, True for real steps.
         callbacks: see :mod:`rnncore.callbacks` (``EarlyStopping``).
         verbose: ``"auto"``, 0, 1 (progress bar) or 2 (a line per epoch).
         gradient_norms: record each step's gradient norm per layer in ``history.gradient_norms``.
-        chunk_length, truncate_gradient: truncated BPTT (k1, k2).
-        checkpoint, resume: a ``.npz`` path saved at every epoch end; continue from it.
+        chunk_length: truncated BPTT's k1 (with ``truncate_gradient``, its k2).
+        checkpoint: a ``.npz`` path saved at every epoch end; ``resume`` continues from it.
         on_nonfinite: ``"stop"`` (warn, return the last good params) or ``"raise"``.
         training: run dropout layers in training mode (Keras: True during fit).
         mesh: None (one device), a ``jax.sharding.Mesh`` or a sequence of devices: data-parallel
