@@ -729,6 +729,8 @@ def pascanu_gamma(activation) -> Optional[float]:
     ``None`` where unknown: 1 for tanh, relu, linear, …; 1/4 for sigmoid; 1/6 for Keras 3's
     ``hard_sigmoid`` (:math:`\\mathrm{relu6}(x+3)/6`)."""
     name = activation if isinstance(activation, str) else activations.name_of(activations.get(activation))
+    if name is None:  # a user's callable
+        return None
     return _GAMMA.get(name)
 
 

@@ -278,7 +278,7 @@ class Standardizer:
         array([-1.,  1., 97.])
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.mean: Optional[np.ndarray] = None
         self.variance: Optional[np.ndarray] = None
 

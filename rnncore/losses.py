@@ -198,13 +198,11 @@ def huber(y_true, y_pred, delta: float = 1.0) -> jax.Array:
     y_pred = jnp.asarray(y_pred)
     y_true = jnp.asarray(y_true, y_pred.dtype)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    delta = jnp.asarray(delta, y_pred.dtype)
+    d = jnp.asarray(delta, y_pred.dtype)
     error = y_pred - y_true
     abs_error = jnp.abs(error)
     half = jnp.asarray(0.5, y_pred.dtype)
-    return jnp.mean(
-        jnp.where(abs_error <= delta, half * jnp.square(error), delta * abs_error - half * jnp.square(delta)), axis=-1
-    )
+    return jnp.mean(jnp.where(abs_error <= d, half * jnp.square(error), d * abs_error - half * jnp.square(d)), axis=-1)
 
 
 def binary_crossentropy(
@@ -587,9 +585,10 @@ class FunctionLoss(Loss):
     ('l4', 8.5)
     """
 
-    fn: Callable = None
+    fn: Optional[Callable] = None
     reduction: Optional[str] = "sum_over_batch_size"
-    name: Optional[str] = None
+    # None only as the default: __post_init__ replaces it by fn's name, so a built loss's name is a str.
+    name: Optional[str] = None  # type: ignore[assignment]
 
     def __post_init__(self):
         if not callable(self.fn):
@@ -599,7 +598,10 @@ class FunctionLoss(Loss):
         super().__post_init__()
 
     def call(self, y_true, y_pred):
-        return jnp.asarray(self.fn(y_true, y_pred))
+        fn = self.fn
+        if fn is None:  # __post_init__ rejects a missing fn; this tells the type checker
+            raise ValueError("fn=None; expected a callable (y_true, y_pred) -> per-sample values.")
+        return jnp.asarray(fn(y_true, y_pred))
 
 
 # --- by name -------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ class MeanState(NamedTuple):
     """A weighted mean's accumulators (Keras's ``total`` and ``count`` variables), scalars."""
 
     total: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field (Keras's name) shadows tuple.count by design
 
 
 # --- per-sample accuracy functions ---------------------------------------------------------------
@@ -163,6 +163,7 @@ def _samplewise(values, sample_weight, values_mask, dtype):
 def _accumulate(state: MeanState, values, sample_weight, values_mask=None) -> MeanState:
     dtype = state.total.dtype
     values, sample_weight = _samplewise(values, sample_weight, values_mask, dtype)
+    n: Union[jax.Array, int]
     if sample_weight is not None:
         n = jnp.sum(sample_weight)
     else:
@@ -227,13 +228,15 @@ class Mean(Metric):
     """
 
     name: str = "mean"
-    direction: Optional[str] = None
+    # A field here (and in FunctionMetric), where the other metrics fix it as a class constant.
+    direction: Optional[str] = None  # type: ignore[misc]
 
     def __post_init__(self):
         super().__post_init__()
         _check_direction(self.direction)
 
-    def update(self, state: MeanState, values, sample_weight=None, mask=None) -> MeanState:
+    # Keras's Mean.update_state takes the values themselves, not (y_true, y_pred).
+    def update(self, state: MeanState, values, sample_weight=None, mask=None) -> MeanState:  # type: ignore[override]
         """Add ``values`` (any shape; reduced per sample over every axis after the first) with
         ``sample_weight``; ``mask``, shaped like ``values``, multiplies ``sample_weight``."""
         sample_weight = _losses.merge_mask(sample_weight, mask, state.total.dtype, "sum")
@@ -408,9 +411,11 @@ class FunctionMetric(Metric):
     ('max_abs_error', 1.0)
     """
 
-    fn: Callable = None
-    name: Optional[str] = None
-    direction: Optional[str] = None
+    fn: Optional[Callable] = None
+    # None only as the default: __post_init__ replaces it by fn's name, so a built metric's name is a str.
+    name: Optional[str] = None  # type: ignore[assignment]
+    # A field here (and in Mean), where the other metrics fix it as a class constant.
+    direction: Optional[str] = None  # type: ignore[misc]
 
     def __post_init__(self):
         if not callable(self.fn):
@@ -423,7 +428,10 @@ class FunctionMetric(Metric):
         super().__post_init__()
 
     def values(self, y_true, y_pred):
-        return jnp.asarray(self.fn(y_true, y_pred))
+        fn = self.fn
+        if fn is None:  # __post_init__ rejects a missing fn; this tells the type checker
+            raise ValueError("fn=None; expected a callable (y_true, y_pred) -> per-sample values.")
+        return jnp.asarray(fn(y_true, y_pred))
 
 
 # --- by name, as Model.compile resolves them -----------------------------------------------------

@@ -147,11 +147,13 @@ def _colors(names, hints=None) -> list:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    palette = list(_OTHER_COLORS) + list(CELL_COLORS.values()) + [to_hex(c) for c in colormaps["tab20"].colors]
+    # tab20 is a ListedColormap, which has .colors; matplotlib's stubs type the registry's items as Colormap.
+    tab20 = colormaps["tab20"].colors  # type: ignore[attr-defined]
+    palette = list(_OTHER_COLORS) + list(CELL_COLORS.values()) + [to_hex(c) for c in tab20]
     taken, out = set(), []
     for i, name in enumerate(names):
         kind = cell_type(name) or (hints[i] if hints else None)
-        color = CELL_COLORS.get(kind)
+        color = CELL_COLORS.get(kind) if kind is not None else None
         if color is None or color in taken:  # past the palette's 30 colours, they repeat
             color = next((c for c in palette if c not in taken), palette[i % len(palette)])
         taken.add(color)
@@ -162,11 +164,12 @@ def _colors(names, hints=None) -> list:
 def _row_styles(names) -> list:
     """``(colour, linestyle)`` per layer row: the cell type's colour, rows of the same colour apart by
     line style (deeper layers dashed, dotted, …)."""
-    seen, out, spare = {}, [], iter(_OTHER_COLORS * 8)
-    unknown = {}
+    seen: dict[str, int] = {}
+    unknown: dict[str, str] = {}
+    out, spare = [], iter(_OTHER_COLORS * 8)
     for name in names:
         kind = cell_type(name)
-        color = CELL_COLORS.get(kind) or unknown.setdefault(name, next(spare))
+        color = (CELL_COLORS.get(kind) if kind is not None else None) or unknown.setdefault(name, next(spare))
         n = seen.get(color, 0)
         seen[color] = n + 1
         out.append((color, _LINESTYLES[n % len(_LINESTYLES)]))
@@ -200,6 +203,7 @@ def _named(values, labels, what: str) -> tuple:
         if not values:
             raise ValueError(f"{what}: no results to draw.")
         return [str(k) for k in labels], list(values)
+    names: list[Optional[str]]
     if labels is None:
         names = [None]
     elif isinstance(labels, str):
