@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow test-all lint docs clean
+.PHONY: setup demo test test-slow test-notebooks test-all lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ demo: setup
 	$(BIN)/rnncore diagnose
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu and not notebooks"
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m "slow and not gpu"
+	$(BIN)/python -m pytest -q -n 2 -m "slow and not gpu"
+
+# The nine notebooks executed from their jupytext sources (their headline answers are assertions).
+test-notebooks: setup
+	$(BIN)/python -m pytest -q -n 2 -m notebooks
 
 test-all: setup
 	$(BIN)/python -m pytest -q -n 2

@@ -9,10 +9,10 @@ import rnncore as rc
 from rnncore import history, train
 
 
-def test_append_records_an_epoch_and_keeps_its_old_name():
+def test_append_records_an_epoch():
     h = history.History()
     h.append(0, {"loss": 1.0, "mae": 2.0})
-    h._append(1, {"loss": 0.5, "mae": 1.0})
+    h.append(1, {"loss": 0.5, "mae": 1.0})
     assert h.epoch == [0, 1]
     assert h.history == {"loss": [1.0, 0.5], "mae": [2.0, 1.0]}
     assert h.gradient_norms is None and h.diverged is None and h.layer_names == ()

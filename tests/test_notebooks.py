@@ -56,6 +56,7 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 1
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_and_answers(path):
     notebook = _execute(path)

@@ -207,10 +207,10 @@ def test_gate_saturation_bars_are_the_fractions(results, tmp_path):
 def test_training_curves_with_validation_and_divergence(tmp_path):
     good = rc.train.History()
     for e, (loss, val) in enumerate([(1.0, 1.2), (0.5, 0.8), (0.25, 0.6)]):
-        good._append(e, {"loss": loss, "val_loss": val})
+        good.append(e, {"loss": loss, "val_loss": val})
     bad = rc.train.History()
     for e, loss in enumerate([1.0, 3.0]):
-        bad._append(e, {"loss": loss})
+        bad.append(e, {"loss": loss})
     bad.diverged = rc.train.Divergence(2, 0, "loss", None, None)
     plain = {"loss": [2.0, 1.0, 0.5, 0.4]}
     fig = rc.plot.training_curves({"LSTM": good, "SimpleRNN": bad, "GRU": plain}, path=tmp_path / "train.png")
