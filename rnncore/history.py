@@ -72,7 +72,6 @@ class History:
         for k, v in logs.items():
             self.history.setdefault(k, []).append(v)
 
-
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)}, diverged={self.diverged})"
 
