@@ -33,8 +33,8 @@ test-all: setup
 
 # ruff (lint and format) and mypy, configured in pyproject.toml; any finding fails.
 lint: setup
-	$(BIN)/ruff check rnncore tests benchmarks notebooks
-	$(BIN)/ruff format --check rnncore tests benchmarks notebooks
+	$(BIN)/ruff check rnncore tests benchmarks notebooks docs
+	$(BIN)/ruff format --check rnncore tests benchmarks notebooks docs
 	$(BIN)/mypy
 
 # The documentation site (docs/conf.py): the README's sections, the notebooks executed, the API reference.

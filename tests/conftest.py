@@ -20,6 +20,14 @@ def x64():
 
 
 @pytest.fixture
+def stack(x64):
+    """The stacked model the depth and gradient-flow oracles share (tests/stacked_oracles.py), in float64."""
+    from stacked_oracles import stack_case
+
+    return stack_case()
+
+
+@pytest.fixture
 def keras():
     """Keras 3 on the JAX backend (skips only where keras is not installed at all)."""
     keras = pytest.importorskip("keras")

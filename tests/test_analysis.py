@@ -1,10 +1,10 @@
-"""Theory as tests for :mod:`rnncore.analysis` and the chain through depth in :mod:`rnncore.depth`.
+"""Theory as tests for :mod:`rnncore.analysis`.
 
 Every expected value comes from outside rnncore: closed-form theory (linear RNNs with orthogonal or
 normal recurrent matrices, the Pascanu–Mikolov–Bengio bound, the order-to-chaos transition of random
-tanh networks at g = 1), NumPy eigenvalues and singular values, and stacked RNNs written here from
-the cell equations as plain loops, differentiated by ``jax.grad``/``jax.jacfwd`` with respect to
-additive perturbations of their states.
+tanh networks at g = 1), NumPy eigenvalues and singular values, and stacked RNNs written from
+the cell equations as plain loops (tests/stacked_oracles.py), differentiated by ``jax.grad`` and
+``jax.jacfwd`` with respect to additive perturbations of their states.
 """
 
 import math
@@ -13,36 +13,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from stacked_oracles import B, T, keras_masked_mse, lstm_step, rand, stack_oracle, zeros_e
 
 import rnncore as rc
-from rnncore import analysis, cells, depth, layers
+from rnncore import analysis, cells
 
-# --- independent oracles: the cells written from their equations ---------------------------------
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + jnp.exp(-a))
-
-
-def srnn_step(w, h, x):
-    kernel, recurrent, bias = w
-    return jnp.tanh(x @ kernel + bias + h @ recurrent)
-
-
-def lstm_step(w, h, c, x):
-    kernel, recurrent, bias = w
-    zi, zf, zc, zo = jnp.split(x @ kernel + h @ recurrent + bias, 4, axis=-1)
-    c = sigmoid(zf) * c + sigmoid(zi) * jnp.tanh(zc)
-    return sigmoid(zo) * jnp.tanh(c), c
+# --- independent oracles ---------------------------------------------------------------------------
 
 
 def orthogonal(rng, n):
     q, r = np.linalg.qr(rng.normal(size=(n, n)))
     return q * np.sign(np.diag(r))
-
-
-def rand(rng, *shape, scale=0.6):
-    return jnp.asarray(rng.normal(size=shape) * scale)
 
 
 def linear_rnn(recurrent, input_dim=2):
@@ -52,81 +33,6 @@ def linear_rnn(recurrent, input_dim=2):
     rng = np.random.default_rng(0)
     p = cells.SimpleRNNParams(rand(rng, input_dim, n), jnp.asarray(recurrent), rand(rng, n))
     return cell, p
-
-
-# --- stacked models: SimpleRNN -> LSTM -> Dense, with a mask ---------------------------------------
-
-B, T, F = 3, 6, 2
-MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1]], bool)
-
-
-def stack_model():
-    return rc.Sequential(
-        [layers.SimpleRNN(4, return_sequences=True), layers.LSTM(3, return_sequences=True), layers.Dense(2)]
-    )
-
-
-def stack_params(rng):
-    return (
-        (rand(rng, F, 4), rand(rng, 4, 4), rand(rng, 4)),
-        (rand(rng, 4, 12), rand(rng, 3, 12), rand(rng, 12)),
-        (rand(rng, 3, 2), rand(rng, 2)),
-    )
-
-
-def stack_oracle(w, x, mask, e1, e2):
-    """The stack as a loop; ``e1 (T, B, 4)``, ``e2 (T, B, 6)`` are added to each layer's state
-    right after each step. A masked step carries the state and outputs the ``h`` it carries."""
-    w1, w2, (kd, bd) = w
-    h1 = jnp.zeros((x.shape[0], 4))
-    h2 = c2 = jnp.zeros((x.shape[0], 3))
-    outs, states2 = [], []
-    for t in range(x.shape[1]):
-        m = mask[:, t][:, None]
-        h1 = jnp.where(m, srnn_step(w1, h1, x[:, t]), h1) + e1[t]
-        nh, nc = lstm_step(w2, h2, c2, h1)
-        h2 = jnp.where(m, nh, h2) + e2[t][:, :3]
-        c2 = jnp.where(m, nc, c2) + e2[t][:, 3:]
-        outs.append(h2 @ kd + bd)
-        states2.append(jnp.concatenate([h2, c2], axis=-1))
-    return jnp.stack(outs, axis=1), jnp.stack(states2)
-
-
-def keras_masked_mse(y_pred, y, mask):
-    per_step = jnp.mean(jnp.square(y - y_pred), axis=-1)
-    return jnp.sum(per_step * mask) / jnp.sum(mask)
-
-
-@pytest.fixture
-def stack(x64):
-    rng = np.random.default_rng(1)
-    w = stack_params(rng)
-    model = stack_model()
-    params = (cells.SimpleRNNParams(*w[0]), cells.LSTMParams(*w[1]), layers.DenseParams(*w[2]))
-    x = rand(rng, B, T, F, scale=1.0)
-    return model, params, w, x, jnp.asarray(MASK)
-
-
-def zeros_e(sizes):
-    return [jnp.zeros((T, B, s)) for s in sizes]
-
-
-def test_model_state_gradients_equal_grad_of_state_perturbations(stack):
-    model, params, w, x, mask = stack
-    d_out = jnp.asarray(np.random.default_rng(2).normal(size=(B, T, 2)))
-    got = depth.model_state_gradients(model, params, x, d_out, mask)
-    assert got[2] is None
-
-    def objective(e1, e2):
-        return jnp.sum(stack_oracle(w, x, mask, e1, e2)[0] * d_out)
-
-    g1, g2 = jax.grad(objective, argnums=(0, 1))(*zeros_e([4, 6]))
-    np.testing.assert_allclose(got[0], jnp.swapaxes(g1, 0, 1), rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-13)
-    # not vacuous: a masked step passes gradient on through the carried state (row 2, steps 1 and
-    # 4), while nothing after row 1's last real step depends on its states
-    norms = np.linalg.norm(g1, axis=-1)
-    assert norms[0, 2] > 1e-3 and norms[3, 2] > 1e-3 and np.all(norms[4:, 1] == 0.0)
 
 
 def test_gradient_flow_equals_norms_of_perturbation_gradients(stack):
@@ -161,89 +67,6 @@ def test_gradient_flow_callable_loss(stack):
     g1, g2 = jax.grad(lambda e1, e2: loss(stack_oracle(w, x, mask, e1, e2)[0], y), argnums=(0, 1))(*zeros_e([4, 6]))
     np.testing.assert_allclose(flow.state_norms[0], np.linalg.norm(g1, axis=-1).T, rtol=1e-11)
     np.testing.assert_allclose(flow.state_norms[1], np.linalg.norm(g2, axis=-1).T, rtol=1e-11)
-
-
-def test_cross_layer_jacobians_equal_jacfwd_of_the_stacked_loop(stack):
-    model, params, w, x, mask = stack
-    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
-    assert (pair.lower, pair.upper) == (0, 1)
-    e1, e2 = zeros_e([4, 6])
-    full = jax.jacfwd(lambda e: stack_oracle(w, x, mask, e, e2)[1])(e1)  # (T, B, 6, T, B, 4)
-    want = np.stack([[full[t, b, :, t, b, :] for t in range(T)] for b in range(B)])
-    assert pair.jacobian.shape == (B, T, 6, 4)
-    np.testing.assert_allclose(pair.jacobian, want, rtol=1e-11, atol=1e-14)
-    assert np.all(np.asarray(pair.jacobian)[~MASK] == 0.0)  # masked positions
-    assert float(np.min(np.abs(np.asarray(pair.jacobian)[MASK]).max(axis=(-1, -2)))) > 1e-2
-
-
-# --- Bidirectional lower layer --------------------------------------------------------------------
-
-
-def bidi_oracle(w, x, mask, ef, eb, e2, eb_out=None):
-    """Bidirectional(SimpleRNN(3, return_sequences)) -> SimpleRNN(2) -> Dense(1), Keras semantics:
-    masked outputs of both directions are 0, the backward one runs from the last position and its
-    outputs are put back in input order. ``eb[p-1]`` perturbs its state after processing step p;
-    ``eb_out[p-1]`` only the output that state emits (not the state carried on)."""
-    wf, wb, w2, (kd, bd) = w
-    steps = x.shape[1]
-    hf = hb = jnp.zeros((x.shape[0], 3))
-    yf, yb = [None] * steps, [None] * steps
-    for t in range(steps):
-        m = mask[:, t][:, None]
-        hf = jnp.where(m, srnn_step(wf, hf, x[:, t]), hf) + ef[t]
-        yf[t] = jnp.where(m, hf, 0.0)
-    for p in range(1, steps + 1):
-        pos = steps - p
-        m = mask[:, pos][:, None]
-        hb = jnp.where(m, srnn_step(wb, hb, x[:, pos]), hb) + eb[p - 1]
-        yb[pos] = jnp.where(m, hb if eb_out is None else hb + eb_out[p - 1], 0.0)
-    h2 = jnp.zeros((x.shape[0], 2))
-    states2 = []
-    for t in range(steps):
-        m = mask[:, t][:, None]
-        h2 = jnp.where(m, srnn_step(w2, h2, jnp.concatenate([yf[t], yb[t]], -1)), h2) + e2[t]
-        states2.append(h2)
-    return h2 @ kd + bd, jnp.stack(states2)
-
-
-def test_bidirectional_state_gradients_and_cross_layer(x64):
-    rng = np.random.default_rng(5)
-    w = (
-        (rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)),
-        (rand(rng, F, 3), rand(rng, 3, 3), rand(rng, 3)),
-        (rand(rng, 6, 2), rand(rng, 2, 2), rand(rng, 2)),
-        (rand(rng, 2, 1), rand(rng, 1)),
-    )
-    model = rc.Sequential(
-        [layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True)), layers.SimpleRNN(2), layers.Dense(1)]
-    )
-    params = (
-        layers.BidirectionalParams(cells.SimpleRNNParams(*w[0]), cells.SimpleRNNParams(*w[1])),
-        cells.SimpleRNNParams(*w[2]),
-        layers.DenseParams(*w[3]),
-    )
-    x, mask = rand(rng, B, T, F, scale=1.0), jnp.asarray(MASK)
-    d_out = jnp.asarray([[0.7], [-1.3], [0.4]])
-    got = depth.model_state_gradients(model, params, x, d_out, mask)
-    e = zeros_e([3, 3, 2])
-    gf, gb, g2 = jax.grad(lambda *e: jnp.sum(bidi_oracle(w, x, mask, *e)[0] * d_out), argnums=(0, 1, 2))(*e)
-    assert isinstance(got[0], depth.Directions)
-    np.testing.assert_allclose(got[0].forward, jnp.swapaxes(gf, 0, 1), rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(got[0].backward, jnp.swapaxes(gb, 0, 1), rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-14)
-    assert float(jnp.max(jnp.abs(gb))) > 1e-2
-
-    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
-    jf = jax.jacfwd(lambda ef: bidi_oracle(w, x, mask, ef, e[1], e[2])[1])(e[0])  # (T, B, 2, T, B, 3)
-    # the direct coupling: the backward state at position t perturbs only the output it emits
-    # there (its later steps would reach the upper layer at earlier positions, hence earlier upper
-    # states, as well); position t is that direction's processing step T - t + 1 (0-based T - 1 - t)
-    jb = jax.jacfwd(lambda eo: bidi_oracle(w, x, mask, e[0], e[1], e[2], eo)[1])(e[1])
-    want_f = np.stack([[jf[t, b, :, t, b, :] for t in range(T)] for b in range(B)])
-    want_b = np.stack([[jb[t, b, :, T - 1 - t, b, :] for t in range(T)] for b in range(B)])
-    np.testing.assert_allclose(pair.jacobian.forward, want_f, rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(pair.jacobian.backward, want_b, rtol=1e-11, atol=1e-14)
-    assert float(np.max(np.abs(want_b))) > 1e-2
 
 
 # --- linear RNNs: the theory is exact --------------------------------------------------------------

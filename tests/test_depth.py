@@ -1,11 +1,12 @@
 """The chain through depth (:mod:`rnncore.depth`) runs the model's own forward.
 
 The oracles for :func:`rnncore.depth.model_state_gradients` and
-:func:`rnncore.depth.cross_layer_jacobians` (a stacked loop written out, differentiated by
-``jax.grad`` and ``jax.jacfwd``) are in ``tests/test_analysis.py``. Here: what the depth module
-relies on (``Sequential.run`` is ``apply`` plus a record of what each recurrent layer consumed, zero
-taps change nothing and their gradient is the gradient with respect to each layer's outputs), and
-that the names which moved out of :mod:`rnncore.bptt` still resolve there, with a warning.
+:func:`rnncore.depth.cross_layer_jacobians` are stacked loops written out from the cell equations
+(``tests/stacked_oracles.py``), differentiated by ``jax.grad`` and ``jax.jacfwd`` with respect to
+perturbations of their states. Also: what the depth module relies on (``Sequential.run`` is
+``apply`` plus a record of what each recurrent layer consumed, zero taps change nothing and their
+gradient is the gradient with respect to each layer's outputs), and that the names which moved out
+of :mod:`rnncore.bptt` still resolve there, with a warning.
 """
 
 import warnings
@@ -14,9 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import stacked_oracles as so
 
 import rnncore as rc
-from rnncore import bptt, compilation, depth, layers, models
+from rnncore import bptt, cells, compilation, depth, layers, models
 
 B, T, F = 2, 5, 3
 MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 1, 0]], bool)
@@ -153,3 +155,77 @@ def test_unknown_attributes_still_raise():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert callable(bptt.backward)  # the names that stayed do not warn
+
+
+# --- against the stacked models written out as loops (tests/stacked_oracles.py) -------------------
+
+
+def test_model_state_gradients_equal_grad_of_state_perturbations(stack):
+    model, params, w, x, mask = stack
+    d_out = jnp.asarray(np.random.default_rng(2).normal(size=(so.B, so.T, 2)))
+    got = depth.model_state_gradients(model, params, x, d_out, mask)
+    assert got[2] is None
+
+    def objective(e1, e2):
+        return jnp.sum(so.stack_oracle(w, x, mask, e1, e2)[0] * d_out)
+
+    g1, g2 = jax.grad(objective, argnums=(0, 1))(*so.zeros_e([4, 6]))
+    np.testing.assert_allclose(got[0], jnp.swapaxes(g1, 0, 1), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-13)
+    # not vacuous: a masked step passes gradient on through the carried state (row 2, steps 1 and
+    # 4), while nothing after row 1's last real step depends on its states
+    norms = np.linalg.norm(g1, axis=-1)
+    assert norms[0, 2] > 1e-3 and norms[3, 2] > 1e-3 and np.all(norms[4:, 1] == 0.0)
+
+
+def test_cross_layer_jacobians_equal_jacfwd_of_the_stacked_loop(stack):
+    model, params, w, x, mask = stack
+    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
+    assert (pair.lower, pair.upper) == (0, 1)
+    e1, e2 = so.zeros_e([4, 6])
+    full = jax.jacfwd(lambda e: so.stack_oracle(w, x, mask, e, e2)[1])(e1)  # (T, B, 6, T, B, 4)
+    want = np.stack([[full[t, b, :, t, b, :] for t in range(so.T)] for b in range(so.B)])
+    assert pair.jacobian.shape == (so.B, so.T, 6, 4)
+    np.testing.assert_allclose(pair.jacobian, want, rtol=1e-11, atol=1e-14)
+    assert np.all(np.asarray(pair.jacobian)[~so.MASK] == 0.0)  # masked positions
+    assert float(np.min(np.abs(np.asarray(pair.jacobian)[so.MASK]).max(axis=(-1, -2)))) > 1e-2
+
+
+def test_bidirectional_state_gradients_and_cross_layer(x64):
+    rng = np.random.default_rng(5)
+    w = (
+        (so.rand(rng, so.F, 3), so.rand(rng, 3, 3), so.rand(rng, 3)),
+        (so.rand(rng, so.F, 3), so.rand(rng, 3, 3), so.rand(rng, 3)),
+        (so.rand(rng, 6, 2), so.rand(rng, 2, 2), so.rand(rng, 2)),
+        (so.rand(rng, 2, 1), so.rand(rng, 1)),
+    )
+    model = rc.Sequential(
+        [layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True)), layers.SimpleRNN(2), layers.Dense(1)]
+    )
+    params = (
+        layers.BidirectionalParams(cells.SimpleRNNParams(*w[0]), cells.SimpleRNNParams(*w[1])),
+        cells.SimpleRNNParams(*w[2]),
+        layers.DenseParams(*w[3]),
+    )
+    x, mask = so.rand(rng, so.B, so.T, so.F, scale=1.0), jnp.asarray(so.MASK)
+    d_out = jnp.asarray([[0.7], [-1.3], [0.4]])
+    got = depth.model_state_gradients(model, params, x, d_out, mask)
+    e = so.zeros_e([3, 3, 2])
+    gf, gb, g2 = jax.grad(lambda *e: jnp.sum(so.bidi_oracle(w, x, mask, *e)[0] * d_out), argnums=(0, 1, 2))(*e)
+    assert isinstance(got[0], depth.Directions)
+    np.testing.assert_allclose(got[0].forward, jnp.swapaxes(gf, 0, 1), rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(got[0].backward, jnp.swapaxes(gb, 0, 1), rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-14)
+    assert float(jnp.max(jnp.abs(gb))) > 1e-2
+
+    (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
+    jf = jax.jacfwd(lambda ef: so.bidi_oracle(w, x, mask, ef, e[1], e[2])[1])(e[0])  # (T, B, 2, T, B, 3)
+    # the direct coupling: the backward state at position t perturbs only the output it emits
+    # there (its later steps would reach the upper layer at earlier positions, hence earlier upper
+    # states, as well); position t is that direction's processing step T - t + 1 (0-based T - 1 - t)
+    jb = jax.jacfwd(lambda eo: so.bidi_oracle(w, x, mask, e[0], e[1], e[2], eo)[1])(e[1])
+    want_f = np.stack([[jf[t, b, :, t, b, :] for t in range(so.T)] for b in range(so.B)])
+    want_b = np.stack([[jb[t, b, :, so.T - 1 - t, b, :] for t in range(so.T)] for b in range(so.B)])
+    np.testing.assert_allclose(pair.jacobian.forward, want_f, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(pair.jacobian.backward, want_b, rtol=1e-11, atol=1e-14)
+    assert float(np.max(np.abs(want_b))) > 1e-2
