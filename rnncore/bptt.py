@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from . import checks
 from .cells import Cell, matmul
+from .cells.contract import optional_member
 
 # Steps per iteration of the layers' forward scan when nothing differentiates it (inference), used
 # where a step's matmuls are large enough (batch * units >= UNROLL_MIN_WORK) for XLA to overlap one
@@ -137,7 +138,7 @@ def _joint_kernel(cell, params, dropout_masks):
     B=16, H=64, T=1000, where a step takes a few microseconds and every operation counts, and
     1.00-1.04x on everything else (benchmarks/README.md, "One matmul per step"). Results differ from
     two matmuls in the last bits (another summation order)."""
-    if not getattr(cell, "sums_projections", False) or dropout_masks is not None:
+    if not optional_member(cell, "sums_projections") or dropout_masks is not None:
         return None
     return jnp.concatenate([params.kernel, params.recurrent_kernel], axis=0)
 
@@ -442,7 +443,7 @@ def _reverse(  # noqa: C901 (one loop body per masking mode and VJP kind, kept t
         kept_t = core_kept[0]
         # A cell whose d_hr repeats blocks of d_xk (GRU: all but the candidate's) keeps only the rest
         # of it per step and rebuilds the rows after the loop, when its kept values are dead.
-        rest = getattr(cell, "hr_cotangent_rest", None)
+        rest = optional_member(cell, "hr_cotangent_rest")
 
         def keep_hr(dxk, dhr):
             return dhr if dhr is None or rest is None else rest(dxk, dhr)
@@ -593,7 +594,7 @@ def scan_with_explicit_vjp(cell, flags, params, xs, s0, mask, dropout_masks):
 def _has_core_vjp(cell) -> bool:
     """Whether the layers' reverse scan runs the cell's hand-written core VJP (from what the forward
     pass keeps) instead of a traced VJP of ``core`` (benchmarks/README.md, "The reverse step")."""
-    return _split(cell) is cell and getattr(cell, "has_core_vjp", False)
+    return _split(cell) is cell and optional_member(cell, "has_core_vjp")
 
 
 def _outputs_from_states(cell, prev_t, final):
@@ -687,7 +688,7 @@ def step_jacobians(
     """
     xs_t, s0, mask_t = _prepare(cell, xs, initial_state, mask, go_backwards)
     _, prev_t, _ = _scan(cell, params, xs_t, s0, mask_t, dropout_masks, False, False, prev_states=True)
-    jac = getattr(cell, "jacobian", None)
+    jac = optional_member(cell, "jacobian")
     if jac is None:
         jac = functools.partial(Cell.jacobian_fallback, cell)
     js = jax.vmap(lambda s, x: jac(params, s, x, dropout_masks))(prev_t, xs_t)  # (T, B, S, S)
@@ -880,7 +881,7 @@ def top_singular_values(
     checks.integer("start", start, minimum=0, maximum=steps - 1, what=f"T={steps}")
     size = cell.state_size
     checks.integer("k", k, minimum=1, maximum=size, what="the state size")
-    if getattr(cell, "compute_dtype", None) is not None:
+    if optional_member(cell, "compute_dtype") is not None:
         raise ValueError(
             f"top_singular_values needs forward-mode derivatives, which a cell with "
             f"compute_dtype={cell.compute_dtype!r} does not have (its matmuls define a VJP only); "

@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import activations, bptt, cells, checks, initializers
+from .cells.contract import optional_member
 
 # --- input checks -------------------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ def check_cell_params(cell, params):
     """``params`` as the cell's params NamedTuple (a plain tuple or list in Keras's
     ``get_weights()`` order is converted), every array shaped as ``cell.init`` makes it, or a
     clear ValueError."""
-    ptype = getattr(cell, "params_type", None)
+    ptype = optional_member(cell, "params_type")
     if ptype is None:
         return params
     fields, name = ptype._fields, type(cell).__name__

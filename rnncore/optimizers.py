@@ -24,9 +24,10 @@ Where the same names differ elsewhere
 =================  ==============================  ===============================  ==============================
 name               Keras 3 (this module)           optax                            PyTorch
 =================  ==============================  ===============================  ==============================
-Adam ε placement   ε-hat form:                     ``m̂/(sqrt(v̂)+ε)``               ``m̂/(sqrt(v̂)+ε)``
+Adam ε placement   ε-hat form:                     ``m̂/(sqrt(v̂)+ε)``                 ``m̂/(sqrt(v̂)+ε)``
                    ``α_t m/(sqrt(v)+ε)``,
-                   ``α_t = lr sqrt(1-β2^t)/(1-β1^t)``
+                   ``α_t = lr sqrt(1-β2^t)``
+                   ``/(1-β1^t)``
 Adam ε default     ``1e-7``                        ``1e-8`` (``eps``)               ``1e-8`` (``eps``)
 AdamW decay        ``w -= lr·wd·w`` before step,   ``wd·w`` added to the scaled     ``w *= 1 - lr·wd`` before step,
                    default ``wd=0.004``            update, default ``1e-4``         default ``1e-2``
