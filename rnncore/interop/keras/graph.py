@@ -1,4 +1,4 @@
-"""Functional Keras models: the one chain ``Input -> layer -> ... -> layer`` they must be.
+"""Functional Keras models: the one chain from the input through each layer in turn that they must be.
 
 A functional model's config lists its layers, each with the tensors it was called on
 (``inbound_nodes``, tensors given as ``keras_history = (layer, node, output index)``).
