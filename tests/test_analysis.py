@@ -495,3 +495,15 @@ def test_gradient_flow_norms_do_not_underflow_in_float32():
     expected = np.linalg.norm(np.asarray(grads[0], np.float64), axis=-1)
     assert expected.min() < 1e-19  # the regime where squaring in float32 underflows
     np.testing.assert_allclose(np.asarray(flow.state_norms[0], np.float64), expected, rtol=1e-5)
+
+
+def test_gradient_flow_takes_a_zero_one_mask_of_any_dtype_as_the_boolean_one():
+    model = rc.Sequential([rc.layers.SimpleRNN(3, return_sequences=True), rc.layers.Dense(1)])
+    params = model.init(jax.random.PRNGKey(0), (5, 2))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 2))
+    y = jnp.zeros((2, 5, 1))
+    m = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    as_float = analysis.gradient_flow(model, params, x, y, mask=m.astype(np.float32))
+    as_bool = analysis.gradient_flow(model, params, x, y, mask=m.astype(bool))
+    np.testing.assert_array_equal(as_float.state_norms, as_bool.state_norms)
+    assert np.all(np.asarray(as_bool.state_norms)[0, 0, 3:] == 0.0)  # the mask took effect
