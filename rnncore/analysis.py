@@ -232,7 +232,7 @@ def _norm(v: jax.Array) -> jax.Array:
 
 def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_states):
     fn = loss_function(loss)
-    mask = None if mask is None else jnp.asarray(mask).astype(bool)  # any 0/1 mask, as depth takes it
+    mask = depth.as_mask(mask)
     y_pred, _, _, out_mask = model.run(params, x, mask, training, rng, initial_states=initial_states)
     value, d_out = jax.value_and_grad(lambda yp: fn(yp, y, out_mask))(y_pred)
     grads = depth.model_state_gradients(model, params, x, d_out, mask, training, rng, initial_states=initial_states)

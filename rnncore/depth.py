@@ -27,11 +27,12 @@ import jax.numpy as jnp
 from . import bptt, compilation, layers
 from .layers import Directions
 
-__all__ = ["CrossLayerJacobian", "Directions", "model_state_gradients", "cross_layer_jacobians"]
+__all__ = ["CrossLayerJacobian", "Directions", "as_mask", "model_state_gradients", "cross_layer_jacobians"]
 
 
-def _as_mask(mask):
-    """A mask as the analyses always took it: any array, True where nonzero."""
+def as_mask(mask) -> Optional[jax.Array]:
+    """A mask as the analyses of a model take it: None, or any ``(B, T)`` array, True where nonzero
+    (a 0/1 float mask is the boolean one)."""
     return None if mask is None else jnp.asarray(mask).astype(bool)
 
 
@@ -115,7 +116,7 @@ def model_state_gradients(
         >>> [None if a is None else a.shape for a in g]
         [(2, 5, 6), (2, 5, 2), None]
     """
-    mask = _as_mask(mask)
+    mask = as_mask(mask)
     out_shape = jax.eval_shape(lambda: model.run(params, x, mask, training, rng, initial_states=initial_states).output)
     if isinstance(d_output, list):
         d_output = tuple(d_output)
@@ -248,7 +249,7 @@ def cross_layer_jacobians(
         >>> c.lower, c.upper, c.jacobian.shape
         (0, 1, (2, 5, 4, 3))
     """
-    mask = _as_mask(mask)
+    mask = as_mask(mask)
     recurrent = [i for i, layer in enumerate(model.layers) if layers.is_recurrent(layer)]
     jacobians = compilation.jit_static(_cross_layer_jacobians, model=model)(
         params=params, x=x, mask=mask, initial_states=initial_states

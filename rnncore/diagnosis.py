@@ -73,13 +73,6 @@ def _model_run(model, params, x, mask, training, rng, initial_states, taps):
     return model.run(params, x, mask, training, rng, initial_states=initial_states, taps=taps)
 
 
-def _by_direction(consumed):
-    """``consumed`` of a Bidirectional layer as ``(forward, backward)``, of any other as None."""
-    if isinstance(consumed, L.Directions):
-        return consumed.forward, consumed.backward
-    return None
-
-
 # --- inputs and the probe ----------------------------------------------------------------------
 
 
@@ -231,9 +224,8 @@ def _consumed(model, params, x) -> list:
     for layer, c in zip(model.layers, consumed):
         if c is None:
             continue
-        pair = _by_direction(c)
-        if pair is not None:
-            rows += [(layer.forward_layer, pair[0]), (layer.backward_layer, pair[1])]
+        if isinstance(c, L.Directions):
+            rows += [(layer.forward_layer, c.forward), (layer.backward_layer, c.backward)]
         else:
             rows.append((layer, c))
     return rows
