@@ -1,42 +1,6 @@
-"""Keras-semantics layers over :mod:`rnncore.bptt`.
-
-A layer is a frozen dataclass of its Keras configuration (hashable, hence static under ``jit``)
-with three pure methods:
-
-* ``init(key, input_shape) -> params`` (``input_shape`` excludes the batch: ``(T, F)``, T may be
-  None);
-* ``apply(params, x, mask=None, training=False, rng=None, ...)`` -> outputs, as Keras returns
-  them;
-* ``compute_mask(x, mask)`` -> the mask passed on, as Keras propagates it.
-
-Recurrent layers (:class:`SimpleRNN`, :class:`LSTM`, :class:`GRU`, :class:`LayerNormLSTM`, or
-:class:`RNN` around any cell) hold their cell as ``.cell``; their params *are* the cell's params.
-
-Semantics pinned here (Keras 3, JAX backend, scan path):
-
-* ``go_backwards``: outputs in processing order (``y[:, 0]`` is the output after consuming
-  ``x[:, -1]``); the mask is passed on unchanged.
-* masks: a masked step carries the state; the output repeats the previous output, or is zero with
-  ``zero_output_for_mask``. A row with every step masked returns its initial state.
-* dropout: Keras's variational masks, one per sequence, drawn from ``rng`` only when
-  ``training=True`` (see :meth:`rnncore.cells.Cell.dropout_masks`).
-* ``return_state``: ``(output, *state)``, e.g. ``(y, h, c)`` for LSTM.
-* ``stateful``: the caller carries the state: ``return_state=True`` returns the final state, which
-  is fed back as ``initial_state`` for the next chunk.
-* NaN inputs give NaN results, not an error (values cannot be checked under ``jit``): a NaN in
-  ``x[b, t]`` makes row ``b``'s state and outputs NaN from the step that consumes it on (in
-  processing order), while earlier steps and every other row are unchanged. A NaN at a masked step
-  never reaches the outputs or states (the state is carried), but its gradient is NaN all the same;
-  zero the padding (as ``Masking`` does) before differentiating.
-* Bad shapes, dtypes, params or arguments raise a ``ValueError`` naming the argument, what was
-  given and what was expected, at trace time under ``jit``.
-
-Recording: :meth:`RNN.run` and :meth:`Bidirectional.run` are the layers' forward with a hook for
-the analyses of :mod:`rnncore.depth`. They return what each direction consumed and produced
-(:class:`Consumed`: checked params, inputs, ``s_0``, masks, per-step outputs, final state) and take
-an optional ``tap = (d_outputs, d_final)`` added to the full output sequence and the final state:
-zeros leave every value unchanged, and the gradient with respect to the tap is the gradient with
-respect to what it was added to. :meth:`RNN.call` and :meth:`apply` are ``run`` without a tap.
+"""The recurrent layers: :class:`RNN` around any cell (and :class:`SimpleRNN`, :class:`LSTM`,
+:class:`GRU`, :class:`LayerNormLSTM`), and :class:`Bidirectional`; the semantics they pin are listed in
+:mod:`rnncore.layers`.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -58,58 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, checks, initializers
-from .cells.contract import optional_member
-
-# --- input checks -------------------------------------------------------------------------------
-
-
-def _shape_str(a) -> str:
-    return str(tuple(np.shape(a)))
-
-
-def check_sequences(x, name: str = "inputs", features: Optional[int] = None) -> jax.Array:
-    """A ``(B, T, F)`` floating array with T >= 1 (and F == ``features``), or a clear ValueError."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        try:
-            x = jnp.asarray(x)
-        except TypeError as e:
-            raise ValueError(
-                f"{name} must be an array of shape (batch, time, features); got {type(x).__name__}."
-            ) from e
-    if len(x.shape) != 3:
-        raise ValueError(
-            f"{name} must have shape (batch, time, features); got shape {_shape_str(x)} (rank {len(x.shape)})."
-        )
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"{name} must be a floating-point array (float32 or float64); got dtype {x.dtype}.")
-    if x.shape[1] == 0:
-        raise ValueError(f"{name} has T=0 time steps (shape {_shape_str(x)}); a sequence needs at least one step.")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} has batch size 0 (shape {_shape_str(x)}).")
-    if features is not None and x.shape[2] != features:
-        raise ValueError(
-            f"{name} has {x.shape[2]} features (shape {_shape_str(x)}) but the layer's kernel expects {features}."
-        )
-    return jnp.asarray(x)
-
-
-def check_mask(mask, x, name: str = "mask") -> Optional[jax.Array]:
-    """``None`` or a ``(B, T)`` boolean array matching ``x``, or a clear ValueError."""
-    if mask is None:
-        return None
-    mask = jnp.asarray(mask)
-    if mask.shape != tuple(x.shape[:2]):
-        raise ValueError(f"{name} must have shape (batch, time) = {tuple(x.shape[:2])}; got shape {_shape_str(mask)}.")
-    if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
-        raise ValueError(f"{name} must be boolean (True where a step is real); got dtype {mask.dtype}.")
-    return mask.astype(bool)
-
-
-def _check_rng(rng, who: str):
-    if rng is None:
-        raise ValueError(f"{who}: training=True with dropout needs rng=jax.random.PRNGKey(...) to draw its masks.")
-    return rng
+from .. import bptt, cells
+from ..cells.contract import optional_member
+from .inputs import check_mask, check_rng, check_sequences, shape_str
 
 
 @functools.lru_cache(maxsize=256)
@@ -138,7 +53,7 @@ def check_cell_params(cell, params):
             raise ValueError(f"params for {name} must be {expected_desc}; got {len(params)} arrays.") from e
     if len(np.shape(params[0])) != 2:
         raise ValueError(
-            f"params.{fields[0]} for {name} must be 2-D (input_dim, ...); got shape {_shape_str(params[0])}."
+            f"params.{fields[0]} for {name} must be 2-D (input_dim, ...); got shape {shape_str(params[0])}."
         )
 
     def desc(shape):
@@ -234,7 +149,7 @@ class RNN:
         for name, a in zip(cell.state_type._fields, parts):
             if tuple(np.shape(a)) != (batch, cell.units):
                 raise ValueError(
-                    f"initial_state.{name} must have shape (batch, units) = {(batch, cell.units)}; got {_shape_str(a)}."
+                    f"initial_state.{name} must have shape (batch, units) = {(batch, cell.units)}; got {shape_str(a)}."
                 )
         return cell.state_type(*(jnp.asarray(a, dtype) for a in parts))
 
@@ -246,7 +161,7 @@ class RNN:
         s0 = self._initial_state(initial_state, x.shape[0], x.dtype)
         dmasks = None
         if training and (self.cell.dropout > 0 or self.cell.recurrent_dropout > 0):
-            dmasks = self.cell.dropout_masks(_check_rng(rng, type(self).__name__), x.shape[0], x.shape[2], x.dtype)
+            dmasks = self.cell.dropout_masks(check_rng(rng, type(self).__name__), x.shape[0], x.shape[2], x.dtype)
         return params, x, mask, s0, dmasks
 
     def trajectory(self, params, x, mask=None, training=False, rng=None, initial_state=None) -> bptt.Trajectory:
@@ -532,118 +447,6 @@ class Bidirectional:
 
 
 # --- feed-forward layers ------------------------------------------------------------------------
-
-
-class DenseParams(NamedTuple):
-    """Keras weight order: ``kernel (F, units)``, ``bias (units,)`` or None."""
-
-    kernel: jax.Array
-    bias: Optional[jax.Array] = None
-
-
-@dataclass(frozen=True)
-class Dense:
-    """Keras ``Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-    bias_initializer="zeros")`` on the last axis; the mask passes through."""
-
-    units: int
-    activation: Any = None
-    use_bias: bool = True
-    kernel_initializer: Any = "glorot_uniform"
-    bias_initializer: Any = "zeros"
-
-    supports_masking = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "units", checks.positive_int("Dense units", self.units))
-        activations.get(self.activation, elementwise=False)
-        initializers.get(self.kernel_initializer, name="kernel_initializer")
-        initializers.get(self.bias_initializer, name="bias_initializer")
-
-    def init(self, key, input_shape, dtype=jnp.float32) -> DenseParams:
-        k1, k2 = jax.random.split(key)
-        kernel = initializers.get(self.kernel_initializer)(k1, (int(input_shape[-1]), self.units), dtype)
-        bias = initializers.get(self.bias_initializer)(k2, (self.units,), dtype) if self.use_bias else None
-        return DenseParams(kernel, bias)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def compute_mask(self, x, mask):
-        return mask
-
-    def apply(self, params: DenseParams, x, mask=None, training=False, rng=None):
-        x = jnp.asarray(x)
-        if x.ndim < 1 or x.shape[-1] != params.kernel.shape[0]:
-            raise ValueError(
-                f"Dense inputs must have {params.kernel.shape[0]} features on the last axis; got shape {_shape_str(x)}."
-            )
-        y = x @ params.kernel
-        if params.bias is not None:
-            y = y + params.bias
-        return activations.get(self.activation, elementwise=False)(y)
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """Keras ``Dropout(rate, noise_shape=None)``: inverted dropout while training, identity
-    otherwise; the mask passes through. ``rate=1`` drops everything, as in Keras."""
-
-    rate: float
-    noise_shape: Optional[tuple] = None
-
-    supports_masking = True
-
-    def __post_init__(self):
-        checks.real("Dropout rate", self.rate, 0, 1)
-
-    def init(self, key, input_shape, dtype=jnp.float32):
-        return ()
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_mask(self, x, mask):
-        return mask
-
-    def apply(self, params, x, mask=None, training=False, rng=None):
-        x = jnp.asarray(x)
-        if not training or self.rate == 0:
-            return x
-        if self.rate == 1:
-            return jnp.zeros_like(x)
-        shape = (
-            x.shape
-            if self.noise_shape is None
-            else tuple(d if n is None else n for d, n in zip(x.shape, self.noise_shape))
-        )
-        keep = 1.0 - self.rate
-        kept = jax.random.bernoulli(_check_rng(rng, "Dropout"), keep, shape)
-        return jnp.where(kept, x / keep, 0).astype(x.dtype)
-
-
-@dataclass(frozen=True)
-class Masking:
-    """Keras ``Masking(mask_value=0.0)``: a step is masked iff *all* its features equal
-    ``mask_value``; masked steps are zeroed and the mask is passed on."""
-
-    mask_value: float = 0.0
-
-    supports_masking = True
-
-    def init(self, key, input_shape, dtype=jnp.float32):
-        return ()
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_mask(self, x, mask):
-        return jnp.any(jnp.asarray(x) != self.mask_value, axis=-1)
-
-    def apply(self, params, x, mask=None, training=False, rng=None):
-        x = jnp.asarray(x)
-        keep = jnp.any(x != self.mask_value, axis=-1, keepdims=True)
-        return jnp.where(keep, x, 0).astype(x.dtype)
 
 
 RECURRENT = (RNN, Bidirectional)
