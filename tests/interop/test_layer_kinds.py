@@ -84,6 +84,7 @@ def test_modules_import_only_those_above_them():
         "context",
         "config",
         "recurrent",
+        "layer_kind",
         "layer_kinds",
         "graph",
         "files",

@@ -6,6 +6,7 @@ module             what it knows
 ``context``        where a model comes from, and how refusals and warnings are worded
 ``config``         Keras config values <-> rnncore arguments (origins, dtypes, activations, initializers)
 ``recurrent``      what the recurrent layer kinds share (cell arguments, flags, config in and out)
+``layer_kind``     what one entry holds (:class:`~.layer_kind.LayerKind`), and the pieces entries share
 ``layer_kinds``    the table: one entry per Keras layer kind (config in, weight order, config out)
 ``graph``          functional models: the one chain ``Input -> layer -> ... -> layer`` and its masks
 ``files``          ``.keras`` files read without Keras (zip, size limits, ``model.weights.h5``)

@@ -30,71 +30,16 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from dataclasses import replace
+from typing import Any, Optional
 
 from ... import layers as L
 from . import recurrent
 from .config import construct, entry_name, keras_activation, keras_initializer, parse_args
 from .context import Context, where
+from .layer_kind import LayerKind, fields_of, kind_str, weightless
 
 __all__ = ["LayerKind", "KINDS", "for_layer", "supported_list", "h5_group", "kind_of_entry"]
-
-
-def _kind(entry: Any) -> str:
-    if isinstance(entry, (tuple, list)):
-        return f"{type(entry).__name__} of {len(entry)}"
-    return type(entry).__name__
-
-
-def _fields_of(fields: tuple) -> Callable[[Any, Any, str], list]:
-    """``arrays(layer, entry, at)`` for a layer whose params are a tuple of ``fields``."""
-
-    def arrays(layer: Any, entry: Any, at: str) -> list:
-        if not isinstance(entry, (tuple, list)) or len(entry) != len(fields):
-            raise ValueError(f"{at} ({type(layer).__name__}) needs ({', '.join(fields)}); got {_kind(entry)}.")
-        return list(zip(fields, entry))
-
-    return arrays
-
-
-def _no_arrays(layer: Any, entry: Any, at: str) -> list:
-    if not (entry is None or (isinstance(entry, (tuple, list)) and len(entry) == 0)):
-        raise ValueError(f"{at} ({type(layer).__name__}) has no weights; expected (); got {_kind(entry)}.")
-    return []
-
-
-def _read(ctx: Context, source: Any, layer: Any, entry: dict, expected: list) -> list:
-    return source.get(entry_name(entry), entry.get("class_name"))
-
-
-def _first_weights(source: Any, entry: dict) -> list:
-    return source.get(entry_name(entry), entry.get("class_name"), None)
-
-
-@dataclass(frozen=True)
-class LayerKind:
-    """What the converter knows about one Keras layer class (see the module docstring)."""
-
-    keras_class: str
-    rnncore_types: tuple
-    h5_group: str
-    from_config: Callable[[Context, dict, str], Any]
-    weight_shapes: Callable[[Any, int], tuple]
-    params: Callable[[Any, list], Any]
-    arrays: Callable[[Any, Any, str], list]
-    to_keras: Callable[[Any, Any, str, str], Any]
-    exportable: Callable[[Any, str], None] = lambda layer, at: None
-    read: Callable[[Context, Any, Any, dict, list], list] = _read
-    first_weights: Callable[[Any, dict], list] = _first_weights  # whose first kernel tells the input features
-    weights_under_cell: bool = False
-    sequences: bool = False  # needs (batch, time, features) inputs, takes a mask
-    output_count: Callable[[Any], int] = lambda layer: 1
-
-    @property
-    def has_weights(self) -> bool:
-        """Whether the layer has weights (whose first kernel tells the input features)."""
-        return self.arrays is not _no_arrays
 
 
 # --- recurrent layers ---------------------------------------------------------------------------------
@@ -112,7 +57,7 @@ def _recurrent_kind(keras_class: str, rnncore_type: type, h5_group: str) -> Laye
         from_config=recurrent.recurrent_layer,
         weight_shapes=recurrent.weight_shapes,
         params=recurrent.params_from_arrays,
-        arrays=_fields_of(("kernel", "recurrent_kernel", "bias")),
+        arrays=fields_of(("kernel", "recurrent_kernel", "bias")),
         to_keras=lambda keras, layer, dtype, at: recurrent.keras_recurrent(keras, layer, dtype, at),
         exportable=_recurrent_exportable,
         weights_under_cell=True,
@@ -161,8 +106,8 @@ def _bidirectional_params(layer: L.Bidirectional, arrays: list) -> L.Bidirection
 
 def _bidirectional_arrays(layer: L.Bidirectional, entry: Any, at: str) -> list:
     if not isinstance(entry, (tuple, list)) or len(entry) != 2:
-        raise ValueError(f"{at} (Bidirectional) needs BidirectionalParams(forward, backward); got {_kind(entry)}.")
-    rnn_arrays = _fields_of(("kernel", "recurrent_kernel", "bias"))
+        raise ValueError(f"{at} (Bidirectional) needs BidirectionalParams(forward, backward); got {kind_str(entry)}.")
+    rnn_arrays = fields_of(("kernel", "recurrent_kernel", "bias"))
     return [("forward." + n, a) for n, a in rnn_arrays(layer.forward_layer, entry[0], at + ".forward")] + [
         ("backward." + n, a) for n, a in rnn_arrays(layer.backward_layer, entry[1], at + ".backward")
     ]
@@ -252,7 +197,7 @@ DENSE = LayerKind(
         layer.units,
     ),
     params=lambda layer, arrays: L.DenseParams(arrays[0], arrays[1] if layer.use_bias else None),
-    arrays=_fields_of(("kernel", "bias")),
+    arrays=fields_of(("kernel", "bias")),
     to_keras=_dense_to_keras,
 )
 
@@ -260,31 +205,14 @@ DENSE = LayerKind(
 # --- Dropout, Masking -------------------------------------------------------------------------------------------
 
 
-def _weightless(
-    keras_class: str, rnncore_type: type, h5_group: str, args: tuple, to_keras: Callable[[Any, Any, str, str], Any]
-) -> LayerKind:
-    return LayerKind(
-        keras_class=keras_class,
-        rnncore_types=(rnncore_type,),
-        h5_group=h5_group,
-        from_config=lambda ctx, entry, at: construct(
-            ctx, at, rnncore_type, **parse_args(ctx, entry.get("config"), at, args)
-        ),
-        weight_shapes=lambda layer, features: ([], features),
-        params=lambda layer, arrays: (),
-        arrays=_no_arrays,
-        to_keras=to_keras,
-    )
-
-
-DROPOUT = _weightless(
+DROPOUT = weightless(
     "Dropout",
     L.Dropout,
     "dropout",
     ("rate", "noise_shape"),
     lambda keras, layer, dtype, at: keras.layers.Dropout(layer.rate, noise_shape=layer.noise_shape, dtype=dtype),
 )
-MASKING = _weightless(
+MASKING = weightless(
     "Masking",
     L.Masking,
     "masking",

@@ -1,0 +1,90 @@
+"""What the converter knows about one Keras layer kind (:class:`LayerKind`), and the pieces entries share.
+
+The entries themselves and their table are in :mod:`.layer_kinds` (and the modules it gathers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import construct, entry_name, parse_args
+from .context import Context
+
+__all__ = ["LayerKind", "kind_str", "fields_of", "no_arrays", "weightless"]
+
+
+def kind_str(entry: Any) -> str:
+    """What a params entry is, as messages say it: ``tuple of 3``, ``NoneType``."""
+    if isinstance(entry, (tuple, list)):
+        return f"{type(entry).__name__} of {len(entry)}"
+    return type(entry).__name__
+
+
+def fields_of(fields: tuple) -> Callable[[Any, Any, str], list]:
+    """``arrays(layer, entry, at)`` for a layer whose params are a tuple of ``fields``."""
+
+    def arrays(layer: Any, entry: Any, at: str) -> list:
+        if not isinstance(entry, (tuple, list)) or len(entry) != len(fields):
+            raise ValueError(f"{at} ({type(layer).__name__}) needs ({', '.join(fields)}); got {kind_str(entry)}.")
+        return list(zip(fields, entry))
+
+    return arrays
+
+
+def no_arrays(layer: Any, entry: Any, at: str) -> list:
+    if not (entry is None or (isinstance(entry, (tuple, list)) and len(entry) == 0)):
+        raise ValueError(f"{at} ({type(layer).__name__}) has no weights; expected (); got {kind_str(entry)}.")
+    return []
+
+
+def _read(ctx: Context, source: Any, layer: Any, entry: dict, expected: list) -> list:
+    return source.get(entry_name(entry), entry.get("class_name"))
+
+
+def _first_weights(source: Any, entry: dict) -> list:
+    return source.get(entry_name(entry), entry.get("class_name"), None)
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What the converter knows about one Keras layer class (the fields are described in :mod:`.layer_kinds`)."""
+
+    keras_class: str
+    rnncore_types: tuple
+    h5_group: str
+    from_config: Callable[[Context, dict, str], Any]
+    weight_shapes: Callable[[Any, int], tuple]
+    params: Callable[[Any, list], Any]
+    arrays: Callable[[Any, Any, str], list]
+    to_keras: Callable[[Any, Any, str, str], Any]
+    exportable: Callable[[Any, str], None] = lambda layer, at: None
+    read: Callable[[Context, Any, Any, dict, list], list] = _read
+    first_weights: Callable[[Any, dict], list] = _first_weights  # whose first kernel tells the input features
+    weights_under_cell: bool = False
+    sequences: bool = False  # needs (batch, time, features) inputs, takes a mask
+    output_count: Callable[[Any], int] = lambda layer: 1
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether the layer has weights (whose first kernel tells the input features)."""
+        return self.arrays is not no_arrays
+
+
+def weightless(
+    keras_class: str, rnncore_type: type, h5_group: str, args: tuple, to_keras: Callable[[Any, Any, str, str], Any]
+) -> LayerKind:
+    """The kind of a Keras layer without weights whose config is ``args`` (shape-preserving unless
+    ``output_features`` says otherwise)."""
+    return LayerKind(
+        keras_class=keras_class,
+        rnncore_types=(rnncore_type,),
+        h5_group=h5_group,
+        from_config=lambda ctx, entry, at: construct(
+            ctx, at, rnncore_type, **parse_args(ctx, entry.get("config"), at, args)
+        ),
+        weight_shapes=lambda layer, features: ([], features),
+        params=lambda layer, arrays: (),
+        arrays=no_arrays,
+        to_keras=to_keras,
+    )
