@@ -53,7 +53,7 @@ from __future__ import annotations
 from .core import Dense, DenseParams, Dropout, Masking
 from .embedding import Embedding, EmbeddingParams
 from .inputs import check_mask, check_rng, check_sequences, shape_str
-from .normalization import LayerNormalization, LayerNormalizationParams
+from .normalization import BatchNormalization, BatchNormalizationParams, LayerNormalization, LayerNormalizationParams
 from .recurrent import (
     GRU,
     LSTM,
@@ -73,6 +73,8 @@ from .recurrent import (
 )
 
 __all__ = [
+    "BatchNormalization",
+    "BatchNormalizationParams",
     "Bidirectional",
     "BidirectionalParams",
     "Consumed",
