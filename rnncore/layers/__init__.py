@@ -50,9 +50,11 @@ Example:
 
 from __future__ import annotations
 
+from .activation import Activation
 from .core import Dense, DenseParams, Dropout, Masking
 from .embedding import Embedding, EmbeddingParams
 from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, BatchNormalizationParams, LayerNormalization, LayerNormalizationParams
 from .recurrent import (
     GRU,
@@ -71,8 +73,11 @@ from .recurrent import (
     merge_directions,
     split_bidirectional_state,
 )
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .time_distributed import TimeDistributed
 
 __all__ = [
+    "Activation",
     "BatchNormalization",
     "BatchNormalizationParams",
     "Bidirectional",
@@ -84,15 +89,23 @@ __all__ = [
     "Dropout",
     "Embedding",
     "EmbeddingParams",
+    "Flatten",
     "GRU",
+    "GaussianDropout",
+    "GaussianNoise",
     "LSTM",
     "LayerNormLSTM",
     "LayerNormalization",
     "LayerNormalizationParams",
     "Masking",
+    "Permute",
     "RECURRENT",
     "RNN",
+    "RepeatVector",
+    "Reshape",
     "SimpleRNN",
+    "SpatialDropout1D",
+    "TimeDistributed",
     "check_cell_params",
     "check_mask",
     "check_rng",

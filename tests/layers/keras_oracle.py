@@ -13,7 +13,9 @@ def projection(shape, seed: int = 7, dtype="float32"):
 
 def keras_run(layer, x, *, wrt_x: bool = True, seed: int = 7, **call_kwargs):
     """``(y, dy/dx or None, [dL/dw for each trainable weight], new non-trainable values)`` of a built
-    Keras layer for ``L = sum(y * projection(y.shape))``."""
+    Keras layer for ``L = sum(y * projection(y.shape))`` (a weightless layer unbuilt yet is built by a call)."""
+    if not layer.built:
+        layer(x)
     trainable = [v.value for v in layer.trainable_variables]
     frozen = [v.value for v in layer.non_trainable_variables]
     y, new_frozen = layer.stateless_call(trainable, frozen, x, **call_kwargs)
@@ -24,7 +26,7 @@ def keras_run(layer, x, *, wrt_x: bool = True, seed: int = 7, **call_kwargs):
         return jnp.sum(out * cot)
 
     argnums = (0, 1) if wrt_x else 0
-    grads = jax.grad(loss, argnums=argnums)(trainable, x)
+    grads = jax.jit(jax.grad(loss, argnums=argnums))(trainable, x)
     gw, gx = (grads[0], grads[1]) if wrt_x else (grads, None)
     return y, gx, list(gw), new_frozen
 
