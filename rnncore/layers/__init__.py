@@ -51,7 +51,7 @@ Example:
 from __future__ import annotations
 
 from .core import Dense, DenseParams, Dropout, Masking
-from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .recurrent import (
     GRU,
     LSTM,
@@ -86,6 +86,7 @@ __all__ = [
     "RNN",
     "SimpleRNN",
     "check_cell_params",
+    "check_inputs",
     "check_mask",
     "check_rng",
     "check_sequences",
