@@ -53,7 +53,7 @@ from __future__ import annotations
 from .activation import Activation
 from .core import Dense, DenseParams, Dropout, Masking
 from .embedding import Embedding, EmbeddingParams
-from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, BatchNormalizationParams, LayerNormalization, LayerNormalizationParams
 from .recurrent import (
@@ -107,6 +107,7 @@ __all__ = [
     "SpatialDropout1D",
     "TimeDistributed",
     "check_cell_params",
+    "check_inputs",
     "check_mask",
     "check_rng",
     "check_sequences",
