@@ -11,7 +11,8 @@ exactly in Keras's order of operations (``gamma`` is 1 with ``scale=False``, ``b
 ``gamma`` whenever ``scale`` or ``rms_scaling`` and never a ``beta``.
 
 ``axis`` counts the axes of the full input, batch included (``-1`` the features, ``1`` the time
-axis of ``(B, T, F)``), an int or a list of ints; it may not include the batch axis. ``gamma`` and
+axis of ``(B, T, F)``), an int or a list of ints (a list of one is stored as its int); it may not
+include the batch axis. ``gamma`` and
 ``beta`` have the shape of the normalized axes taken in sorted order, as Keras builds them (and,
 like Keras, are laid onto those axes by a reshape). Any input rank; the mask passes through.
 
@@ -82,6 +83,7 @@ class LayerNormalization:
             if not axis or not all(checks.is_integer(a) for a in axis):
                 raise ValueError(f"LayerNormalization axis={axis!r}; expected an integer or a non-empty list of them.")
             axis = tuple(int(a) for a in axis)
+            axis = axis[0] if len(axis) == 1 else axis  # [a] is a, as Keras stores it
         else:
             axis = checks.integer("LayerNormalization axis", axis, what="an axis of the inputs, batch included")
         object.__setattr__(self, "axis", axis)
@@ -254,7 +256,8 @@ class BatchNormalization:
     def _channel_axis(self, ndim: int) -> int:
         return _axes(self.axis, ndim, "BatchNormalization")[0] % ndim
 
-    def init(self, key, input_shape, dtype=jnp.float32) -> BatchNormalizationParams:
+    def channels(self, input_shape) -> int:
+        """The size ``C`` of ``axis`` for inputs of shape ``input_shape`` (batch excluded): every weight is ``(C,)``."""
         full = (None,) + tuple(input_shape)
         channels = full[self._channel_axis(len(full))]
         if channels is None:
@@ -262,7 +265,10 @@ class BatchNormalization:
                 f"BatchNormalization axis={self.axis} has unknown size (input_shape={tuple(input_shape)}); "
                 "its weights need a known size."
             )
-        shape = (int(channels),)
+        return int(channels)
+
+    def init(self, key, input_shape, dtype=jnp.float32) -> BatchNormalizationParams:
+        shape = (self.channels(input_shape),)
         k = jax.random.split(key, 4)
 
         def draw(i, name):
