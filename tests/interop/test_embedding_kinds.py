@@ -35,7 +35,12 @@ def token_model(keras, mask_zero=True, **lstm):
 
 @pytest.mark.parametrize(
     "mask_zero,lstm",
-    [(True, {}), (False, {}), (True, {"return_sequences": True}), (True, {"go_backwards": True})],
+    [
+        (True, {}),
+        pytest.param(False, {}, marks=pytest.mark.slow),
+        pytest.param(True, {"return_sequences": True}, marks=pytest.mark.slow),
+        pytest.param(True, {"go_backwards": True}, marks=pytest.mark.slow),
+    ],
 )
 def test_embedding_lstm_dense_matches_keras_with_padding(keras, tmp_path, mask_zero, lstm):
     km = randomize(token_model(keras, mask_zero, **lstm))
@@ -54,14 +59,14 @@ def test_gradients_through_the_padding_mask_match_keras(keras):
     ids = padded_tokens(1)
     model, params = rc.from_keras(km)
     cot = jnp.asarray(np.random.default_rng(2).normal(size=(B, T, 2)).astype("float32"))
-    grads = jax.grad(lambda p: jnp.sum(model.apply(p, ids) * cot))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(p, ids) * cot)))(params)
     trainable = [v.value for v in km.trainable_variables]
 
     def keras_loss(tv):
         y, _ = km.stateless_call(tv, [v.value for v in km.non_trainable_variables], ids)
         return jnp.sum(y * cot)
 
-    want = jax.grad(keras_loss)(trainable)
+    want = jax.jit(jax.grad(keras_loss))(trainable)
     got = rc.keras_weights(model, grads)
     assert len(got) == len(want)
     for a, b in zip(got, want):

@@ -30,15 +30,14 @@ def stacked(keras, norm, masking=False):
 
 LN_CASES = [
     {},
-    {"center": False, "epsilon": 0.01},
-    {"axis": [1, 2]},
-    {"scale": False},
-    {"rms_scaling": True},
+    {"axis": [1, 2], "center": False, "epsilon": 0.01},
+    pytest.param({"scale": False}, marks=pytest.mark.slow),
+    pytest.param({"rms_scaling": True}, marks=pytest.mark.slow),
 ]
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
-@pytest.mark.parametrize("kwargs", LN_CASES, ids=[str(k) for k in LN_CASES])
+@pytest.mark.parametrize("kwargs", LN_CASES, ids=["default", "axis12", "no_scale", "rms"])
 def test_lstm_layer_normalization_lstm_dense(keras, tmp_path, kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,7 +52,14 @@ def test_lstm_layer_normalization_lstm_dense(keras, tmp_path, kwargs):
         assert getattr(norm_layer, key) == value
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"center": False, "momentum": 0.9}, {"scale": False, "epsilon": 0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"center": False, "momentum": 0.9},
+        pytest.param({}, marks=pytest.mark.slow),
+        pytest.param({"scale": False, "epsilon": 0.1}, marks=pytest.mark.slow),
+    ],
+)
 def test_lstm_batch_normalization_lstm_dense(keras, tmp_path, kwargs):
     km = randomize(stacked(keras, keras.layers.BatchNormalization(**kwargs), masking=True))
     check_keras_model(km, sequences(), tmp_path)

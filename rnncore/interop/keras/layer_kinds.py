@@ -53,7 +53,7 @@ from .weightless_kinds import (
     RESHAPE,
     SPATIAL_DROPOUT_1D,
 )
-from .wrapper_kinds import TIME_DISTRIBUTED
+from .wrapper_kinds import Table, time_distributed_kind
 
 __all__ = ["LayerKind", "KINDS", "for_layer", "supported_list", "h5_group", "kind_of_entry"]
 
@@ -257,7 +257,7 @@ KINDS: dict = {
         FLATTEN,
         RESHAPE,
         PERMUTE,
-        TIME_DISTRIBUTED,
+        time_distributed_kind(Table(lambda: KINDS, lambda layer, at: for_layer(layer, at))),
         SPATIAL_DROPOUT_1D,
         GAUSSIAN_NOISE,
         GAUSSIAN_DROPOUT,
