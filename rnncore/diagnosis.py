@@ -189,10 +189,26 @@ def zero_states(model, batch: int, dtype) -> tuple:
     return tuple(states)
 
 
+def _initial_states(model, params, x) -> tuple:
+    """One initial state per layer, the one the model's own forward starts each recurrent layer
+    from (zeros, or in a graph the state another layer returned), None for the others."""
+    run = compilation.jit_static(_model_run, model=model, training=False)
+    _, consumed, _, _ = run(params=params, x=x, mask=None, rng=None, initial_states=None, taps=None)
+    return tuple(
+        None
+        if c is None
+        else (c.forward.initial_state, c.backward.initial_state)
+        if isinstance(c, L.Directions)
+        else c.initial_state
+        for c in consumed
+    )
+
+
 def initial_state_gradient_norms(model, params, x, v) -> list:
     r""":math:`\lVert\partial L/\partial s_0\rVert_2` per recurrent direction (``(B,)`` NumPy float64
     arrays, in :func:`rnncore.analysis.gradient_flow`'s row order), for the probe
-    :math:`L` = :func:`projection_loss` of the model's output and ``v``, at zero initial states.
+    :math:`L` = :func:`projection_loss` of the model's output and ``v``, at the initial states the
+    model's forward starts from (zeros, or in a graph the states another layer passes on).
 
     The norms are taken on the host in float64: the squares of float32 gradients near
     :math:`10^{-20}` underflow.
@@ -204,7 +220,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     def norm(cell, g):
         return np.linalg.norm(np.asarray(cell.state_to_vector(g), np.float64), axis=-1)
 
-    grads = compilation.jit(jax.grad(loss))(zero_states(model, x.shape[0], x.dtype))
+    grads = compilation.jit(jax.grad(loss))(_initial_states(model, params, x))
     norms = []
     for layer, g in zip(model.layers, grads):
         if L.is_bidirectional(layer):
@@ -284,16 +300,16 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
         raise ValueError(
             "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."
         )
-    x = jnp.asarray(x)
-    steps = x.shape[1]
+    x = tuple(jnp.asarray(a) for a in x) if isinstance(x, (tuple, list)) else jnp.asarray(x)
     v = output_directions(model, params, x, seed)
     flow = analysis.gradient_flow(model, params, x, v, loss=projection_loss)
     s0_norms = initial_state_gradient_norms(model, params, x, v)
-    warmup = steps // 10
     rows, results = [], {}
     for r, (layer, c) in enumerate(_consumed(model, params, x)):
+        steps = c.xs.shape[1]
+        warmup = steps // 10
         cell, kw = layer.cell, dict(mask=c.mask, dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards)
-        norms = np.asarray(flow.state_norms[r], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
+        norms = np.asarray(flow.state_norms[r, :, :steps], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
         by_lag = {}
         for k in lags:
             if 1 <= k < steps:
@@ -321,11 +337,12 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
             )
         )
         one_row = flow._replace(
-            state_norms=flow.state_norms[r : r + 1],
-            hidden_norms=flow.hidden_norms[r : r + 1],
+            state_norms=flow.state_norms[r : r + 1, :, : c.xs.shape[1]],
+            hidden_norms=flow.hidden_norms[r : r + 1, :, : c.xs.shape[1]],
             layer_names=flow.layer_names[r : r + 1],
             layer_indices=flow.layer_indices[r : r + 1],
             go_backwards=flow.go_backwards[r : r + 1],
+            steps=(),
         )
         results[name] = dict(flow=one_row, lyapunov=lyap, saturation=sat, singular_values=svals)
     return rows, results
