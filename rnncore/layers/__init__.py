@@ -51,7 +51,9 @@ Example:
 from __future__ import annotations
 
 from .core import Dense, DenseParams, Dropout, Masking
+from .embedding import Embedding, EmbeddingParams
 from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
+from .normalization import LayerNormalization, LayerNormalizationParams
 from .recurrent import (
     GRU,
     LSTM,
@@ -78,9 +80,13 @@ __all__ = [
     "DenseParams",
     "Directions",
     "Dropout",
+    "Embedding",
+    "EmbeddingParams",
     "GRU",
     "LSTM",
     "LayerNormLSTM",
+    "LayerNormalization",
+    "LayerNormalizationParams",
     "Masking",
     "RECURRENT",
     "RNN",
