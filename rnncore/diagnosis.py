@@ -49,6 +49,7 @@ from . import layers as L
 
 __all__ = [
     "LAGS",
+    "model_inputs",
     "diagnose_model",
     "format_table",
     "has_recurrent_layer",
@@ -108,6 +109,86 @@ def input_features(model, params) -> Optional[int]:
         if kernel is not None:
             return int(kernel.shape[0])
     return None
+
+
+def _token_ids(path: str, a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as int32 token ids ``(B, T)`` (one sequence ``(T,)`` gets a batch of 1), or a clear error."""
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"--data {path}: {what} must be integer token ids; got dtype {a.dtype}.")
+    if not np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, np.round(a)):
+        raise ValueError(f"--data {path}: {what} must be integer token ids; got non-integer values.")
+    a = a[None] if a.ndim == 1 else a
+    if a.ndim < 2 or 0 in a.shape:
+        raise ValueError(f"--data {path}: {what} must be token ids (batch, time) or (time,); got shape {a.shape}.")
+    return a.astype(np.int32)
+
+
+def _floats(path: str, a: np.ndarray, rank: int, what: str) -> np.ndarray:
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"--data {path}: {what} must hold numbers; got dtype {a.dtype}.")
+    a = np.asarray(a, np.float32)
+    a = a[None] if a.ndim == rank - 1 else a
+    if a.ndim != rank or 0 in a.shape:
+        raise ValueError(f"--data {path}: {what} must have rank {rank} (batch first); got shape {a.shape}.")
+    return a
+
+
+def _graph_inputs(model, path: str) -> tuple:
+    if not path.lower().endswith(".npz"):
+        raise ValueError(
+            f"--data {path}: the model has {len(model.input_names)} inputs ({', '.join(model.input_names)}); "
+            "expected a .npz file with one array per input, named as the inputs."
+        )
+    with np.load(path, allow_pickle=False) as z:
+        missing = [n for n in model.input_names if n not in z.files]
+        if missing:
+            raise ValueError(f"--data {path}: the .npz file has no array named {missing[0]!r}; it holds {z.files}.")
+        arrays = {n: np.asarray(z[n]) for n in model.input_names}
+    out = []
+    for name, spec in zip(model.input_names, model.input_specs):
+        what = f"input {name!r}"
+        integer = np.issubdtype(np.dtype(spec.dtype), np.integer)
+        out.append(
+            _token_ids(path, arrays[name], what) if integer else _floats(path, arrays[name], len(spec.shape) + 1, what)
+        )
+    return tuple(out)
+
+
+def model_inputs(model, params, path: str):
+    """The inputs in the file ``path`` for ``model``: what ``rnncore diagnose --model M --data
+    PATH`` analyses it on.
+
+    A :class:`rnncore.Model` of several inputs reads a ``.npz`` holding one array per input, named
+    as the inputs; a model whose first layer is an ``Embedding`` reads integer token ids ``(B, T)``
+    (``.npy``, ``.npz`` or ``.csv``; one sequence ``(T,)`` gets a batch of 1); any other reads
+    :func:`rnncore.data.load_array`'s ``(B, T, F)``, checked against the first kernel. Every error
+    is a one-line ``ValueError`` starting ``--data PATH:``.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--data {path}: no such file.")
+    if hasattr(model, "input_specs") and len(model.input_specs) > 1:
+        return _graph_inputs(model, path)
+    first = model.calls[0].layer if hasattr(model, "calls") else model.layers[0]
+    if isinstance(first, L.Embedding):
+        if path.lower().endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                raw = np.asarray(z["x"] if "x" in z.files else z[z.files[0]]) if z.files else np.zeros((0,))
+        elif path.lower().endswith(".npy"):
+            raw = np.load(path, allow_pickle=False)
+        else:
+            raw = data.load_array(path)[0, :, 0]
+        return _token_ids(path, np.asarray(raw), "the token ids")
+    x = data.load_array(path)
+    features = input_features(model, params)
+    if features is not None and x.shape[2] != features:
+        got = x.shape if x.shape[0] > 1 else x.shape[1:]
+        raise ValueError(
+            f"--data {path}: the model expects inputs of shape (batch, time, {features}) "
+            f"(or (time, {features}) for one sequence); got {got}."
+        )
+    return x
 
 
 def random_inputs(batch: int, steps: int, features: int, seed: int) -> np.ndarray:
