@@ -54,6 +54,7 @@ def test_embedding_lstm_dense_matches_keras_with_padding(keras, tmp_path, mask_z
         assert max_rel_err(unmasked.apply(params, ids), km(ids)) > 1e-3
 
 
+@pytest.mark.slow
 def test_gradients_through_the_padding_mask_match_keras(keras):
     km = randomize(token_model(keras, True, return_sequences=True))
     ids = padded_tokens(1)

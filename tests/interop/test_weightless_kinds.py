@@ -19,27 +19,34 @@ def sequences(seed=0):
     return x
 
 
-def test_addition_model(keras, tmp_path):
-    """Keras's character-level addition example, small: question (T, chars) -> answer (digits + 1, chars)."""
+def addition_model(keras, chars=5, answer_len=3):
+    """Keras's character-level addition example, small: question (T, chars) -> answer (answer_len, chars)."""
     L = keras.layers
-    chars, answer_len = 5, 3
-    km = randomize(
-        keras.Sequential(
-            [
-                keras.Input((T, chars)),
-                L.LSTM(8, use_cudnn=False),
-                L.RepeatVector(answer_len),
-                L.LSTM(8, return_sequences=True, use_cudnn=False),
-                L.TimeDistributed(L.Dense(chars, activation="softmax")),
-            ]
-        )
+    km = keras.Sequential(
+        [
+            keras.Input((T, chars)),
+            L.LSTM(8, use_cudnn=False),
+            L.RepeatVector(answer_len),
+            L.LSTM(8, return_sequences=True, use_cudnn=False),
+            L.TimeDistributed(L.Dense(chars, activation="softmax")),
+        ]
     )
     x = np.eye(chars, dtype="float32")[np.random.default_rng(3).integers(0, chars, size=(B, T))]
+    return randomize(km), x
+
+
+def test_addition_model(keras, tmp_path):
+    km, x = addition_model(keras)
     check_keras_model(km, x, tmp_path)
-    model, params = rc.from_keras(km)
+    model, _ = rc.from_keras(km)
     assert [type(lay).__name__ for lay in model.layers] == ["LSTM", "RepeatVector", "LSTM", "TimeDistributed"]
-    # gradients of the whole model against Keras's
-    cot = jnp.asarray(np.random.default_rng(4).normal(size=(B, answer_len, chars)).astype("float32"))
+
+
+@pytest.mark.slow  # tests/test_user_models.py checks the same model's weight gradients by default
+def test_addition_model_gradients(keras):
+    km, x = addition_model(keras)
+    model, params = rc.from_keras(km)
+    cot = jnp.asarray(np.random.default_rng(4).normal(size=(B, 3, 5)).astype("float32"))
     grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(p, x) * cot)))(params)
 
     def keras_loss(tv):

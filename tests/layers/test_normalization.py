@@ -15,16 +15,16 @@ from rnncore import layers
 CASES = [  # (input shape with batch, kwargs)
     ((3, 5, 4), {}),
     ((3, 5, 4), {"axis": [1, 2]}),
-    ((3, 5, 4), {"axis": 1}),
+    pytest.param((3, 5, 4), {"axis": 1}, marks=pytest.mark.slow),
     ((3, 5, 4), {"axis": [-1, 1]}),  # Keras sorts the raw list and lays gamma on by a reshape
     ((3, 5, 4), {"center": False}),
-    ((3, 5, 4), {"scale": False, "epsilon": 0.1}),
-    ((3, 5, 4), {"center": False, "scale": False}),
-    ((3, 5, 4), {"rms_scaling": True}),
+    pytest.param((3, 5, 4), {"scale": False, "epsilon": 0.1}, marks=pytest.mark.slow),
+    pytest.param((3, 5, 4), {"center": False, "scale": False}, marks=pytest.mark.slow),
+    pytest.param((3, 5, 4), {"rms_scaling": True}, marks=pytest.mark.slow),
     ((3, 5, 4), {"rms_scaling": True, "scale": False, "axis": [1, 2]}),
-    ((6, 4), {}),
+    pytest.param((6, 4), {}, marks=pytest.mark.slow),
     ((2, 3, 4, 5), {"axis": [2, 3]}),
-    ((2, 3, 4, 5), {"axis": -2}),
+    pytest.param((2, 3, 4, 5), {"axis": -2}, marks=pytest.mark.slow),
 ]
 
 
@@ -46,7 +46,7 @@ def rc_params(layer, weights):
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
-@pytest.mark.parametrize("shape,kwargs", CASES, ids=[f"{s}-{k}" for s, k in CASES])
+@pytest.mark.parametrize("shape,kwargs", CASES)
 def test_matches_keras_outputs_and_gradients(keras, shape, kwargs):
     rng = np.random.default_rng(11)
     k = keras_layer(keras, shape, kwargs)
@@ -67,7 +67,8 @@ def test_matches_keras_outputs_and_gradients(keras, shape, kwargs):
 
 
 def test_init_shapes_match_keras_weights(keras):
-    for shape, kwargs in CASES:
+    for case in CASES:
+        shape, kwargs = case.values if hasattr(case, "values") else case
         k = keras_layer(keras, shape, kwargs)
         r = layers.LayerNormalization(**kwargs)
         p = r.init(jax.random.PRNGKey(0), shape[1:])
@@ -160,12 +161,12 @@ def test_bad_inputs_and_params():
 BN_CASES = [  # (input shape with batch, kwargs, masked)
     ((4, 5, 3), {}, False),
     ((4, 5, 3), {}, True),
-    ((4, 5, 3), {"axis": 1, "momentum": 0.8}, False),
+    pytest.param((4, 5, 3), {"axis": 1, "momentum": 0.8}, False, marks=pytest.mark.slow),
     ((4, 5, 3), {"axis": 1}, True),
-    ((6, 3), {"epsilon": 0.1}, False),
+    pytest.param((6, 3), {"epsilon": 0.1}, False, marks=pytest.mark.slow),
     ((6, 3), {"center": False}, True),
     ((4, 5, 3), {"scale": False, "momentum": 0.5}, True),
-    ((2, 3, 4, 3), {"axis": 2}, False),
+    pytest.param((2, 3, 4, 3), {"axis": 2}, False, marks=pytest.mark.slow),
 ]
 
 
@@ -190,7 +191,7 @@ def bn_case(keras, shape, kwargs, masked, seed=21):
 
 
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("shape,kwargs,masked", BN_CASES, ids=[f"{s}-{k}-{m}" for s, k, m in BN_CASES])
+@pytest.mark.parametrize("shape,kwargs,masked", BN_CASES)
 def test_batch_normalization_matches_keras(keras, shape, kwargs, masked, training):
     k, r, p, x, mask = bn_case(keras, shape, kwargs, masked)
     call = {"training": training} if mask is None else {"training": training, "mask": mask}
@@ -225,7 +226,8 @@ def test_batch_normalization_moving_statistics_follow_keras_over_steps(keras):
 
 
 def test_batch_normalization_init_matches_keras(keras):
-    for shape, kwargs, _ in BN_CASES:
+    for case in BN_CASES:
+        shape, kwargs, _ = case.values if hasattr(case, "values") else case
         k = keras.layers.BatchNormalization(**kwargs)
         k.build(shape)
         p = layers.BatchNormalization(**kwargs).init(jax.random.PRNGKey(0), shape[1:])

@@ -12,11 +12,25 @@ from rnncore import layers
 
 B, T = 3, 4
 CASES = [  # (rnncore inner layer, keras inner factory, input shape with batch, masked, training)
-    (layers.Dense(5, activation="tanh"), lambda k: k.layers.Dense(5, activation="tanh"), (B, T, 3), False, False),
+    pytest.param(
+        layers.Dense(5, activation="tanh"),
+        lambda k: k.layers.Dense(5, activation="tanh"),
+        (B, T, 3),
+        False,
+        False,
+        marks=pytest.mark.slow,
+    ),
     (layers.Dense(2, use_bias=False), lambda k: k.layers.Dense(2, use_bias=False), (B, T, 3), True, False),
     (layers.Dense(2), lambda k: k.layers.Dense(2), (B, T, 2, 3), False, False),
     (layers.LayerNormalization(), lambda k: k.layers.LayerNormalization(), (B, T, 3), True, False),
-    (layers.BatchNormalization(), lambda k: k.layers.BatchNormalization(), (B, T, 3), False, True),
+    pytest.param(
+        layers.BatchNormalization(),
+        lambda k: k.layers.BatchNormalization(),
+        (B, T, 3),
+        False,
+        True,
+        marks=pytest.mark.slow,
+    ),
     (
         layers.BatchNormalization(momentum=0.8),
         lambda k: k.layers.BatchNormalization(momentum=0.8),
@@ -26,9 +40,26 @@ CASES = [  # (rnncore inner layer, keras inner factory, input shape with batch, 
     ),
     (layers.BatchNormalization(), lambda k: k.layers.BatchNormalization(), (B, T, 3), True, False),
     (layers.Flatten(), lambda k: k.layers.Flatten(), (B, T, 2, 3), False, False),
-    (layers.Activation("softmax"), lambda k: k.layers.Activation("softmax"), (B, T, 3), False, False),
+    pytest.param(
+        layers.Activation("softmax"),
+        lambda k: k.layers.Activation("softmax"),
+        (B, T, 3),
+        False,
+        False,
+        marks=pytest.mark.slow,
+    ),
 ]
-IDS = [f"{type(c[0]).__name__}-{c[2]}-mask{c[3]}-train{c[4]}" for c in CASES]
+IDS = [
+    "dense_tanh",
+    "dense_no_bias_masked",
+    "dense_rank4",
+    "layernorm_masked",
+    "batchnorm_train",
+    "batchnorm_train_masked",
+    "batchnorm_masked",
+    "flatten",
+    "softmax",
+]
 
 
 def randomized(keras_layer, rng):
