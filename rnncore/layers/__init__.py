@@ -50,8 +50,11 @@ Example:
 
 from __future__ import annotations
 
+from .convolution import Conv1D, Conv1DParams
 from .core import Dense, DenseParams, Dropout, Masking
 from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .merging import Add, Average, Concatenate, Multiply, Subtract
+from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import (
     GRU,
     LSTM,
@@ -71,20 +74,31 @@ from .recurrent import (
 )
 
 __all__ = [
+    "Add",
+    "Average",
+    "AveragePooling1D",
     "Bidirectional",
     "BidirectionalParams",
+    "Concatenate",
     "Consumed",
+    "Conv1D",
+    "Conv1DParams",
     "Dense",
     "DenseParams",
     "Directions",
     "Dropout",
     "GRU",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
     "LSTM",
     "LayerNormLSTM",
     "Masking",
+    "MaxPooling1D",
+    "Multiply",
     "RECURRENT",
     "RNN",
     "SimpleRNN",
+    "Subtract",
     "check_cell_params",
     "check_mask",
     "check_rng",
