@@ -100,7 +100,7 @@ class _Pooling1D:
         self.compute_output_shape(x.shape[1:])
         pad = conv_padding(x.shape[1], self.pool_size, self.strides, 1, self.padding)
         return jax.lax.reduce_window(
-            x, jnp.asarray(init, x.dtype), op, (1, self.pool_size, 1), (1, self.strides, 1), ((0, 0), pad, (0, 0))
+            x, init, op, (1, self.pool_size, 1), (1, self.strides, 1), ((0, 0), pad, (0, 0))
         )
 
 
@@ -115,7 +115,15 @@ class MaxPooling1D(_Pooling1D):
 
 @dataclass(frozen=True)
 class AveragePooling1D(_Pooling1D):
-    """Keras ``AveragePooling1D(pool_size=2, strides=None, padding="valid")`` (module docstring)."""
+    """Keras ``AveragePooling1D(pool_size, strides=None, padding="valid")`` (module docstring); as in
+    Keras, ``pool_size`` has no default."""
+
+    pool_size: Any = None
+
+    def __post_init__(self):
+        if self.pool_size is None:
+            raise ValueError("AveragePooling1D needs pool_size (a positive integer); Keras gives it no default.")
+        super().__post_init__()
 
     def apply(self, params, x, mask=None, training=False, rng=None):
         """The mean of each window's real entries, ``(B, T', C)``; ``mask`` is ignored (Keras drops it)."""
