@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from .convolution import Conv1D, Conv1DParams
 from .core import Dense, DenseParams, Dropout, Masking
-from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .merging import Add, Average, Concatenate, Multiply, Subtract
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import (
@@ -100,6 +100,7 @@ __all__ = [
     "SimpleRNN",
     "Subtract",
     "check_cell_params",
+    "check_inputs",
     "check_mask",
     "check_rng",
     "check_sequences",

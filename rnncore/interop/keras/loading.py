@@ -2,8 +2,9 @@
 
 The steps, each in its own function: the model's chain of layer entries (a ``Sequential``'s list,
 or a functional model's one chain, :mod:`.graph`); one rnncore layer per entry through its
-:mod:`.layer_kinds` entry; the input features the model declares (or its first kernel tells);
-then each layer's params, read and shape-checked (:mod:`.weights`).
+:mod:`.layer_kinds` entry; the input shape the model declares (or its first kernel tells); then
+each layer's params, read and shape-checked (:mod:`.weights`), each layer's output shape its
+``compute_output_shape``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from .config import check_dtype, check_origin, check_trainable, entry_name
 from .context import Context, where
 from .graph import functional_chain, is_op, triples
 from .layer_kinds import KINDS, supported_list
-from .weights import LiveWeights, first_kernel_features, read_params
+from .weights import LiveWeights, first_input_shape, read_params
 
-__all__ = ["from_keras", "assemble"]
+__all__ = ["from_keras", "assemble", "input_shape"]
 
 
 def _layer_from_config(ctx: Context, entry: Any) -> Any:
@@ -32,20 +33,20 @@ def _layer_from_config(ctx: Context, entry: Any) -> Any:
     return KINDS[cls].from_config(ctx, entry, at)
 
 
-def _input_features(ctx: Context, entry: dict) -> Optional[int]:
-    """The feature size an InputLayer declares (None if it does not), checking what matters."""
+def input_shape(ctx: Context, entry: dict) -> Optional[tuple]:
+    """The input shape without the batch that an InputLayer declares (None if it does not),
+    checking what matters."""
     config = entry.get("config") or {}
     at = where(entry_name(entry), "InputLayer")
     for flag in ("sparse", "ragged"):
         if config.get(flag):
             raise ctx.error(f"{at}: {flag}=True inputs are not supported.")
-    check_dtype(ctx, config.get("dtype"), at)
+    check_dtype(ctx, config.get("dtype"), at, integers=True)
     shape = config.get("batch_shape", config.get("batch_input_shape"))
     if isinstance(shape, (list, tuple)):
-        if len(shape) != 3:
-            raise ctx.error(f"{at}: batch_shape={shape!r}; rnncore models take (batch, time, features) inputs.")
-        if isinstance(shape[-1], int):
-            return shape[-1]
+        if len(shape) < 2 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape[1:]):
+            raise ctx.error(f"{at}: batch_shape={shape!r}; expected (batch, ...) with positive or None sizes.")
+        return tuple(shape[1:])
     return None
 
 
@@ -106,33 +107,31 @@ def _model(ctx: Context, chain: list, n_outputs: Optional[int]) -> Sequential:
         raise ctx.error(str(e)) from None
 
 
-def _declared_features(ctx: Context, config: dict, input_entry: Optional[dict]) -> Optional[int]:
-    features = _input_features(ctx, input_entry) if input_entry is not None else None
-    if features is None:
-        shape = config.get("build_input_shape")
-        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[-1], int):
-            features = shape[-1]
-    return features
+def _declared_shape(ctx: Context, config: dict, input_entry: Optional[dict]) -> Optional[tuple]:
+    shape = input_shape(ctx, input_entry) if input_entry is not None else None
+    if shape is None:
+        built = config.get("build_input_shape")
+        if isinstance(built, (list, tuple)) and len(built) >= 2 and isinstance(built[-1], int):
+            shape = tuple(built[1:])
+    return shape
 
 
-def _params(ctx: Context, source: Any, model: Sequential, chain: list, features: Optional[int]) -> tuple:
-    params, rank = [], 3
+def _params(ctx: Context, source: Any, model: Sequential, chain: list, shape: Optional[tuple]) -> tuple:
+    params = []
     for layer, entry in zip(model.layers, chain):
         kind = KINDS[entry.get("class_name")]
-        if kind.sequences and rank != 3:
-            raise ctx.error(
-                f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of rank {rank}; "
-                "a recurrent layer needs (batch, time, features)."
-            )
-        if features is None and kind.has_weights:
-            features = first_kernel_features(ctx, source, kind, entry)
-        if features is None:
+        if shape is None and kind.has_weights:
+            shape = first_input_shape(ctx, source, kind, layer, entry)
+        if shape is None:
             params.append(())
             continue
-        p, features = read_params(ctx, source, kind, layer, entry, features)
-        params.append(p)
-        if kind.sequences and not layer.return_sequences:
-            rank = 2
+        if kind.sequences and len(shape) != 2:
+            raise ctx.error(
+                f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of shape (batch, "
+                f"{', '.join(str(d) for d in shape)}); a recurrent layer needs (batch, time, features)."
+            )
+        params.append(read_params(ctx, source, kind, layer, entry, shape))
+        shape = tuple(layer.compute_output_shape(shape))
     return tuple(params)
 
 
@@ -148,8 +147,8 @@ def assemble(ctx: Context, model_entry: Any, open_weights: Callable[[list], Any]
     try:
         config, input_entry, chain, container, n_outputs = _model_parts(ctx, model_entry)
         model = _model(ctx, chain, n_outputs)
-        features = _declared_features(ctx, config, input_entry)
-        params = _params(ctx, open_weights(container), model, chain, features)
+        shape = _declared_shape(ctx, config, input_entry)
+        params = _params(ctx, open_weights(container), model, chain, shape)
     except (KeyError, TypeError, AttributeError, IndexError) as e:
         raise ctx.error(f"the model config is malformed ({type(e).__name__}: {e}).") from None
     return model, _to_jax(params)
