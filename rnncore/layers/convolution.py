@@ -55,7 +55,8 @@ def one_int(name: str, value: Any) -> int:
 
 
 def check_channels_last(who: str, data_format: Any) -> None:
-    """Refuses any ``data_format`` but Keras's default ``channels_last`` (None means it)."""
+    """Refuses any ``data_format`` but Keras's default ``channels_last`` (None means it; the layers
+    store None for either)."""
     if data_format not in (None, "channels_last"):
         raise ValueError(
             f"{who} data_format={data_format!r} is not supported; expected 'channels_last' (inputs "
@@ -122,6 +123,7 @@ class Conv1D:
         padding = self.padding.lower() if isinstance(self.padding, str) else self.padding
         set_(self, "padding", checks.one_of("Conv1D padding", padding, _PADDINGS))
         check_channels_last("Conv1D", self.data_format)
+        set_(self, "data_format", None)
         checks.boolean("Conv1D use_bias", self.use_bias)
         if self.filters % self.groups:
             raise ValueError(

@@ -78,6 +78,7 @@ class _Pooling1D:
         padding = self.padding.lower() if isinstance(self.padding, str) else self.padding
         object.__setattr__(self, "padding", checks.one_of(f"{who} padding", padding, ("valid", "same")))
         check_channels_last(who, self.data_format)
+        object.__setattr__(self, "data_format", None)
 
     def init(self, key, input_shape, dtype=jnp.float32):
         return ()
@@ -99,9 +100,7 @@ class _Pooling1D:
         x = _check_inputs(type(self).__name__, x)
         self.compute_output_shape(x.shape[1:])
         pad = conv_padding(x.shape[1], self.pool_size, self.strides, 1, self.padding)
-        return jax.lax.reduce_window(
-            x, init, op, (1, self.pool_size, 1), (1, self.strides, 1), ((0, 0), pad, (0, 0))
-        )
+        return jax.lax.reduce_window(x, init, op, (1, self.pool_size, 1), (1, self.strides, 1), ((0, 0), pad, (0, 0)))
 
 
 @dataclass(frozen=True)
@@ -141,6 +140,7 @@ class _GlobalPooling1D:
 
     def __post_init__(self):
         check_channels_last(type(self).__name__, self.data_format)
+        object.__setattr__(self, "data_format", None)
         checks.boolean(f"{type(self).__name__} keepdims", self.keepdims)
 
     def init(self, key, input_shape, dtype=jnp.float32):

@@ -45,13 +45,15 @@ def _conv_loop(x, kernel, bias, strides, padding, dilation, groups):
 def test_conv1d_matches_keras(keras, case):
     filters, k, s, padding, d, g, act, bias = case
     rng = np.random.default_rng(CASES.index(case))
-    klayer = keras.layers.Conv1D(filters, k, strides=s, padding=padding, dilation_rate=d, groups=g, activation=act,
-                                 use_bias=bias)
+    klayer = keras.layers.Conv1D(
+        filters, k, strides=s, padding=padding, dilation_rate=d, groups=g, activation=act, use_bias=bias
+    )
     x = rng.normal(size=(B, T, C)).astype("float32")
     klayer.build((None, T, C))
     weights = random_like(rng, klayer.get_weights())
-    layer = rc.layers.Conv1D(filters, k, strides=s, padding=padding, dilation_rate=d, groups=g, activation=act,
-                             use_bias=bias)
+    layer = rc.layers.Conv1D(
+        filters, k, strides=s, padding=padding, dilation_rate=d, groups=g, activation=act, use_bias=bias
+    )
     out_shape = layer.compute_output_shape((T, C))
     assert (None,) + out_shape == tuple(klayer.compute_output_shape((None, T, C)))
     proj = projection(rng, (B,) + out_shape)
@@ -114,8 +116,12 @@ def test_conv1d_ignores_and_drops_a_mask_as_keras(keras):
     x = rng.normal(size=(2, 6, 3)).astype("float32")
     x[0, 4:] = 0.0
     kmodel = keras.Sequential(
-        [keras.Input((6, 3)), keras.layers.Masking(), keras.layers.Conv1D(4, 2, padding="same"),
-         keras.layers.GlobalAveragePooling1D()]
+        [
+            keras.Input((6, 3)),
+            keras.layers.Masking(),
+            keras.layers.Conv1D(4, 2, padding="same"),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
     )
     kmodel.set_weights(random_like(rng, kmodel.get_weights()))
     conv = rc.layers.Conv1D(4, 2, padding="same")
