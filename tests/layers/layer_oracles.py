@@ -3,7 +3,6 @@ rnncore layer, for the loss :math:`\\langle P, y \\rangle` with a random project
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def keras_grads(klayer, weights, inputs, proj, **call_kwargs):

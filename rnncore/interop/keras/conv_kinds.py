@@ -5,6 +5,7 @@ Keras writes a window argument as a one-element list (``kernel_size: [3]``); ``d
 be ``channels_last``. ``Conv1D``'s weights are ``kernel (kernel_size, channels/groups, filters)``
 and ``bias (filters,)`` (none with ``use_bias=False``); the poolings have none.
 
+>>> import numpy as np
 >>> from rnncore import layers
 >>> CONV1D.weight_shapes(layers.Conv1D(4, 3, groups=2), (None, 6))
 [('kernel', (3, 3, 4)), ('bias', (4,))]
@@ -15,8 +16,6 @@ and ``bias (filters,)`` (none with ``use_bias=False``); the poolings have none.
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from ... import layers as L
 from .config import construct, keras_activation, keras_initializer, parse_args

@@ -42,11 +42,11 @@ from typing import Any, Optional
 
 from ... import layers as L
 from . import recurrent, stacked_kinds
-from .conv_kinds import CONV1D, POOLING_KINDS
-from .merging_kinds import MERGE_KINDS
 from .config import construct, entry_name, keras_activation, keras_initializer, parse_args
 from .context import Context, where
+from .conv_kinds import CONV1D, POOLING_KINDS
 from .layer_kind import LayerKind, fields_of, kind_str, weightless
+from .merging_kinds import MERGE_KINDS
 
 __all__ = ["LayerKind", "KINDS", "for_layer", "supported_list", "h5_group", "kind_of_entry"]
 
