@@ -7,6 +7,9 @@ module             what it knows
 ``config``         Keras config values <-> rnncore arguments (origins, dtypes, activations, initializers)
 ``recurrent``      what the recurrent layer kinds share (cell arguments, flags, config in and out)
 ``layer_kind``     what one entry holds (:class:`~.layer_kind.LayerKind`), and the pieces entries share
+``conv_kinds``     the entries of ``Conv1D`` and the 1-D poolings
+``merging_kinds``  the entries of the merge layers (``Concatenate``, ``Add``, ...), several inputs
+``stacked_kinds``  ``RNN`` over a list of cells (``StackedRNNCells``), and the ``RNN`` entry's dispatch
 ``layer_kinds``    the table: one entry per Keras layer kind (config in, weight order, config out)
 ``graph``          functional models: the one chain ``Input -> layer -> ... -> layer`` and its masks
 ``files``          ``.keras`` files read without Keras (zip, size limits, ``model.weights.h5``)
