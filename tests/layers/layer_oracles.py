@@ -8,6 +8,8 @@ import jax.numpy as jnp
 def keras_grads(klayer, weights, inputs, proj, **call_kwargs):
     """``(y, d_inputs, d_weights)`` of the Keras layer (JAX backend, ``stateless_call``) on ``weights``
     in its ``trainable_variables`` order."""
+    if not klayer.built:
+        klayer(inputs, **call_kwargs)
     tv = [jnp.asarray(w) for w in weights]
 
     def loss(tv, inputs):
