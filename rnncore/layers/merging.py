@@ -108,7 +108,7 @@ def _broadcast_shape(who: str, shapes: list) -> tuple:
     for shape in shapes:
         longer, shorter = (out, shape) if len(out) >= len(shape) else (shape, out)
         lead = tuple(longer[: len(longer) - len(shorter)])
-        tail = []
+        tail: list = []
         for i, j in zip(longer[len(longer) - len(shorter) :], shorter):
             if i is None or j is None:
                 tail.append(None)

@@ -123,7 +123,9 @@ def test_stacked_jacobian_is_block_lower_triangular_and_equals_jacfwd(x64):
     masks = drop.dropout_masks(jax.random.PRNGKey(2), B, F, jnp.float64)
     sd = drop.vector_to_state(jnp.asarray(rng.normal(size=(B, drop.state_size))))
     closed = jax.jit(drop.jacobian)(pd, sd, x, masks)
-    assert max_rel_err(closed, jax.jit(rc.cells.Cell.jacobian_fallback, static_argnums=0)(drop, pd, sd, x, masks)) < 1e-12
+    assert (
+        max_rel_err(closed, jax.jit(rc.cells.Cell.jacobian_fallback, static_argnums=0)(drop, pd, sd, x, masks)) < 1e-12
+    )
 
 
 def test_bptt_and_lyapunov_run_on_a_stack(x64):
@@ -145,9 +147,9 @@ def test_bptt_and_lyapunov_run_on_a_stack(x64):
         prev = jax.tree_util.tree_map(lambda a: a[:, :-1], rc.bptt.forward(STACK, p, x, mask=mask).states)
         want = jax.vmap(jax.vmap(jax.jacfwd(one)))(STACK.state_to_vector(prev), x)
         g = rc.bptt.backward(STACK, p, x, d_out, mask=mask)
-        g_ref = jax.grad(
-            lambda p, x: jnp.sum(rc.bptt.forward(STACK, p, x, mask=mask).outputs * d_out), argnums=(0, 1)
-        )(p, x)
+        g_ref = jax.grad(lambda p, x: jnp.sum(rc.bptt.forward(STACK, p, x, mask=mask).outputs * d_out), argnums=(0, 1))(
+            p, x
+        )
         return js, jnp.where(mask[:, :, None, None], want, jnp.eye(11)), g, g_ref
 
     js, want, g, g_ref = run(p, x)

@@ -75,7 +75,11 @@ def test_rnn_over_cells_round_trips_through_to_keras(keras):
 
 
 def test_h5_groups_of_the_cells_are_keras_names():
-    assert stacked_kinds.cell_groups(["GRUCell", "GRUCell", "SimpleRNNCell"]) == ["gru_cell", "gru_cell_1", "simple_rnn_cell"]
+    assert stacked_kinds.cell_groups(["GRUCell", "GRUCell", "SimpleRNNCell"]) == [
+        "gru_cell",
+        "gru_cell_1",
+        "simple_rnn_cell",
+    ]
 
 
 def test_stacks_keras_cannot_represent_are_refused(keras):

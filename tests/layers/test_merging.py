@@ -153,7 +153,10 @@ def test_merges_float64_equal_numpy(x64):
         (lambda: rc.layers.Add().apply((), []), "Add inputs must be a list of at least 1 arrays; got 0"),
         (lambda: rc.layers.Subtract().apply((), [jnp.ones((2, 3))] * 3), "Subtract inputs must be a list of exactly 2"),
         (lambda: rc.layers.Add().apply((), [jnp.ones((2, 3)), jnp.ones((3, 3))]), "different batch sizes"),
-        (lambda: rc.layers.Add().apply((), [jnp.ones((2, 3)), jnp.ones((2, 4))]), r"incompatible shapes \[\(3,\), \(4,\)\]"),
+        (
+            lambda: rc.layers.Add().apply((), [jnp.ones((2, 3)), jnp.ones((2, 4))]),
+            r"incompatible shapes \[\(3,\), \(4,\)\]",
+        ),
         (lambda: rc.layers.Multiply().apply((), [jnp.ones((2, 3), int)] * 2), r"inputs\[0\] must be a floating array"),
         (
             lambda: rc.layers.Add().apply((), [jnp.ones((2, 4, 3))] * 2, [jnp.ones((2, 4), bool)]),
