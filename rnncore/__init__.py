@@ -17,6 +17,7 @@ from . import (
     data,
     depth,
     diagnosis,
+    functional,
     history,
     initializers,
     interop,
@@ -33,6 +34,7 @@ from . import (
     train,
 )
 from .compilation import jit
+from .functional import Call, Input, Model
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
@@ -51,6 +53,7 @@ __all__ = [
     "data",
     "depth",
     "diagnosis",
+    "functional",
     "history",
     "initializers",
     "interop",
@@ -66,6 +69,9 @@ __all__ = [
     "sweeps",
     "train",
     "Sequential",
+    "Model",
+    "Call",
+    "Input",
     "fit",
     "jit",
     "from_keras",

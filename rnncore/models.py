@@ -40,7 +40,7 @@ class ModelRun(NamedTuple):
     output: Any
     consumed: tuple
     input_masks: tuple
-    output_mask: Optional[jax.Array]
+    output_mask: Any  # (B, T) or None; a tuple of them for a graph with several outputs
 
     @property
     def final_states(self) -> tuple:

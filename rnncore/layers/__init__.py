@@ -52,8 +52,10 @@ from __future__ import annotations
 
 from .convolution import Conv1D, Conv1DParams
 from .core import Dense, DenseParams, Dropout, Masking
+from .embedding import Embedding, EmbeddingParams
 from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .merging import Add, Average, Concatenate, Multiply, Subtract
+from .normalization import LayerNormalization, LayerNormalizationParams
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import (
     GRU,
@@ -87,11 +89,15 @@ __all__ = [
     "DenseParams",
     "Directions",
     "Dropout",
+    "Embedding",
+    "EmbeddingParams",
     "GRU",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
     "LSTM",
     "LayerNormLSTM",
+    "LayerNormalization",
+    "LayerNormalizationParams",
     "Masking",
     "MaxPooling1D",
     "Multiply",

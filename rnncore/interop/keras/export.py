@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...models import Sequential
+from .graph_export import graph_to_keras
 from .layer_kinds import for_layer
 from .weights import flat_checked
 
@@ -61,7 +62,8 @@ def _is_stateful(model: Sequential) -> bool:
 def to_keras(
     model: Sequential, params: Any, input_shape: Optional[tuple] = None, batch_size: Optional[int] = None
 ) -> Any:
-    """A ``keras.Sequential`` with the same configuration and weights as an rnncore model.
+    """A ``keras.Sequential`` with the same configuration and weights as an rnncore model (a
+    functional ``keras.Model`` for an :class:`rnncore.Model`, its graph rebuilt call by call).
 
     LSTM and GRU layers get ``use_cudnn=False`` (Keras's scan path, the one rnncore equals); the
     input is ``keras.Input(shape=input_shape)``, by default the shape the first kernel tells
@@ -91,6 +93,8 @@ def to_keras(
         >>> bool(np.allclose(km(x), model.apply(params, x), atol=1e-6))
         True
     """
+    if not isinstance(model, Sequential) and hasattr(model, "calls"):
+        return graph_to_keras(model, params, batch_size)
     import keras
 
     weights = flat_checked(model, params, "to_keras")

@@ -16,6 +16,7 @@ from ...models import Sequential
 from . import files
 from .config import check_dtype, check_origin, check_trainable, entry_name
 from .context import Context, where
+from .functional import graph_model, graph_params
 from .graph import functional_chain, is_op, triples
 from .layer_kinds import KINDS, supported_list
 from .weights import LiveWeights, first_input_shape, read_params
@@ -60,18 +61,23 @@ def _sequential_parts(ctx: Context, entries: list) -> tuple:
     return input_entry, chain, chain, None
 
 
-def _functional_parts(ctx: Context, config: dict, entries: list) -> tuple:
+def _functional_parts(ctx: Context, config: dict, entries: list) -> Optional[tuple]:
+    """The parts of a functional model that is one chain (a ``Sequential``), or None for any other graph."""
     for e in entries:  # refuse unknown or custom classes before judging the graph's shape
         if isinstance(e, dict) and not is_op(e):
             check_origin(ctx, e, f"layer {entry_name(e)!r}")
-    input_entry, chain = functional_chain(ctx, config)
+    try:
+        input_entry, chain = functional_chain(ctx, config)
+    except ValueError:
+        return None
     n_outputs = len(triples(config.get("output_layers")))
     return input_entry, chain, [e for e in entries if not is_op(e)], n_outputs
 
 
 def _model_parts(ctx: Context, model_entry: Any) -> tuple:
     """``(config, input_entry, chain, container, n_outputs)``: the layer entries to convert, those
-    whose weights the file holds, and how many outputs a functional model takes (else None)."""
+    whose weights the file holds, and how many outputs a functional model takes (else None);
+    ``(config, None, None, container, None)`` for a functional graph that is not one chain."""
     cls = check_origin(ctx, model_entry, "model")
     config = model_entry.get("config")
     if not isinstance(config, dict):
@@ -82,15 +88,22 @@ def _model_parts(ctx: Context, model_entry: Any) -> tuple:
     entries = config.get("layers")
     if not isinstance(entries, list):
         raise ctx.error(f"{at}: config has no layer list.")
+    parts: Optional[tuple]
     if cls == "Sequential":
         parts = _sequential_parts(ctx, entries)
     elif cls in ("Functional", "Model") and "input_layers" in config:
         parts = _functional_parts(ctx, config, entries)
+        if parts is None:
+            return config, None, None, [e for e in entries if isinstance(e, dict) and not is_op(e)], None
     else:
         raise ctx.error(f"{at} is not supported; expected a Sequential or a functional model (a single chain).")
     if not parts[1]:
         raise ctx.error(f"{at} has no layers.")
     return (config, *parts)
+
+
+def _outputs_all_of_last(ctx: Context, chain: list, n_outputs: int) -> bool:
+    return KINDS[chain[-1].get("class_name")].output_count(_layer_from_config(ctx, chain[-1])) == n_outputs
 
 
 def _model(ctx: Context, chain: list, n_outputs: Optional[int]) -> Sequential:
@@ -146,6 +159,11 @@ def assemble(ctx: Context, model_entry: Any, open_weights: Callable[[list], Any]
     """A Keras model config (and a callable giving its weights) -> ``(model, params)``."""
     try:
         config, input_entry, chain, container, n_outputs = _model_parts(ctx, model_entry)
+        if chain is not None and n_outputs is not None and not _outputs_all_of_last(ctx, chain, n_outputs):
+            chain = None  # a chain whose model returns only some of its last layer's arrays is a graph
+        if chain is None:
+            graph, entries, shapes = graph_model(ctx, config)
+            return graph, _to_jax(graph_params(ctx, open_weights(container), graph, entries, shapes))
         model = _model(ctx, chain, n_outputs)
         shape = _declared_shape(ctx, config, input_entry)
         params = _params(ctx, open_weights(container), model, chain, shape)

@@ -18,7 +18,7 @@ from .config import entry_name
 from .context import Context, where
 from .layer_kinds import LayerKind, for_layer
 
-__all__ = ["keras_weights", "flat_checked", "LiveWeights", "read_params", "first_input_shape"]
+__all__ = ["keras_weights", "flat_checked", "graph_flat_checked", "LiveWeights", "read_params", "first_input_shape"]
 
 
 def _kind(entry: Any) -> str:
@@ -80,6 +80,23 @@ def flat_checked(model: Sequential, tree: Any, who: str) -> list:
     return out
 
 
+def graph_flat_checked(model: Any, tree: Any, who: str) -> list:
+    """:func:`flat_checked` for a :class:`rnncore.Model`: layer by layer of ``model.layers``, each
+    layer's arrays checked against its first call's input shape."""
+    if not isinstance(tree, (tuple, list)) or len(tree) != len(model.layers):
+        raise ValueError(
+            f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); got {_kind(tree)}."
+        )
+    out: list = []
+    for name, layer, entry, shape in zip(model.names, model.layers, tree, model.input_shapes()):
+        if type(layer).__name__ == "Op":
+            continue
+        at = f"layer {name!r}"
+        kind = for_layer(layer, at)
+        out += _checked_arrays(who, at, layer, kind.arrays(layer, entry, at), kind.weight_shapes(layer, shape))
+    return out
+
+
 def keras_weights(model: Sequential, tree: Any) -> list:
     """``tree`` (params-shaped: the params, their gradients, an optimizer's moments, ...) as a flat
     list in exactly ``keras_model.get_weights()`` order.
@@ -94,7 +111,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
         tree: one entry per layer, shaped like the model's params.
 
     Returns:
-        A list of arrays (the leaves of ``tree``, not copies).
+        A list of arrays (the leaves of ``tree``, not copies). For a :class:`rnncore.Model`, layer
+        by layer of ``model.layers``.
 
     Raises:
         ValueError: for a layer Keras cannot represent (e.g. ``LayerNormLSTM``), or an entry whose
@@ -108,6 +126,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
         >>> [g.shape for g in rc.keras_weights(model, grads)]
         [(3, 6), (2, 6), (6,), (2, 1)]
     """
+    if not isinstance(model, Sequential) and hasattr(model, "calls"):
+        return graph_flat_checked(model, tree, "keras_weights")
     return flat_checked(model, tree, "keras_weights")
 
 
