@@ -33,8 +33,10 @@ def _mask():
     return jnp.asarray(m)
 
 
-@pytest.mark.parametrize("wrap, go_backwards", [("list", False), ("list", True), ("StackedRNNCells", True)])
-def test_rnn_over_stacked_cells_matches_keras(keras, wrap, go_backwards):
+@pytest.mark.parametrize(
+    "wrap, go_backwards, unroll", [("list", False, False), ("list", True, False), ("StackedRNNCells", True, True)]
+)
+def test_rnn_over_stacked_cells_matches_keras(keras, wrap, go_backwards, unroll):
     rng = np.random.default_rng(int(go_backwards) + 2 * (wrap == "list"))
     cells = _keras_cells(keras)
     klayer = keras.layers.RNN(
@@ -42,10 +44,11 @@ def test_rnn_over_stacked_cells_matches_keras(keras, wrap, go_backwards):
         return_sequences=True,
         return_state=True,
         go_backwards=go_backwards,
+        unroll=unroll,
     )
     klayer.build((None, T, F))
     weights = random_like(rng, klayer.get_weights())
-    layer = rc.layers.RNN(STACK, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    layer = rc.layers.RNN(STACK, return_sequences=True, return_state=True, go_backwards=go_backwards, unroll=unroll)
     x = jnp.asarray(rng.normal(size=(B, T, F)).astype("float32"))
     mask = _mask()
     projs = [jnp.asarray(rng.normal(size=s).astype("float32")) for s in [(B, T, 4), (B, 3), (B, 2), (B, 2), (B, 4)]]
