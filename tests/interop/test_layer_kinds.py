@@ -101,7 +101,9 @@ def test_modules_import_only_those_above_them():
         "graph",
         "files",
         "weights",
+        "functional",
         "loading",
+        "graph_export",
         "export",
         "parity",
     ]
