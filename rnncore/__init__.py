@@ -33,6 +33,7 @@ from . import (
     train,
 )
 from .compilation import jit
+from .interop.flax import from_flax, to_flax
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
@@ -71,4 +72,6 @@ __all__ = [
     "from_keras",
     "to_keras",
     "keras_weights",
+    "from_flax",
+    "to_flax",
 ]
