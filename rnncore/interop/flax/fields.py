@@ -94,7 +94,8 @@ def check_zero_init(module: Any, at: str, field: str) -> None:
 
     init = getattr(module, field)
     try:
-        values = [np.asarray(init(jax.random.PRNGKey(k), (2, 3), jnp.float32)) for k in (0, 1)]
+        with jax.ensure_compile_time_eval():  # concrete values even while a caller traces
+            values = [np.asarray(init(jax.random.PRNGKey(k), (2, 3), jnp.float32)) for k in (0, 1)]
         zero = all(v.shape == (2, 3) and not v.any() for v in values)
     except Exception:
         zero = False
