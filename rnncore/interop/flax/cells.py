@@ -65,7 +65,7 @@ def _check_cell(cell: Any, at: str, dtype: Any, extra: tuple = ()) -> None:
 
 def _input_features(p: Any, dense: str, at: str) -> int:
     """The input size, read from the kernel of the input Dense ``dense``."""
-    node = p.get(dense) if hasattr(p, "get") else None
+    node: Any = p.get(dense) if hasattr(p, "get") else None
     kernel = node.get("kernel") if hasattr(node, "get") else None
     if kernel is None or len(jnp.shape(kernel)) != 2:
         have = sorted(p) if hasattr(p, "keys") else type(p).__name__

@@ -37,9 +37,9 @@ def _fixed_cases(cell: Callable) -> list:
     builds a flax cell."""
     import flax.linen as nn
 
-    cases = []
+    cases: list = []
     for name in _CELLS:
-        stack = [nn.RNN(cell(name, 6)), nn.RNN(cell(name, 5), reverse=True)]
+        stack: list = [nn.RNN(cell(name, 6)), nn.RNN(cell(name, 5), reverse=True)]
         cases.append((name, f"{name}(6) + {name}(5, reverse)", stack))
     bi = nn.Bidirectional(nn.RNN(cell("LSTMCell", 4)), nn.RNN(cell("GRUCell", 3)))
     cases.append(
@@ -87,7 +87,8 @@ def _errors(module: Any, variables: Any, x: Any) -> tuple:
         return total(out), out
 
     def rnncore_loss(params: Any, xx: Any) -> tuple:
-        out = flax_call(*from_flax(module, {"params": params}), xx)
+        model, p = from_flax(module, {"params": params})
+        out = flax_call(model, p, xx)
         return total(out), out
 
     results = [

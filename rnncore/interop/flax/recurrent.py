@@ -82,9 +82,12 @@ def last_step(*outputs: Any) -> Any:
 
 
 def _merge_mode(fn: Any, at: str) -> str:
-    import flax.linen.recurrent as flax_recurrent
+    import dataclasses
 
-    known = {flax_recurrent._concatenate: "concat", jnp.add: "sum", jnp.multiply: "mul"}
+    import flax.linen as nn
+
+    default = next(f.default for f in dataclasses.fields(nn.Bidirectional) if f.name == "merge_fn")
+    known = {default: "concat", jnp.add: "sum", jnp.multiply: "mul"}
     known.update({f: mode for mode, f in MERGE_FNS.items()})
     mode = known.get(fn) if getattr(fn, "__hash__", None) else None
     if mode is None:
