@@ -8,7 +8,9 @@ module             what it knows
 ``cells``          the cell table: one entry per flax cell (``SimpleCell``, ``LSTMCell``, ...), params both ways
 ``module_kind``    what one module entry holds (:class:`~.module_kind.ModuleKind`)
 ``recurrent``      ``nn.RNN`` and ``nn.Bidirectional`` entries (flags, merge functions, ``last_step``)
-``module_kinds``   the table: one entry per flax module kind (``RNN``, ``Bidirectional``, ``Dense``, ``Dropout``)
+``normalization``  the ``nn.LayerNorm`` entry
+``embedding``      the ``nn.Embed`` entry
+``module_kinds``   the table: one entry per flax module kind (and the ``Dense``, ``Dropout`` entries)
 ``loading``        :func:`from_flax`: a module and its variables -> ``(model, params)``
 ``export``         :func:`to_flax`: an rnncore model -> ``(nn.Sequential, variables)``
 ``calling``        :func:`flax_call`: an rnncore model called with flax's layout and output structure
@@ -19,7 +21,7 @@ Each module imports only the ones above it in this table; none imports ``flax`` 
 Supported: flax linen ``nn.RNN`` over ``nn.SimpleCell``, ``nn.LSTMCell``, ``nn.OptimizedLSTMCell``,
 ``nn.GRUCell`` (with ``reverse``, ``return_carry``, ``time_major``; ``keep_order`` inside
 ``nn.Bidirectional``), ``nn.Bidirectional``, ``nn.Dense`` (and an activation function after it),
-``nn.Dropout``, and an ``nn.Sequential`` of those. flax nnx modules are not converted.
+``nn.Dropout``, ``nn.LayerNorm``, ``nn.Embed``, and an ``nn.Sequential`` of those. flax nnx modules are not converted.
 """
 
 from .calling import flax_call, flax_carry

@@ -11,10 +11,11 @@ rnncore layer. Adding a flax module kind is adding one entry to :data:`KINDS`.
   after it in an ``nn.Sequential`` becomes its ``activation`` (:mod:`.activations`);
 * ``nn.Dropout(rate, deterministic=True or None)``: ``layers.Dropout(rate)``, identity at inference
   as flax's; exported with ``deterministic=True`` (nn.Sequential passes no call arguments past its
-  first module), so the flax model drops nothing: training dropout is not carried over.
+  first module), so the flax model drops nothing: training dropout is not carried over;
+* ``nn.LayerNorm``, ``nn.Embed``: :mod:`.normalization`, :mod:`.embedding`.
 
 >>> list(KINDS)
-['RNN', 'Bidirectional', 'Dense', 'Dropout']
+['RNN', 'Bidirectional', 'Dense', 'Dropout', 'LayerNorm', 'Embed']
 >>> from rnncore import layers
 >>> for_layer(layers.Dense(2), "layers[0]").flax_class
 'Dense'
@@ -28,8 +29,10 @@ import jax.numpy as jnp
 
 from ... import layers as L
 from .activations import flax_function
+from .embedding import EMBED
 from .fields import array, check_dtype, check_fields
 from .module_kind import Converted, ModuleKind
+from .normalization import LAYER_NORM
 from .recurrent import BIDIRECTIONAL, RNN
 
 __all__ = ["KINDS", "for_layer", "kind_of", "supported_list"]
@@ -89,7 +92,7 @@ DROPOUT = ModuleKind("Dropout", (L.Dropout,), _dropout_to_rnncore, _dropout_to_f
 
 # --- the table -------------------------------------------------------------------------------------------------
 
-KINDS: dict = {kind.flax_class: kind for kind in (RNN, BIDIRECTIONAL, DENSE, DROPOUT)}
+KINDS: dict = {kind.flax_class: kind for kind in (RNN, BIDIRECTIONAL, DENSE, DROPOUT, LAYER_NORM, EMBED)}
 """flax linen class name -> :class:`~.module_kind.ModuleKind`."""
 
 _BY_RNNCORE_TYPE = {t: kind for kind in KINDS.values() for t in kind.rnncore_types}
@@ -113,6 +116,6 @@ def for_layer(layer: Any, at: str) -> ModuleKind:
     """The kind of an rnncore layer flax can represent; a ``ValueError`` naming ``at`` otherwise."""
     kind = _BY_RNNCORE_TYPE.get(type(layer))
     if kind is None:
-        supported = "SimpleRNN, LSTM, GRU, RNN, Bidirectional, Dense, Dropout"
+        supported = "SimpleRNN, LSTM, GRU, RNN, Bidirectional, Dense, Dropout, LayerNormalization, Embedding"
         raise ValueError(f"{at} ({type(layer).__name__}) has no flax counterpart; expected one of {supported}.")
     return kind
