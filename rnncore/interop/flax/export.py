@@ -12,7 +12,7 @@ __all__ = ["to_flax"]
 
 def to_flax(model: Sequential, params: Any) -> tuple:
     """``(module, variables)``: the flax linen ``nn.Sequential`` equal to an rnncore
-    :class:`~rnncore.models.Sequential`, and its ``{'params': ...}``.
+    :class:`~rnncore.models.Sequential`, and its variables ``{'params': tree}``.
 
     ``module.apply(variables, x)`` equals :func:`~rnncore.interop.flax.flax_call` ``(model,
     params, x)`` (``model.apply`` itself unless the last layer returns its state). Recurrent layers

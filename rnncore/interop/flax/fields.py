@@ -63,7 +63,8 @@ def check_fields(module: Any, at: str, known: Iterable[str]) -> None:
 
 
 def array(tree: Any, path: tuple, shape: tuple, at: str) -> jnp.ndarray:
-    """``tree[path[0]][path[1]]...`` as an array of ``shape``, or a ``ValueError`` naming the path."""
+    """The array at ``path`` in ``tree`` (``tree[path[0]][path[1]]`` and on), of ``shape``, or a
+    ``ValueError`` naming the path."""
     node = tree
     for i, key in enumerate(path):
         if not isinstance(node, Mapping) or key not in node:

@@ -1,6 +1,6 @@
-r"""The ``nn.LayerNorm`` entry: flax's ``nn.LayerNorm(epsilon=1e-6, use_bias=True, use_scale=True)``
-over the last axis is rnncore's (Keras's) ``layers.LayerNormalization(axis=-1, epsilon=...,
-center=use_bias, scale=use_scale)``, params ``LayerNormalizationParams(gamma=scale, beta=bias)``:
+r"""The ``nn.LayerNorm`` entry: flax's ``nn.LayerNorm`` over the last axis is rnncore's (Keras's)
+``layers.LayerNormalization(axis=-1)`` with the same ``epsilon``, ``center=use_bias`` and
+``scale=use_scale``, params ``LayerNormalizationParams(gamma=scale, beta=bias)``:
 :math:`y = (x - \mu)\,\gamma/\sqrt{\sigma^2 + \epsilon} + \beta` on both sides.
 
 flax's ``epsilon`` default is 1e-6, Keras's 1e-3: the value is carried over either way. flax's
