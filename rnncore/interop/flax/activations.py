@@ -23,10 +23,9 @@ import jax
 
 from ... import activations
 
-__all__ = ["rnncore_name", "flax_function", "activation_name", "supported_names"]
+__all__ = ["JAX_NN", "rnncore_name", "flax_function", "activation_name", "supported_names"]
 
-# jax.nn function name -> rnncore (Keras) name, for definitions that agree exactly
-_JAX_NN = {
+JAX_NN = {
     "sigmoid": "sigmoid",
     "tanh": "tanh",
     "relu": "relu",
@@ -50,12 +49,13 @@ _JAX_NN = {
     "softmax": "softmax",
     "log_softmax": "log_softmax",
 }
+"""``jax.nn`` function name -> rnncore (Keras) name, for the definitions that agree exactly."""
 
 
 def _jax_functions() -> dict:
     """``{function: rnncore name}`` for the ``jax.nn`` functions this JAX has."""
     out: dict = {}
-    for jax_name, name in _JAX_NN.items():
+    for jax_name, name in JAX_NN.items():
         fn = getattr(jax.nn, jax_name, None)
         if fn is not None:
             out.setdefault(fn, name)
@@ -74,7 +74,7 @@ def rnncore_name(fn: Any) -> Optional[str]:
 
 def supported_names() -> str:
     """The recognized functions, as messages list them."""
-    jax_names = ", ".join(f"jax.nn.{n}" for n in _JAX_NN if hasattr(jax.nn, n))
+    jax_names = ", ".join(f"jax.nn.{n}" for n in JAX_NN if hasattr(jax.nn, n))
     return f"{jax_names}, or a function of rnncore.activations"
 
 
@@ -99,7 +99,7 @@ def flax_function(identifier: Any, at: str, arg: str) -> Callable:
             f"{at}: {arg}={identifier!r} is a callable of its own; to_flax exports the activations of "
             "rnncore.activations only."
         )
-    for jax_name, rc_name in _JAX_NN.items():
+    for jax_name, rc_name in JAX_NN.items():
         if rc_name == name and hasattr(jax.nn, jax_name):
             return getattr(jax.nn, jax_name)
     return fn

@@ -120,7 +120,7 @@ def _variables(module, x=None):
         (nn.Sequential([nn.Dropout(0.5, deterministic=False)]), r"deterministic=False drops at every call"),
         (nn.Sequential([nn.RNN(nn.GRUCell(2)), jax.nn.relu]), r"function relu\): a function in an nn.Sequential"),
         (nn.Sequential([nn.Dense(2), jax.nn.gelu]), r"function=gelu has no rnncore equivalent"),
-        (nn.LayerNorm(), r"\(LayerNorm\) is not supported; expected one of nn.RNN, nn.Bidirectional"),
+        (nn.Conv(2, (3,)), r"\(Conv\) is not supported; expected one of nn.RNN, nn.Bidirectional"),
         (
             nn.Sequential([nn.RNN(nn.GRUCell(2), time_major=True), nn.RNN(nn.GRUCell(2))]),
             r"differ in time_major",

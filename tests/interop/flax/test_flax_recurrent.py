@@ -45,7 +45,14 @@ def test_keep_order_is_the_flipped_go_backwards():
         rc.from_flax(kept, variables)
 
 
-@pytest.mark.parametrize("cell", [nn.SimpleCell(3), nn.LSTMCell(3), nn.GRUCell(3)])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        pytest.param(nn.SimpleCell(3), marks=pytest.mark.slow),
+        pytest.param(nn.LSTMCell(3), marks=pytest.mark.slow),  # its carry order: test_return_carry_lstm_order
+        nn.GRUCell(3),
+    ],
+)
 def test_return_carry(cell):
     module = nn.RNN(cell, return_carry=True, reverse=True)
     variables = _check(module, inputs())
@@ -74,9 +81,9 @@ def test_time_major():
     "merge_fn, mode",
     [
         (None, "concat"),
-        (rc.interop.flax.merge_sum, "sum"),
-        (rc.interop.flax.merge_average, "ave"),
-        (jnp.multiply, "mul"),
+        pytest.param(rc.interop.flax.merge_sum, "sum", marks=pytest.mark.slow),
+        pytest.param(rc.interop.flax.merge_average, "ave", marks=pytest.mark.slow),
+        pytest.param(jnp.multiply, "mul", marks=pytest.mark.slow),
     ],
 )
 def test_bidirectional(merge_fn, mode):
