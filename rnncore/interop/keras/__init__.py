@@ -12,6 +12,9 @@ module                   what it knows
 ``normalization_kinds``  the entries of ``LayerNormalization`` and ``BatchNormalization``
 ``weightless_kinds``     the shape, activation and noise layers (``Flatten``, ``GaussianNoise``, ...)
 ``wrapper_kinds``        ``TimeDistributed``, handed the table of the kinds it wraps
+``conv_kinds``           the entries of ``Conv1D`` and the 1-D poolings
+``merging_kinds``        the entries of the merge layers (``Concatenate``, ``Add``, ...), several inputs
+``stacked_kinds``        ``RNN`` over a list of cells (``StackedRNNCells``), and the ``RNN`` entry's dispatch
 ``layer_kinds``          the table: one entry per Keras layer kind (config in, weight order, config out)
 ``graph``                functional models: the one chain ``Input -> layer -> ... -> layer`` and its masks
 ``files``                ``.keras`` files read without Keras (zip, size limits, ``model.weights.h5``)

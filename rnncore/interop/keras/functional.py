@@ -22,7 +22,7 @@ import re
 from typing import Any, Optional, cast
 
 from ...functional import OPS, Call, Input, Model, Op
-from .config import check_origin, entry_name
+from .config import check_origin, entry_name, input_shape
 from .context import Context, short, where
 from .graph import is_op, triples
 from .layer_kinds import KINDS, supported_list
@@ -141,8 +141,6 @@ def _ordered(ctx: Context, nodes: list, available: set) -> list:
 
 
 def _input(ctx: Context, entry: dict) -> tuple:
-    from .loading import input_shape
-
     name = entry.get("name") or entry_name(entry)
     shape = input_shape(ctx, entry)
     if shape is None:
