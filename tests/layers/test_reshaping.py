@@ -99,3 +99,20 @@ def test_bad_inputs():
         layers.Activation("relu").apply((), jnp.ones((2, 3), jnp.int32))
     with pytest.raises(ValueError, match=r"RepeatVector input_shape=\(3, 4\); expected \(features,\)"):
         layers.RepeatVector(2).compute_output_shape((3, 4))
+
+
+def test_float64_against_numpy(x64):
+    x = np.random.default_rng(33).normal(size=(3, 4, 5))
+    xj = jnp.asarray(x)
+    flat = x.reshape(3, -1)
+    assert max_rel_err(layers.Flatten().apply((), xj), flat) == 0.0
+    assert max_rel_err(layers.Flatten("channels_first").apply((), xj), np.transpose(x, (0, 2, 1)).reshape(3, -1)) == 0.0
+    assert max_rel_err(layers.Reshape((2, -1)).apply((), xj), x.reshape(3, 2, 10)) == 0.0
+    assert max_rel_err(layers.Permute((2, 1)).apply((), xj), np.transpose(x, (0, 2, 1))) == 0.0
+    assert max_rel_err(layers.RepeatVector(3).apply((), xj[:, 0]), np.stack([x[:, 0]] * 3, axis=1)) == 0.0
+    e = np.exp(x - x.max(-1, keepdims=True))
+    assert max_rel_err(layers.Activation("softmax").apply((), xj), e / e.sum(-1, keepdims=True)) <= 1e-15
+    assert max_rel_err(layers.Activation("tanh").apply((), xj), np.tanh(x)) <= 1e-15
+    g = jax.grad(lambda x: jnp.sum(layers.Activation("relu").apply((), x) * 2.0))(xj)
+    assert max_rel_err(g, 2.0 * (x > 0)) == 0.0
+    assert layers.Flatten().apply((), xj).dtype == jnp.float64
