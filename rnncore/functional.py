@@ -147,12 +147,12 @@ def _check_call(i: int, call: Any, layers_by_name: dict, known: set) -> tuple:
         raise ValueError(f"{at} must be an rnncore.Call; got {type(call).__name__}.")
     if not isinstance(call.name, str) or not call.name:
         raise ValueError(f"{at}.name={call.name!r}; expected a non-empty string.")
-    layer = call.layer if call.layer is not None else layers_by_name.get(call.name)
+    earlier = layers_by_name.get(call.name)
+    layer = call.layer if call.layer is not None else earlier
     if layer is None:
         raise ValueError(f"{at} ({call.name!r}) gives no layer and no earlier call names one.")
-    if call.name in layers_by_name and layers_by_name[call.name] is not layer and call.layer is not None:
-        if layers_by_name[call.name] != layer:
-            raise ValueError(f"{at}: the name {call.name!r} is already another layer's; give shared layers once.")
+    if earlier is not None and layer != earlier:
+        raise ValueError(f"{at}: the name {call.name!r} is already another layer's; give a shared layer once.")
     if not all(hasattr(layer, m) for m in ("init", "apply", "compute_mask", "compute_output_shape")):
         raise ValueError(f"{at} ({call.name!r}, {type(layer).__name__}) is not an rnncore layer.")
     masks = () if call.mask is None else tuple(m for m in _names(call.mask) if m is not None)

@@ -83,6 +83,12 @@ def test_a_badly_built_graph_is_refused_by_name():
         rc.Model(
             {"x": (3,)}, [rc.Call("d", dense, "x", outputs="y"), rc.Call("e", None, "y", outputs="z")], outputs="z"
         )
+    with pytest.raises(ValueError, match=r"calls\[1\]: the name 'd' is already another layer's"):
+        rc.Model(
+            {"x": (3,)},
+            [rc.Call("d", dense, "x", outputs="y"), rc.Call("d", L.Dense(3), "y", outputs="z")],
+            outputs="z",
+        )
     with pytest.raises(ValueError, match=r"outputs names 'z', which no input or call makes"):
         rc.Model({"x": (3,)}, [rc.Call("d", dense, "x", outputs="y")], outputs="z")
     with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(0,\)"):

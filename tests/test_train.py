@@ -498,7 +498,10 @@ def test_progress_lines_and_bar(monkeypatch):
     [
         (dict(y=np.zeros((5, 1))), r"same number of samples; got x \(8, 6, 3\) \(8 samples\) and y \(5, 1\)"),
         (dict(x=np.zeros((0, 6, 3)), y=np.zeros((0, 1))), "x is empty"),
-        (dict(x=np.zeros((8, 3))), r"x must be \(samples, time, features\); got shape \(8, 3\)"),
+        (
+            dict(x=np.zeros((8, 3))),
+            r"x must be \(samples, time, features\), or integer token ids \(samples, time\); got shape \(8, 3\)",
+        ),
         (dict(batch_size=0), "batch_size=0; expected a positive integer"),
         (dict(batch_size=2.5), r"batch_size=2\.5; expected a positive integer"),
         (dict(epochs=-1), "epochs=-1; expected an integer >= 0"),
