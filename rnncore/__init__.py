@@ -33,6 +33,7 @@ from . import (
     train,
 )
 from .compilation import jit
+from .interop.torch import from_torch, to_torch
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
@@ -71,4 +72,6 @@ __all__ = [
     "from_keras",
     "to_keras",
     "keras_weights",
+    "from_torch",
+    "to_torch",
 ]

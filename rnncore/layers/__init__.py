@@ -9,6 +9,8 @@ with three pure methods:
   them;
 * ``compute_mask(x, mask)`` -> the mask passed on, as Keras propagates it.
 
+``LastStep`` (:mod:`.last_step`) takes the last time position of a sequence, ``x[:, -1]``.
+
 Recurrent layers (:mod:`.recurrent`: :class:`SimpleRNN`, :class:`LSTM`, :class:`GRU`, :class:`LayerNormLSTM`, or
 :class:`RNN` around any cell) hold their cell as ``.cell``; their params *are* the cell's params.
 
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 from .core import Dense, DenseParams, Dropout, Masking
 from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .last_step import LastStep
 from .recurrent import (
     GRU,
     LSTM,
@@ -80,6 +83,7 @@ __all__ = [
     "Dropout",
     "GRU",
     "LSTM",
+    "LastStep",
     "LayerNormLSTM",
     "Masking",
     "RECURRENT",
