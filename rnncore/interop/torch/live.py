@@ -59,7 +59,9 @@ def _spec_of(nn: Any, name: str, module: Any, output: Optional[str]) -> dict:
     spec = {"type": kind, "name": name, **args}
     if output is not None:
         spec["output"] = output
-    return check_spec(KINDS[kind], spec, at)
+    spec = check_spec(KINDS[kind], spec, at)
+    KINDS[kind].refuse(spec, at)
+    return spec
 
 
 def _checked_against_children(nn: Any, module: Any, specs: list) -> None:

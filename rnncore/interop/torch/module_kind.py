@@ -36,8 +36,8 @@ class Arg:
     check: Callable[[str, Any], Any]
 
 
-def _no_tensors(spec: dict) -> list:
-    return []
+def _no_tensors(spec: dict) -> dict:
+    return {}
 
 
 def _no_inference(spec: dict, weights: Any, at: str) -> dict:
@@ -57,7 +57,7 @@ class ModuleKind:
     * ``from_module(module) -> dict``: the arguments of a live module (refusing settings rnncore
       does not represent);
     * ``refuse(spec, at)``: refuses a checked spec that rnncore does not represent;
-    * ``tensor_names(spec)``: the names of its weights in its state_dict (without the prefix),
+    * ``tensor_shapes(spec)``: the names (without the prefix) and shapes of its weights in its state_dict,
       ``infer(spec, weights, at)``: the spec with the sizes read off those weights (and checked);
     * ``layers(spec)``: its rnncore layers; ``params(spec, weights, gradients)``: their params
       entries (``gradients=True`` maps gradients: see :mod:`.recurrent`);
@@ -71,7 +71,7 @@ class ModuleKind:
     params: Callable[[dict, Any, bool], list]
     from_module: Callable[[Any], dict] = lambda module: {}
     refuse: Callable[[dict, str], None] = _no_refusal
-    tensor_names: Callable[[dict], list] = _no_tensors
+    tensor_shapes: Callable[[dict], dict] = _no_tensors
     infer: Callable[[dict, Any, str], dict] = _no_inference
     tensors: Callable[[dict, list], dict] = lambda spec, entries: {}
     build: Callable[[Any, dict, Any], Any] = lambda nn, spec, dtype: None

@@ -76,7 +76,10 @@ LINEAR = ModuleKind(
         L.DenseParams(np.asarray(w["weight"]).T, np.asarray(w["bias"]) if spec["bias"] else None)
     ],
     from_module=lambda m: dict(in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None),
-    tensor_names=lambda spec: ["weight", "bias"] if spec["bias"] else ["weight"],
+    tensor_shapes=lambda spec: {
+        "weight": (spec["out_features"], spec["in_features"]),
+        **({"bias": (spec["out_features"],)} if spec["bias"] else {}),
+    },
     infer=_linear_infer,
     tensors=lambda spec, entries: {
         "weight": np.asarray(entries[0].kernel).T,
@@ -140,7 +143,7 @@ EMBEDDING = ModuleKind(
     params=lambda spec, w, gradients: [L.EmbeddingParams(np.asarray(w["weight"]))],
     from_module=_embedding_from_module,
     refuse=_embedding_refuse,
-    tensor_names=lambda spec: ["weight"],
+    tensor_shapes=lambda spec: {"weight": (spec["num_embeddings"], spec["embedding_dim"])},
     infer=_embedding_infer,
     tensors=lambda spec, entries: {"weight": np.asarray(entries[0].embeddings)},
     build=lambda nn, spec, dtype: nn.Embedding(
@@ -190,10 +193,11 @@ def _layernorm_params(spec: dict, w: Any, gradients: bool) -> list:
     return [L.LayerNormalizationParams(gamma, beta)]
 
 
-def _layernorm_names(spec: dict) -> list:
+def _layernorm_shapes(spec: dict) -> dict:
     if not spec["elementwise_affine"]:
-        return []
-    return ["weight", "bias"] if spec["bias"] else ["weight"]
+        return {}
+    size = (spec["normalized_shape"],)
+    return {"weight": size, "bias": size} if spec["bias"] else {"weight": size}
 
 
 def _layernorm_infer(spec: dict, weights: Any, at: str) -> dict:
@@ -226,7 +230,7 @@ LAYERNORM = ModuleKind(
     layers=_layernorm_layers,
     params=_layernorm_params,
     from_module=_layernorm_from_module,
-    tensor_names=_layernorm_names,
+    tensor_shapes=_layernorm_shapes,
     infer=_layernorm_infer,
     tensors=_layernorm_tensors,
     build=lambda nn, spec, dtype: nn.LayerNorm(

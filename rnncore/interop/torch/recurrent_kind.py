@@ -85,13 +85,15 @@ def _directions(spec: dict) -> tuple:
     return (False, True) if spec["bidirectional"] else (False,)
 
 
-def _tensor_names(spec: dict) -> list:
-    return [
-        n
-        for k in range(spec["num_layers"])
-        for reverse in _directions(spec)
-        for n in tensor_names(spec["bias"], suffix(k, reverse))
-    ]
+def _tensor_shapes(spec: dict) -> dict:
+    units = spec["hidden_size"]
+    rows, out = GATES[spec["type"]] * units, {}
+    for k in range(spec["num_layers"]):
+        features = spec["input_size"] if k == 0 else units * len(_directions(spec))
+        for reverse in _directions(spec):
+            shapes = [(rows, features), (rows, units), (rows,), (rows,)]
+            out.update(zip(tensor_names(spec["bias"], suffix(k, reverse)), shapes))
+    return out
 
 
 def _shape(weights: Any, key: str) -> tuple:
@@ -105,9 +107,14 @@ def _infer(spec: dict, weights: Any, at: str) -> dict:
         raise ValueError(f"{where}: no weight_ih_l0 among its weights ({', '.join(sorted(weights)) or 'none'}).")
     if mode == "LSTM" and "weight_hr_l0" in weights:
         raise ValueError(
-            f"{where}: has weight_hr_l0, an LSTM with proj_size > 0 (projections); it has no rnncore counterpart."
+            f"{where}: has weight_hr_l0, so proj_size > 0; expected proj_size=0 (an LSTM with projections has no "
+            "rnncore counterpart)."
         )
     rows, features = _shape(weights, "weight_ih_l0")
+    if rows % GATES[mode]:
+        raise ValueError(
+            f"{where}: weight_ih_l0 has {rows} rows; expected a multiple of {GATES[mode]} ({GATES[mode]}·hidden_size)."
+        )
     seen = dict(
         input_size=features,
         hidden_size=rows // GATES[mode],
@@ -205,7 +212,7 @@ def _kind(mode: str) -> ModuleKind:
         params=_params,
         from_module=_from_module,
         refuse=_refuse,
-        tensor_names=_tensor_names,
+        tensor_shapes=_tensor_shapes,
         infer=_infer,
         tensors=_tensors,
         build=_build,

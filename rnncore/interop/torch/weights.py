@@ -82,12 +82,18 @@ def assign(specs: list, weights: dict) -> tuple:
         kind = kind_named(spec["type"], at)
         own = _own(weights, spec["name"])
         spec = complete(kind, kind.infer(spec, own, at), at)
-        expected = kind.tensor_names(spec)
+        expected = kind.tensor_shapes(spec)
         missing = [prefixed(spec["name"], n) for n in expected if n not in own]
         extra = [prefixed(spec["name"], n) for n in own if n not in expected]
         if missing or extra:
             what = "is missing " + ", ".join(missing) if missing else "has unexpected " + ", ".join(extra)
             raise ValueError(f"{at} ({spec['type']} {spec['name']!r}): the state_dict {what}.")
+        for n, shape in expected.items():
+            if tuple(np.shape(own[n])) != shape:
+                raise ValueError(
+                    f"{at} ({spec['type']} {spec['name']!r}): {prefixed(spec['name'], n)} has shape "
+                    f"{tuple(np.shape(own[n]))}; expected {shape}."
+                )
         claimed |= {prefixed(spec["name"], n) for n in expected}
         takes = _input_features(spec)
         if takes is not None and features is not None and takes != features:
