@@ -43,6 +43,12 @@ _LAST_BATCH_FIRST = (":, -1", ":, -1, :")
 _LAST_TIME_MAJOR = ("-1", "-1, :", "-1, :, :")
 
 
+def _index(node: ast.AST) -> str:
+    """A subscript's index as written, without the parentheses :func:`ast.unparse` puts around a tuple."""
+    text = ast.unparse(node)
+    return text[1:-1] if isinstance(node, ast.Tuple) and text.startswith("(") else text
+
+
 @dataclass
 class _Val:
     """A value of the forward: ``what`` is ``tensor`` (``entry``: the child that made it, None for
@@ -62,6 +68,7 @@ class _Reader:
     def __init__(self, module: Any, recurrent: tuple, sequential: type):
         self.module, self.recurrent, self.sequential = module, recurrent, sequential
         self.entries: list = []  # [name, child, output]
+        self.used: set = set()  # the names of the children called
         self.head: Optional[int] = None
         self.env: dict = {}
 
@@ -98,8 +105,9 @@ class _Reader:
         val = self.consume(self.expr(node.args[0]), node)
         if not val.sequence and isinstance(child, self.recurrent):
             raise self.fail(node, "a recurrent module on one step (it needs a sequence).")
-        if any(e[1] is child for e in self.entries):
+        if name in self.used:
             raise self.fail(node, f"self.{name} is called twice (shared weights).")
+        self.used.add(name)
         parts = list(child.named_children()) if type(child) is self.sequential else [("", child)]
         for sub, part in parts:
             if isinstance(part, self.recurrent) and type(child) is self.sequential:
@@ -111,7 +119,7 @@ class _Reader:
         return _Val("tensor", self.head, val.sequence)
 
     def subscript(self, node: ast.Subscript) -> _Val:
-        val, index = self.expr(node.value), ast.unparse(node.slice)
+        val, index = self.expr(node.value), _index(node.slice)
         if val.what == "result" and index in ("0", "1"):
             is_lstm = getattr(self.entries[val.entry][1], "mode", "") == "LSTM"  # type: ignore[index]
             return _Val("output" if index == "0" else ("state" if is_lstm else "h"), val.entry)
@@ -144,7 +152,7 @@ class _Reader:
             vals = [self.expr(e.value) for e in subs]
             entry = vals[0].entry
             if (
-                [ast.unparse(e.slice) for e in subs] == ["-2", "-1"]
+                [_index(e.slice) for e in subs] == ["-2", "-1"]
                 and all(v.what == "h" and v.entry == entry for v in vals)
                 and entry is not None
                 and self.entries[entry][1].bidirectional
@@ -220,7 +228,7 @@ def recognise(module: Any, recurrent: tuple, sequential: type) -> list:
     ``nn.Sequential``.
     """
     cls = type(module).__name__
-    advice = f"pass arch= (a list of layer specs; see rnncore.interop.torch.arch). Recognised: {PATTERNS}."
+    advice = f"recognised: {PATTERNS}; otherwise pass arch= (a list of layer specs, see rnncore.interop.torch.arch)."
     try:
         source = textwrap.dedent(inspect.getsource(type(module).forward))
         tree = ast.parse(source)
@@ -233,10 +241,9 @@ def recognise(module: Any, recurrent: tuple, sequential: type) -> list:
     try:
         entries = reader.read(fn)
     except _Refusal as e:
-        raise ValueError(f"{cls}: {e}; {advice}") from None
-    used = {id(e[1]) for e in entries}
+        raise ValueError(f"{cls}: {str(e).rstrip('.')}; {advice}") from None
     for name, child in module.named_children():
-        if id(child) not in used and any(True for _ in child.parameters()):
+        if name not in reader.used and any(True for _ in child.parameters()):
             raise ValueError(f"{cls}: self.{name} holds weights but forward does not use it; {advice}")
     for name, child, output in entries:
         if isinstance(child, recurrent) and output is None:
