@@ -1,4 +1,4 @@
-r"""The ``rnncore`` command: ``diagnose``, ``train`` and ``check-keras``; parsing and printing only.
+r"""The ``rnncore`` command: ``diagnose``, ``train``, ``check-keras`` and ``check-torch``; parsing and printing only.
 
 ``rnncore diagnose`` measures how gradients travel through recurrent networks: SimpleRNN, LSTM
 and GRU layers with Keras's default initialization on a standardized random sequence, or every
@@ -23,7 +23,10 @@ and draws them (:func:`rnncore.plot.diagnose`). What it computes is :mod:`rnncor
 ``rnncore train`` trains on a synthetic task with a chosen cell and remedies (optimizer, clipping,
 initialization, layer normalization, truncated BPTT) and compares the final loss with the task's
 known baseline. ``rnncore check-keras`` compares rnncore with Keras 3 on fixed and random
-configurations (:func:`rnncore.interop.keras.parity.parity_table`).
+configurations (:func:`rnncore.interop.keras.parity.parity_table`), ``rnncore check-torch`` with
+PyTorch (:func:`rnncore.interop.torch.parity.parity_table`). ``diagnose --model`` also reads a
+PyTorch state_dict (``.pt``, ``.pth``, ``.safetensors``) with ``--arch``, its description
+(:func:`rnncore.interop.torch.from_torch`).
 
 Errors in what the user gave (arguments, files, data shapes) print one line starting
 ``rnncore: error:`` on stderr and exit with status 2.
@@ -63,6 +66,7 @@ LAGS = diagnosis.LAGS
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 TASKS = ("adding", "copy", "sine")
 LAYER_TYPES = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+TORCH_TYPES = ("RNN", "LSTM", "GRU")
 
 # name once defined here -> (module that holds it now, its name there)
 _MOVED = {
@@ -137,9 +141,7 @@ def _cmd_diagnose(args) -> int:
     if args.model is not None:
         if args.data is None:
             raise UsageError("--model needs --data (the inputs to analyse it on: .npy, .npz or .csv).")
-        from .keras import from_keras
-
-        model, params = from_keras(args.model)
+        model, params = _load_model(args.model, args.arch)
         if not diagnosis.has_recurrent_layer(model):
             raise ValueError(
                 f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
@@ -166,8 +168,8 @@ def _cmd_diagnose(args) -> int:
             model=args.model, data=args.data, batch=int(x.shape[0]), seq_len=int(x.shape[1]), features=int(x.shape[2])
         )
     else:
-        if args.data is not None:
-            raise UsageError("--data goes with --model (without --model the inputs are random).")
+        if args.data is not None or args.arch is not None:
+            raise UsageError("--data and --arch go with --model (without --model the inputs are random).")
         x = diagnosis.random_inputs(args.batch, args.seq_len, args.features, args.seed)
         for cell_name in args.cell:
             model = _synthetic_model(cell_name, args.units, args.layers, args.init)
@@ -221,6 +223,24 @@ def _cmd_diagnose(args) -> int:
     )
     print((f"picture: {picture}; " if picture else "") + f"{seconds:.1f} s")
     return 0
+
+
+def _load_model(path: str, arch: Optional[str]) -> tuple:
+    """A ``.keras`` model, or a PyTorch state_dict file (``.pt``, ``.pth``, ``.safetensors``) with its ``--arch``."""
+    from .interop.torch import files as torch_files
+
+    if torch_files.is_state_dict_file(path) or arch is not None:
+        if arch is None:
+            raise UsageError(
+                f"--model {path} is a PyTorch state_dict, which holds weights, not what they compute; "
+                "pass --arch ARCH.json (a list of layer specs, see rnncore.interop.torch.arch)."
+            )
+        from .interop.torch import from_torch
+
+        return from_torch(path, arch=arch)
+    from .keras import from_keras
+
+    return from_keras(path)
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -385,7 +405,12 @@ def _cmd_check_keras(args) -> int:
         f"rnncore vs Keras 3 (JAX backend), float32, random weights, masked batch, 2-layer stacks + Dense; "
         f"seed {args.seed}, {args.trials} random configuration(s) per layer type"
     )
-    if args.verbose:
+    return _print_parity(rows, args.verbose, t0)
+
+
+def _print_parity(rows: list, verbose: bool, t0: float) -> int:
+    """The parity table (one line per configuration with ``verbose``); exit status 1 above 1e-5."""
+    if verbose:
         print(f"{'configuration':<64} {'outputs':>10} {'gradients':>10}")
         for kind, desc, out_err, grad_err in rows:
             print(f"{desc:<64} {out_err:>10.2e} {grad_err:>10.2e}")
@@ -400,6 +425,28 @@ def _cmd_check_keras(args) -> int:
     return 0 if worst <= 1e-5 else 1
 
 
+# --- check-torch --------------------------------------------------------------------------------
+
+
+def _cmd_check_torch(args) -> int:
+    if importlib.util.find_spec("torch") is None:
+        print(
+            "rnncore: error: check-torch compares rnncore with PyTorch, which is not installed; "
+            "install it with: pip install 'rnncore[test]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .interop.torch.parity import parity_table
+
+    t0 = time.perf_counter()
+    rows = parity_table(seed=args.seed, trials=args.trials, kinds=args.only)
+    print(
+        f"rnncore vs PyTorch, float32, random weights, a recurrent module (random depth, directions, layout, "
+        f"output) + Linear; seed {args.seed}, {args.trials} random configuration(s) per module type"
+    )
+    return _print_parity(rows, args.verbose, t0)
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
 _DIAGNOSE_EXAMPLES = """examples:
@@ -408,6 +455,7 @@ _DIAGNOSE_EXAMPLES = """examples:
   rnncore diagnose --cell simple_rnn --init identity # IRNN
   rnncore diagnose --layers 3 --json > diagnosis.json
   rnncore diagnose --model my_model.keras --data x.npy --out my_model.png
+  rnncore diagnose --model my_model.pt --arch arch.json --data x.npy   # also .safetensors
 
 data files (--data): .npy (batch, time, features) or (time, features); .npz: the array named x, else the
 first one; .csv: one sequence, a row per time step, a column per feature (comma-separated, optional header).
@@ -419,6 +467,12 @@ _TRAIN_EXAMPLES = """examples:
   rnncore train --cell simple_rnn --init identity --optimizer sgd --lr 0.01 --clipnorm 1
   rnncore train --task copy --seq-len 30 --cell lstm --layernorm --global-clipnorm 1
   rnncore train --task sine --cell gru --truncate 10 --out sine.png
+"""
+
+_CHECK_TORCH_EXAMPLES = """examples:
+  rnncore check-torch                                # the fixed models and 2 random ones per module type
+  rnncore check-torch --trials 10 --seed 3 --verbose
+  rnncore check-torch --only LSTM GRU --trials 5
 """
 
 _CHECK_EXAMPLES = """examples:
@@ -473,7 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--features", type=_positive_int, default=8, help="input features (default 8)")
     d.add_argument("--lags", type=_positive_int, nargs="+", default=list(LAGS), help="lags k (default 1 10 50 100)")
     d.add_argument("--seed", type=_nonneg_int, default=0, help="weights and inputs (default 0)")
-    d.add_argument("--model", help="a saved Keras model (.keras) to analyse instead")
+    d.add_argument(
+        "--model", help="a saved Keras model (.keras), or a PyTorch state_dict (.pt, .pth, .safetensors), to analyse"
+    )
+    d.add_argument("--arch", help="with a PyTorch --model: its description, a JSON list of layer specs")
     d.add_argument("--data", help="its inputs: .npy, .npz or .csv (see below)")
     d.add_argument("--out", default="diagnose.png", help="picture (default diagnose.png)")
     d.add_argument("--no-plot", action="store_true", help="do not draw the picture")
@@ -534,6 +591,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", nargs="+", choices=LAYER_TYPES, help="check only these layer types")
     c.add_argument("--verbose", action="store_true", help="one line per configuration")
     c.set_defaults(run=_cmd_check_keras)
+
+    ct = sub.add_parser(
+        "check-torch",
+        help="compare outputs and gradients with PyTorch",
+        description="Compare rnncore with PyTorch on outputs and gradients: fixed models and random "
+        "configurations per recurrent module type. Exit 0 if every error is within 1e-5.",
+        epilog=_CHECK_TORCH_EXAMPLES,
+        formatter_class=fmt,
+    )
+    ct.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
+    ct.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per module type (default 2)")
+    ct.add_argument("--only", nargs="+", choices=TORCH_TYPES, help="check only these module types")
+    ct.add_argument("--verbose", action="store_true", help="one line per configuration")
+    ct.set_defaults(run=_cmd_check_torch)
     return parser
 
 
@@ -549,7 +620,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("no command; expected diagnose, train or check-keras.")
+            raise UsageError("no command; expected diagnose, train, check-keras or check-torch.")
         return args.run(args)
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
