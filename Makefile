@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow test-notebooks test-all lint docs clean
+.PHONY: setup demo test test-slow test-tensorflow test-notebooks test-all lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,23 @@ demo: setup
 	$(BIN)/rnncore diagnose
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu and not notebooks"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not gpu and not notebooks and not tensorflow"
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -n 2 -m "slow and not gpu"
+	$(BIN)/python -m pytest -q -n 2 -m "slow and not gpu and not tensorflow"
+
+# Files saved by Keras on TensorFlow: a second virtualenv has Keras with TensorFlow (CPU), which saves
+# the everyday models (tests/keras_user_models.py); rnncore reads them in the first.
+TF_VENV ?= .venv-tf
+
+$(TF_VENV)/.installed:
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TF_VENV)/bin/python -m pip install --quiet "tensorflow-cpu>=2.16" "keras>=3.8" "h5py>=3.8"
+	touch $@
+
+test-tensorflow: setup $(TF_VENV)/.installed
+	RNNCORE_TF_PYTHON=$(TF_VENV)/bin/python RNNCORE_REQUIRE_TF=1 $(BIN)/python -m pytest -q -m tensorflow
 
 # The nine notebooks executed from their jupytext sources (their headline answers are assertions).
 test-notebooks: setup
@@ -52,4 +65,4 @@ docs: $(VENV)/.docs-installed $(MATHJAX)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis docs/_build docs/_api docs/guide
+	rm -rf $(VENV) $(TF_VENV) .pytest_cache .hypothesis docs/_build docs/_api docs/guide

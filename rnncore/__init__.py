@@ -17,6 +17,7 @@ from . import (
     data,
     depth,
     diagnosis,
+    functional,
     history,
     initializers,
     interop,
@@ -33,6 +34,7 @@ from . import (
     train,
 )
 from .compilation import jit
+from .functional import Call, Input, Model
 from .interop.torch import from_torch, to_torch
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
@@ -52,6 +54,7 @@ __all__ = [
     "data",
     "depth",
     "diagnosis",
+    "functional",
     "history",
     "initializers",
     "interop",
@@ -67,6 +70,9 @@ __all__ = [
     "sweeps",
     "train",
     "Sequential",
+    "Model",
+    "Call",
+    "Input",
     "fit",
     "jit",
     "from_keras",

@@ -196,7 +196,9 @@ class GradientFlow(NamedTuple):
     state is ``h``); ``layer_names``: R names such as ``"1:LSTM"`` or
     ``"2:Bidirectional(GRU).backward"`` (the index in ``model.layers`` first); ``layer_indices``:
     R indices into ``model.layers``; ``go_backwards``: R flags (a backward row's step t consumes
-    input position T − t + 1); ``loss``: the loss value.
+    input position T − t + 1); ``loss``: the loss value; ``steps``: R lengths, each row's number
+    of steps (a graph's layers may run over sequences of different lengths: a shorter row is
+    NaN after its last step; empty where every row has T steps).
 
     Per batch row; ``state_norms.mean(axis=1)`` is the batch average (a layer × time grid).
     """
@@ -207,6 +209,13 @@ class GradientFlow(NamedTuple):
     layer_indices: tuple
     go_backwards: tuple
     loss: jax.Array
+    steps: tuple = ()
+
+
+def _padded(rows: list) -> jax.Array:
+    """``(R, B, T_max)``: rows of ``(B, T_r)`` stacked, each NaN after its own last step."""
+    longest = max(r.shape[-1] for r in rows)
+    return jnp.stack([jnp.pad(r, ((0, 0), (0, longest - r.shape[-1])), constant_values=jnp.nan) for r in rows])
 
 
 def _rows(model):
@@ -246,12 +255,14 @@ def _gradient_flow(model, loss, training, params, x, y, mask, rng, initial_state
             per_row.append((_norm(gs), _norm(h)))
     if not per_row:
         raise ValueError("gradient_flow: the model has no recurrent layer.")
-    return jnp.stack([s for s, _ in per_row]), jnp.stack([h for _, h in per_row]), value
+    return _padded([s for s, _ in per_row]), _padded([h for _, h in per_row]), value
 
 
-def _check_flow(state_norms, value, rows) -> None:
+def _check_flow(state_norms, value, rows, steps: tuple) -> None:
     """A non-finite loss or gradient norm raises, naming the layer, batch row and step."""
-    norms = np.asarray(state_norms)
+    norms = np.array(state_norms)
+    for r, n in enumerate(steps):
+        norms[r, :, n:] = 0.0  # past a shorter row's last step
     if not np.isfinite(np.asarray(value)):
         raise ValueError(
             f"gradient_flow: the loss is non-finite ({float(value)}); the model's outputs, the "
@@ -325,7 +336,15 @@ def gradient_flow(
     with highest_precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
     rows = _rows(model)
-    _check_flow(states, value, rows)
+    consumed = jax.eval_shape(lambda: model.run(params, x, depth.as_mask(mask), initial_states=initial_states).consumed)
+    lengths = [
+        int(d.xs.shape[1])
+        for c in consumed
+        if c is not None
+        for d in (tuple(c) if isinstance(c, depth.Directions) else (c,))
+    ]
+    steps = () if len(set(lengths)) <= 1 else tuple(lengths)
+    _check_flow(states, value, rows, steps)
     return GradientFlow(
         states,
         hidden,
@@ -333,6 +352,7 @@ def gradient_flow(
         tuple(r[0] for r in rows),
         tuple(bool(r[2].go_backwards) for r in rows),
         value,
+        steps,
     )
 
 

@@ -147,26 +147,19 @@ def _cmd_diagnose(args) -> int:
                 f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
                 "Bidirectional); nothing to diagnose."
             )
-        x = data.load_array(args.data)
-        features = diagnosis.input_features(model, params)
-        if features is not None and x.shape[2] != features:
-            got = x.shape if x.shape[0] > 1 else x.shape[1:]
-            raise ValueError(
-                f"--data {args.data}: the model expects inputs of shape (batch, time, {features}) "
-                f"(or (time, {features}) for one sequence); got {got}."
-            )
-        x = x[: args.batch]
+        x = diagnosis.model_inputs(model, params, args.data)
+        x = tuple(a[: args.batch] for a in x) if isinstance(x, tuple) else x[: args.batch]
         label = os.path.basename(args.model)
         rows, res = diagnosis.diagnose_model(model, params, x, lags=lags, seed=args.seed)
         for r in rows:
             r["model"] = label
         all_rows += rows
         results.update(res)
-        heading = f"rnncore diagnose: {args.model} on {args.data}, B={x.shape[0]}, T={x.shape[1]}, F={x.shape[2]}"
-        title = f"{label} on {os.path.basename(args.data)} (T={x.shape[1]})"
-        settings = dict(
-            model=args.model, data=args.data, batch=int(x.shape[0]), seq_len=int(x.shape[1]), features=int(x.shape[2])
-        )
+        shapes = ", ".join(str(tuple(a.shape)) for a in (x if isinstance(x, tuple) else (x,)))
+        heading = f"rnncore diagnose: {args.model} on {args.data}, inputs {shapes}"
+        first = x[0] if isinstance(x, tuple) else x
+        title = f"{label} on {os.path.basename(args.data)} (T={first.shape[1]})"
+        settings = dict(model=args.model, data=args.data, batch=int(first.shape[0]), input_shapes=shapes)
     else:
         if args.data is not None or args.arch is not None:
             raise UsageError("--data and --arch go with --model (without --model the inputs are random).")

@@ -49,6 +49,7 @@ from . import layers as L
 
 __all__ = [
     "LAGS",
+    "model_inputs",
     "diagnose_model",
     "format_table",
     "has_recurrent_layer",
@@ -108,6 +109,86 @@ def input_features(model, params) -> Optional[int]:
         if kernel is not None:
             return int(kernel.shape[0])
     return None
+
+
+def _token_ids(path: str, a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` as int32 token ids ``(B, T)`` (one sequence ``(T,)`` gets a batch of 1), or a clear error."""
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"--data {path}: {what} must be integer token ids; got dtype {a.dtype}.")
+    if not np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, np.round(a)):
+        raise ValueError(f"--data {path}: {what} must be integer token ids; got non-integer values.")
+    a = a[None] if a.ndim == 1 else a
+    if a.ndim < 2 or 0 in a.shape:
+        raise ValueError(f"--data {path}: {what} must be token ids (batch, time) or (time,); got shape {a.shape}.")
+    return a.astype(np.int32)
+
+
+def _floats(path: str, a: np.ndarray, rank: int, what: str) -> np.ndarray:
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"--data {path}: {what} must hold numbers; got dtype {a.dtype}.")
+    a = np.asarray(a, np.float32)
+    a = a[None] if a.ndim == rank - 1 else a
+    if a.ndim != rank or 0 in a.shape:
+        raise ValueError(f"--data {path}: {what} must have rank {rank} (batch first); got shape {a.shape}.")
+    return a
+
+
+def _graph_inputs(model, path: str) -> tuple:
+    if not path.lower().endswith(".npz"):
+        raise ValueError(
+            f"--data {path}: the model has {len(model.input_names)} inputs ({', '.join(model.input_names)}); "
+            "expected a .npz file with one array per input, named as the inputs."
+        )
+    with np.load(path, allow_pickle=False) as z:
+        missing = [n for n in model.input_names if n not in z.files]
+        if missing:
+            raise ValueError(f"--data {path}: the .npz file has no array named {missing[0]!r}; it holds {z.files}.")
+        arrays = {n: np.asarray(z[n]) for n in model.input_names}
+    out = []
+    for name, spec in zip(model.input_names, model.input_specs):
+        what = f"input {name!r}"
+        integer = np.issubdtype(np.dtype(spec.dtype), np.integer)
+        out.append(
+            _token_ids(path, arrays[name], what) if integer else _floats(path, arrays[name], len(spec.shape) + 1, what)
+        )
+    return tuple(out)
+
+
+def model_inputs(model, params, path: str):
+    """The inputs in the file ``path`` for ``model``: what ``rnncore diagnose --model M --data
+    PATH`` analyses it on.
+
+    A :class:`rnncore.Model` of several inputs reads a ``.npz`` holding one array per input, named
+    as the inputs; a model whose first layer is an ``Embedding`` reads integer token ids ``(B, T)``
+    (``.npy``, ``.npz`` or ``.csv``; one sequence ``(T,)`` gets a batch of 1); any other reads
+    :func:`rnncore.data.load_array`'s ``(B, T, F)``, checked against the first kernel. Every error
+    is a one-line ``ValueError`` starting ``--data PATH:``.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--data {path}: no such file.")
+    if hasattr(model, "input_specs") and len(model.input_specs) > 1:
+        return _graph_inputs(model, path)
+    first = model.calls[0].layer if hasattr(model, "calls") else model.layers[0]
+    if isinstance(first, L.Embedding):
+        if path.lower().endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                raw = np.asarray(z["x"] if "x" in z.files else z[z.files[0]]) if z.files else np.zeros((0,))
+        elif path.lower().endswith(".npy"):
+            raw = np.load(path, allow_pickle=False)
+        else:
+            raw = data.load_array(path)[0, :, 0]
+        return _token_ids(path, np.asarray(raw), "the token ids")
+    x = data.load_array(path)
+    features = input_features(model, params)
+    if features is not None and x.shape[2] != features:
+        got = x.shape if x.shape[0] > 1 else x.shape[1:]
+        raise ValueError(
+            f"--data {path}: the model expects inputs of shape (batch, time, {features}) "
+            f"(or (time, {features}) for one sequence); got {got}."
+        )
+    return x
 
 
 def random_inputs(batch: int, steps: int, features: int, seed: int) -> np.ndarray:
@@ -189,10 +270,26 @@ def zero_states(model, batch: int, dtype) -> tuple:
     return tuple(states)
 
 
+def _initial_states(model, params, x) -> tuple:
+    """One initial state per layer, the one the model's own forward starts each recurrent layer
+    from (zeros, or in a graph the state another layer returned), None for the others."""
+    run = compilation.jit_static(_model_run, model=model, training=False)
+    _, consumed, _, _ = run(params=params, x=x, mask=None, rng=None, initial_states=None, taps=None)
+    return tuple(
+        None
+        if c is None
+        else (c.forward.initial_state, c.backward.initial_state)
+        if isinstance(c, L.Directions)
+        else c.initial_state
+        for c in consumed
+    )
+
+
 def initial_state_gradient_norms(model, params, x, v) -> list:
     r""":math:`\lVert\partial L/\partial s_0\rVert_2` per recurrent direction (``(B,)`` NumPy float64
     arrays, in :func:`rnncore.analysis.gradient_flow`'s row order), for the probe
-    :math:`L` = :func:`projection_loss` of the model's output and ``v``, at zero initial states.
+    :math:`L` = :func:`projection_loss` of the model's output and ``v``, at the initial states the
+    model's forward starts from (zeros, or in a graph the states another layer passes on).
 
     The norms are taken on the host in float64: the squares of float32 gradients near
     :math:`10^{-20}` underflow.
@@ -204,7 +301,7 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     def norm(cell, g):
         return np.linalg.norm(np.asarray(cell.state_to_vector(g), np.float64), axis=-1)
 
-    grads = compilation.jit(jax.grad(loss))(zero_states(model, x.shape[0], x.dtype))
+    grads = compilation.jit(jax.grad(loss))(_initial_states(model, params, x))
     norms = []
     for layer, g in zip(model.layers, grads):
         if L.is_bidirectional(layer):
@@ -284,16 +381,16 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
         raise ValueError(
             "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."
         )
-    x = jnp.asarray(x)
-    steps = x.shape[1]
+    x = tuple(jnp.asarray(a) for a in x) if isinstance(x, (tuple, list)) else jnp.asarray(x)
     v = output_directions(model, params, x, seed)
     flow = analysis.gradient_flow(model, params, x, v, loss=projection_loss)
     s0_norms = initial_state_gradient_norms(model, params, x, v)
-    warmup = steps // 10
     rows, results = [], {}
     for r, (layer, c) in enumerate(_consumed(model, params, x)):
+        steps = c.xs.shape[1]
+        warmup = steps // 10
         cell, kw = layer.cell, dict(mask=c.mask, dropout_masks=c.dropout_masks, go_backwards=layer.go_backwards)
-        norms = np.asarray(flow.state_norms[r], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
+        norms = np.asarray(flow.state_norms[r, :, :steps], np.float64)  # (B, T): [:, t-1] = |dL/ds_t|
         by_lag = {}
         for k in lags:
             if 1 <= k < steps:
@@ -321,11 +418,12 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
             )
         )
         one_row = flow._replace(
-            state_norms=flow.state_norms[r : r + 1],
-            hidden_norms=flow.hidden_norms[r : r + 1],
+            state_norms=flow.state_norms[r : r + 1, :, : c.xs.shape[1]],
+            hidden_norms=flow.hidden_norms[r : r + 1, :, : c.xs.shape[1]],
             layer_names=flow.layer_names[r : r + 1],
             layer_indices=flow.layer_indices[r : r + 1],
             go_backwards=flow.go_backwards[r : r + 1],
+            steps=(),
         )
         results[name] = dict(flow=one_row, lyapunov=lyap, saturation=sat, singular_values=svals)
     return rows, results

@@ -40,7 +40,7 @@ class ModelRun(NamedTuple):
     output: Any
     consumed: tuple
     input_masks: tuple
-    output_mask: Optional[jax.Array]
+    output_mask: Any  # (B, T) or None; a tuple of them for a graph with several outputs
 
     @property
     def final_states(self) -> tuple:
@@ -84,9 +84,16 @@ class Sequential:
         object.__setattr__(self, "layers", layers)
 
     def init(self, key: jax.Array, input_shape, dtype=jnp.float32) -> tuple:
-        """One params entry per layer, for inputs of shape ``input_shape = (T, F)`` (T may be None)."""
+        """One params entry per layer, for inputs of shape ``input_shape`` without the batch:
+        ``(T, F)`` (T may be None) before a recurrent layer, ``(T,)`` of token ids before an
+        ``Embedding``."""
         shape = tuple(input_shape)
-        if len(shape) != 2:
+        if not shape or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape):
+            raise ValueError(
+                f"input_shape={shape}; expected the input shape without the batch, e.g. (time, features), "
+                "with positive or None sizes."
+            )
+        if isinstance(self.layers[0], L.RECURRENT) and len(shape) != 2:
             raise ValueError(f"input_shape must be (time, features) without the batch; got {shape}.")
         params = []
         for layer, k in zip(self.layers, jax.random.split(key, len(self.layers))):
@@ -111,7 +118,7 @@ class Sequential:
         initial_states: Optional[Sequence[Any]] = None,
         return_states: bool = False,
     ):
-        """Outputs for ``x (B, T, F)``.
+        """Outputs for ``x`` (``(B, T, F)``, or ``(B, T)`` token ids before an ``Embedding``).
 
         ``initial_states``: one entry per layer (None for a layer without state, or to start a
         recurrent layer from zeros). ``return_states=True`` returns ``(y, final_states)``, one
@@ -178,7 +185,7 @@ class Sequential:
             ((2, 4, 1), (2, 4, 3), None)
         """
         self.check_params(params)
-        x = L.check_sequences(x)
+        x = L.check_sequences(x) if isinstance(self.layers[0], L.RECURRENT) else L.check_inputs(x)
         mask = L.check_mask(mask, x)
         n = len(self.layers)
         keys = [None] * n if rng is None else list(jax.random.split(rng, n))

@@ -18,7 +18,7 @@ FLOORS = {
     1: ["activations", "initializers", "losses", "metrics"],
     2: ["cells"],
     3: ["bptt"],
-    4: ["layers", "models"],
+    4: ["layers", "models", "functional"],
     5: [
         "depth",
         "analysis",

@@ -53,8 +53,10 @@ Example:
 from __future__ import annotations
 
 from .core import Dense, DenseParams, Dropout, Masking
-from .inputs import check_mask, check_rng, check_sequences, shape_str
+from .embedding import Embedding, EmbeddingParams
+from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .last_step import LastStep
+from .normalization import LayerNormalization, LayerNormalizationParams
 from .recurrent import (
     GRU,
     LSTM,
@@ -81,15 +83,20 @@ __all__ = [
     "DenseParams",
     "Directions",
     "Dropout",
+    "Embedding",
+    "EmbeddingParams",
     "GRU",
     "LSTM",
     "LastStep",
     "LayerNormLSTM",
+    "LayerNormalization",
+    "LayerNormalizationParams",
     "Masking",
     "RECURRENT",
     "RNN",
     "SimpleRNN",
     "check_cell_params",
+    "check_inputs",
     "check_mask",
     "check_rng",
     "check_sequences",

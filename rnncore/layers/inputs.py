@@ -40,6 +40,24 @@ def check_sequences(x, name: str = "inputs", features: Optional[int] = None) -> 
     return jnp.asarray(x)
 
 
+def check_inputs(x, name: str = "inputs") -> jax.Array:
+    """A numeric (integer or floating) array of rank >= 2 with a batch of at least one, or a clear
+    ValueError: what a model whose first layer is not recurrent takes (token ids, ``(B, F)``
+    features, ...); the first layer checks the rest."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        try:
+            x = jnp.asarray(x)
+        except TypeError as e:
+            raise ValueError(f"{name} must be an array of shape (batch, ...); got {type(x).__name__}.") from e
+    if len(x.shape) < 2:
+        raise ValueError(f"{name} must have shape (batch, ...) of rank 2 or more; got shape {shape_str(x)}.")
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise ValueError(f"{name} must be a floating-point or integer array; got dtype {x.dtype}.")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has batch size 0 (shape {shape_str(x)}).")
+    return jnp.asarray(x)
+
+
 def check_mask(mask, x, name: str = "mask") -> Optional[jax.Array]:
     """``None`` or a ``(B, T)`` boolean array matching ``x``, or a clear ValueError."""
     if mask is None:

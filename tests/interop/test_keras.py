@@ -540,26 +540,25 @@ def test_refuses_custom_activation_and_dtype_policy(keras):
         rc.from_keras(km)
 
 
-def test_refuses_non_chain_functional_models(keras):
+def test_functional_graphs_that_are_not_one_chain_load_as_graph_models(keras):
+    """Two outputs, a merge of two branches, two inputs, a recurrent layer given another mask: each
+    a ``rc.Model`` equal to Keras (tests/interop/test_keras_graph.py checks gradients and files)."""
     L = keras.layers
     inp = keras.Input((T, F))
     y = L.LSTM(3, return_sequences=True, use_cudnn=False)(inp)
-    with pytest.raises(ValueError, match="outputs"):
-        rc.from_keras(keras.Model(inp, [y, L.Dense(2)(y)]))
-    a, b = L.LSTM(3, use_cudnn=False)(inp), L.GRU(3, use_cudnn=False)(inp)
-    with pytest.raises(ValueError, match=r"layer 'join' \(Concatenate\) takes 2 tensors.*single chain"):
-        rc.from_keras(keras.Model(inp, L.Concatenate(name="join")([a, b])))
-    other = keras.Input((T, F))
-    joined = L.Concatenate()([L.LSTM(3, use_cudnn=False)(inp), L.LSTM(3, use_cudnn=False)(other)])
-    with pytest.raises(ValueError, match="2 inputs"):
-        rc.from_keras(keras.Model([inp, other], joined))
     masked = L.LSTM(3, return_sequences=True, use_cudnn=False)(L.Masking()(inp))
     other_mask = keras.ops.any(keras.ops.not_equal(inp, 1.0), axis=-1)
-    with pytest.raises(ValueError, match=r"layer 'remasked' \(GRU\) is called with a mask other than"):
-        rc.from_keras(keras.Model(inp, L.GRU(2, use_cudnn=False, name="remasked")(masked, mask=other_mask)))
     state_out = L.LSTM(3, return_state=True, use_cudnn=False)(inp)
-    with pytest.raises(ValueError, match="outputs 1 of the 3 outputs"):
-        rc.from_keras(keras.Model(inp, state_out[0]))
+    x = _inputs()
+    x[2, 3:] = 1.0
+    for km in (
+        keras.Model(inp, [y, L.Dense(2)(y)]),
+        keras.Model(inp, L.GRU(2, use_cudnn=False, name="remasked")(masked, mask=other_mask)),
+        keras.Model(inp, state_out[0]),
+    ):
+        model, params = rc.from_keras(_randomize(km))
+        assert isinstance(model, rc.Model)
+        _assert_same_outputs(model, params, km, x)
 
 
 def test_refuses_non_models(keras):

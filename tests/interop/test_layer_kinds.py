@@ -42,7 +42,7 @@ def test_weight_order_and_shapes_are_those_of_the_layer(cls):
     assert kind.keras_class == cls
     params = layer.init(jax.random.PRNGKey(0), (5, F))
     fields = kind.arrays(layer, params, "layers[0]")
-    expected, _ = kind.weight_shapes(layer, F)
+    expected = kind.weight_shapes(layer, (5, F))
     assert [f for f, _ in fields] == [f for f, _ in expected]
     assert [None if a is None else tuple(np.shape(a)) for _, a in fields] == [s for _, s in expected]
     arrays = [a for _, a in fields if a is not None]

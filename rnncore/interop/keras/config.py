@@ -89,8 +89,12 @@ def check_origin(ctx: Context, entry: Any, what: str) -> str:
     return cls
 
 
-def check_dtype(ctx: Context, value: Any, at: str) -> None:
-    """Refuses a dtype (or dtype policy) other than float32/float64; None is the default."""
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+
+
+def check_dtype(ctx: Context, value: Any, at: str, integers: bool = False) -> None:
+    """Refuses a dtype (or dtype policy) other than float32/float64 (or, with ``integers``, an
+    integer dtype: an input of token ids); None is the default."""
     if value is None:
         return
     name = value
@@ -99,6 +103,8 @@ def check_dtype(ctx: Context, value: Any, at: str) -> None:
         name = (value.get("config") or {}).get("name")
         if cls not in ("DTypePolicy", "FloatDTypePolicy"):
             raise ctx.error(f"{at}: dtype policy {cls}({name!r}) is not supported; expected 'float32' or 'float64'.")
+    if integers and name in INTEGER_DTYPES:
+        return
     if name not in ("float32", "float64"):
         raise ctx.error(
             f"{at}: dtype={name!r} is not supported; expected 'float32' or 'float64' (mixed-precision and "

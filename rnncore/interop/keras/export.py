@@ -12,28 +12,43 @@ from typing import Any, Optional
 import numpy as np
 
 from ...models import Sequential
+from .graph_export import graph_to_keras
 from .layer_kinds import for_layer
 from .weights import flat_checked
 
 __all__ = ["to_keras"]
 
 
-def _input_shape(weights: list, input_shape: Optional[tuple]) -> tuple:
-    """``(T, F)`` checked against the first kernel (``(None, F)`` by default)."""
-    features = int(np.shape(weights[0])[0]) if weights else None
+def _inferred_input_shape(model: Sequential, kinds: list, params: Any) -> Optional[tuple]:
+    """The input shape the first kernel tells, if the layers before it keep their input's shape."""
+    for i, (kind, layer, entry) in enumerate(zip(kinds, model.layers, params)):
+        arrays = [a for _, a in kind.arrays(layer, entry, f"layers[{i}]") if a is not None]
+        if arrays:
+            shape = kind.input_shape_from(layer, np.asarray(arrays[0]))
+            before = model.layers[:i]
+            return shape if all(tuple(lay.compute_output_shape(shape)) == shape for lay in before) else None
+    return None
+
+
+def _input_shape(model: Sequential, kinds: list, params: Any, input_shape: Optional[tuple]) -> tuple:
+    """The model's input shape without the batch: ``input_shape`` checked against the first kernel,
+    or the one the first kernel tells (``(None, F)`` for a recurrent or Dense first layer)."""
+    inferred = _inferred_input_shape(model, kinds, params)
     if input_shape is None:
-        if features is None:
+        if inferred is None:
             raise ValueError(
-                "to_keras: the model has no weights to read the input features from; pass input_shape=(T, F)."
+                "to_keras: the model's input shape cannot be read off its weights; pass input_shape= "
+                "(without the batch, e.g. (T, F))."
             )
-        input_shape = (None, features)
+        return inferred
     input_shape = tuple(input_shape)
-    if len(input_shape) != 2:
-        raise ValueError(f"to_keras: input_shape must be (time, features) without the batch; got {input_shape}.")
-    if features is not None and input_shape[1] != features:
+    if not input_shape or not all(d is None or (isinstance(d, int) and d > 0) for d in input_shape):
         raise ValueError(
-            f"to_keras: input_shape={input_shape} has {input_shape[1]} features; the first kernel expects {features}."
+            f"to_keras: input_shape={input_shape}; expected the shape without the batch, e.g. (T, F), "
+            "with positive or None sizes."
         )
+    if inferred is not None and (len(inferred) != len(input_shape) or inferred[-1] != input_shape[-1]):
+        raise ValueError(f"to_keras: input_shape={input_shape}; the first kernel expects inputs of shape {inferred}.")
     return input_shape
 
 
@@ -47,16 +62,18 @@ def _is_stateful(model: Sequential) -> bool:
 def to_keras(
     model: Sequential, params: Any, input_shape: Optional[tuple] = None, batch_size: Optional[int] = None
 ) -> Any:
-    """A ``keras.Sequential`` with the same configuration and weights as an rnncore model.
+    """A ``keras.Sequential`` with the same configuration and weights as an rnncore model (a
+    functional ``keras.Model`` for an :class:`rnncore.Model`, its graph rebuilt call by call).
 
     LSTM and GRU layers get ``use_cudnn=False`` (Keras's scan path, the one rnncore equals); the
-    input is ``keras.Input(shape=input_shape)``, by default ``(None, F)`` with F read from the
-    first kernel. ``from_keras(to_keras(model, params))`` gives back ``model`` and ``params``.
+    input is ``keras.Input(shape=input_shape)``, by default the shape the first kernel tells
+    (``(None, F)`` before a recurrent or Dense layer), integer for a model of token ids.
+    ``from_keras(to_keras(model, params))`` gives back ``model`` and ``params``.
 
     Args:
         model: an rnncore :class:`~rnncore.models.Sequential` of layers Keras has.
         params: its params (one entry per layer).
-        input_shape: ``(T, F)`` without the batch; ``T`` may be None.
+        input_shape: the input shape without the batch, e.g. ``(T, F)``; sizes may be None.
         batch_size: a fixed batch size (needed by ``stateful`` layers).
 
     Returns:
@@ -76,20 +93,22 @@ def to_keras(
         >>> bool(np.allclose(km(x), model.apply(params, x), atol=1e-6))
         True
     """
+    if not isinstance(model, Sequential) and hasattr(model, "calls"):
+        return graph_to_keras(model, params, batch_size)
     import keras
 
     weights = flat_checked(model, params, "to_keras")
-    input_shape = _input_shape(weights, input_shape)
+    kinds = [for_layer(layer, f"layers[{i}]") for i, layer in enumerate(model.layers)]
+    input_shape = _input_shape(model, kinds, params, input_shape)
     if _is_stateful(model) and batch_size is None:
         raise ValueError(
             "to_keras: the model has stateful layers, which Keras builds for a fixed batch size; pass batch_size=."
         )
     dtype = "float64" if weights and np.dtype(weights[0].dtype) == np.float64 else "float32"
-    klayers = []
-    for i, layer in enumerate(model.layers):
-        at = f"layers[{i}]"
-        klayers.append(for_layer(layer, at).to_keras(keras, layer, dtype, at))
-    inp = keras.Input(shape=input_shape, batch_size=batch_size, dtype=dtype)
+    klayers = [
+        kind.to_keras(keras, layer, dtype, f"layers[{i}]") for i, (kind, layer) in enumerate(zip(kinds, model.layers))
+    ]
+    inp = keras.Input(shape=input_shape, batch_size=batch_size, dtype="int32" if kinds[0].integer_inputs else dtype)
     km = keras.Sequential([inp, *klayers])
     km.set_weights([np.asarray(w) for w in weights])
     return km

@@ -46,6 +46,10 @@ def _first_weights(source: Any, entry: dict) -> list:
     return source.get(entry_name(entry), entry.get("class_name"), None)
 
 
+def _input_shape_from(layer: Any, kernel: Any) -> tuple:
+    return (None, int(kernel.shape[0]))
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """What the converter knows about one Keras layer class (the fields are described in :mod:`.layer_kinds`)."""
@@ -54,28 +58,29 @@ class LayerKind:
     rnncore_types: tuple
     h5_group: str
     from_config: Callable[[Context, dict, str], Any]
-    weight_shapes: Callable[[Any, int], tuple]
+    weight_shapes: Callable[[Any, Any], list]
     params: Callable[[Any, list], Any]
     arrays: Callable[[Any, Any, str], list]
     to_keras: Callable[[Any, Any, str, str], Any]
     exportable: Callable[[Any, str], None] = lambda layer, at: None
     read: Callable[[Context, Any, Any, dict, list], list] = _read
-    first_weights: Callable[[Any, dict], list] = _first_weights  # whose first kernel tells the input features
+    first_weights: Callable[[Any, dict], list] = _first_weights  # whose first kernel tells the input shape
+    input_shape_from: Callable[[Any, Any], tuple] = _input_shape_from  # (layer, first kernel) -> input shape
+    integer_inputs: bool = False  # takes integer inputs (token ids)
     weights_under_cell: bool = False
     sequences: bool = False  # needs (batch, time, features) inputs, takes a mask
     output_count: Callable[[Any], int] = lambda layer: 1
 
     @property
     def has_weights(self) -> bool:
-        """Whether the layer has weights (whose first kernel tells the input features)."""
+        """Whether the layer has weights (whose first kernel tells the input shape)."""
         return self.arrays is not no_arrays
 
 
 def weightless(
     keras_class: str, rnncore_type: type, h5_group: str, args: tuple, to_keras: Callable[[Any, Any, str, str], Any]
 ) -> LayerKind:
-    """The kind of a Keras layer without weights whose config is ``args`` (shape-preserving unless
-    ``output_features`` says otherwise)."""
+    """The kind of a Keras layer without weights whose config is ``args``."""
     return LayerKind(
         keras_class=keras_class,
         rnncore_types=(rnncore_type,),
@@ -83,7 +88,7 @@ def weightless(
         from_config=lambda ctx, entry, at: construct(
             ctx, at, rnncore_type, **parse_args(ctx, entry.get("config"), at, args)
         ),
-        weight_shapes=lambda layer, features: ([], features),
+        weight_shapes=lambda layer, input_shape: [],
         params=lambda layer, arrays: (),
         arrays=no_arrays,
         to_keras=to_keras,

@@ -4,17 +4,20 @@ A :class:`LayerKind` says, for one Keras layer class,
 
 * **config in**: ``from_config(ctx, entry, at)`` turns the Keras layer's serialized config into an
   rnncore layer, refusing what rnncore does not represent (see :mod:`.config`);
-* **weights**: ``weight_shapes(layer, features)`` gives the fields of its weights in Keras's
+* **weights**: ``weight_shapes(layer, input_shape)`` gives the fields of its weights in Keras's
   ``get_weights()`` order with their shapes (``None`` for a weight Keras leaves out, a bias with
-  ``use_bias=False``) and the layer's output features; ``read(ctx, source, layer, entry, expected)``
-  reads them (``first_weights`` those of the part whose kernel tells the input features);
+  ``use_bias=False``) for inputs of ``input_shape`` (without the batch; a list of shapes for a layer
+  of several inputs); the output shape is the layer's own ``compute_output_shape``;
+  ``read(ctx, source, layer, entry, expected)``
+  reads them; where a model does not declare its input shape, ``first_weights`` reads the part whose
+  kernel tells it and ``input_shape_from(layer, kernel)`` says it (``(None, F)`` by default);
   ``params(layer, arrays)`` builds the rnncore params from those arrays, ``arrays(layer, entry, at)``
   goes back (params-shaped tree -> fields);
 * **config out**: ``to_keras(keras, layer, dtype, at)`` builds the equal Keras layer, and
   ``exportable(layer, at)`` refuses an rnncore layer Keras cannot represent;
 * and how it sits in a model: its group in ``model.weights.h5``, whether its weights live under
-  ``cell/``, whether it needs ``(batch, time, features)`` inputs and takes a mask, how many arrays it
-  returns.
+  ``cell/``, whether it needs ``(batch, time, features)`` inputs and takes a mask, whether it takes
+  integer inputs (token ids), how many arrays it returns.
 
 :data:`KINDS` maps Keras class names to kinds (in the order messages list them); :func:`for_layer`
 finds the kind of an rnncore layer. Adding a Keras layer kind is adding one entry to :data:`KINDS`
@@ -24,8 +27,8 @@ finds the kind of an rnncore layer. Adding a Keras layer kind is adding one entr
 True
 >>> from rnncore import layers
 >>> kind = for_layer(layers.Dense(2), "layers[0]")
->>> kind.keras_class, kind.weight_shapes(layers.Dense(2), 5)
-('Dense', ([('kernel', (5, 2)), ('bias', (2,))], 2))
+>>> kind.keras_class, kind.weight_shapes(layers.Dense(2), (None, 5))
+('Dense', [('kernel', (5, 2)), ('bias', (2,))])
 """
 
 from __future__ import annotations
@@ -89,15 +92,14 @@ def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirect
     return construct(ctx, at, L.Bidirectional, fwd, merge_mode=merge_mode, backward_layer=bwd)
 
 
-def _bidirectional_shapes(layer: L.Bidirectional, features: int) -> tuple:
-    fwd, uf = recurrent.weight_shapes(layer.forward_layer, features)
-    bwd, ub = recurrent.weight_shapes(layer.backward_layer, features)
-    out = uf + ub if layer.merge_mode == "concat" else uf
-    return [("forward." + n, s) for n, s in fwd] + [("backward." + n, s) for n, s in bwd], out
+def _bidirectional_shapes(layer: L.Bidirectional, input_shape: tuple) -> list:
+    fwd = recurrent.weight_shapes(layer.forward_layer, input_shape)
+    bwd = recurrent.weight_shapes(layer.backward_layer, input_shape)
+    return [("forward." + n, s) for n, s in fwd] + [("backward." + n, s) for n, s in bwd]
 
 
 def _bidirectional_params(layer: L.Bidirectional, arrays: list) -> L.BidirectionalParams:
-    nf = sum(1 for _, s in recurrent.weight_shapes(layer.forward_layer, 1)[0] if s is not None)
+    nf = sum(1 for _, s in recurrent.weight_shapes(layer.forward_layer, (None, 1)) if s is not None)
     return L.BidirectionalParams(
         recurrent.params_from_arrays(layer.forward_layer, arrays[:nf]),
         recurrent.params_from_arrays(layer.backward_layer, arrays[nf:]),
@@ -192,10 +194,10 @@ DENSE = LayerKind(
     rnncore_types=(L.Dense,),
     h5_group="dense",
     from_config=_dense_from_config,
-    weight_shapes=lambda layer, features: (
-        [("kernel", (features, layer.units)), ("bias", (layer.units,) if layer.use_bias else None)],
-        layer.units,
-    ),
+    weight_shapes=lambda layer, input_shape: [
+        ("kernel", (input_shape[-1], layer.units)),
+        ("bias", (layer.units,) if layer.use_bias else None),
+    ],
     params=lambda layer, arrays: L.DenseParams(arrays[0], arrays[1] if layer.use_bias else None),
     arrays=fields_of(("kernel", "bias")),
     to_keras=_dense_to_keras,

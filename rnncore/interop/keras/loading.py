@@ -2,8 +2,9 @@
 
 The steps, each in its own function: the model's chain of layer entries (a ``Sequential``'s list,
 or a functional model's one chain, :mod:`.graph`); one rnncore layer per entry through its
-:mod:`.layer_kinds` entry; the input features the model declares (or its first kernel tells);
-then each layer's params, read and shape-checked (:mod:`.weights`).
+:mod:`.layer_kinds` entry; the input shape the model declares (or its first kernel tells); then
+each layer's params, read and shape-checked (:mod:`.weights`), each layer's output shape its
+``compute_output_shape``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from ...models import Sequential
 from . import files
 from .config import check_dtype, check_origin, check_trainable, entry_name
 from .context import Context, where
+from .functional import graph_model, graph_params
 from .graph import functional_chain, is_op, triples
 from .layer_kinds import KINDS, supported_list
-from .weights import LiveWeights, first_kernel_features, read_params
+from .weights import LiveWeights, first_input_shape, read_params
 
-__all__ = ["from_keras", "assemble"]
+__all__ = ["from_keras", "assemble", "input_shape"]
 
 
 def _layer_from_config(ctx: Context, entry: Any) -> Any:
@@ -32,20 +34,20 @@ def _layer_from_config(ctx: Context, entry: Any) -> Any:
     return KINDS[cls].from_config(ctx, entry, at)
 
 
-def _input_features(ctx: Context, entry: dict) -> Optional[int]:
-    """The feature size an InputLayer declares (None if it does not), checking what matters."""
+def input_shape(ctx: Context, entry: dict) -> Optional[tuple]:
+    """The input shape without the batch that an InputLayer declares (None if it does not),
+    checking what matters."""
     config = entry.get("config") or {}
     at = where(entry_name(entry), "InputLayer")
     for flag in ("sparse", "ragged"):
         if config.get(flag):
             raise ctx.error(f"{at}: {flag}=True inputs are not supported.")
-    check_dtype(ctx, config.get("dtype"), at)
+    check_dtype(ctx, config.get("dtype"), at, integers=True)
     shape = config.get("batch_shape", config.get("batch_input_shape"))
     if isinstance(shape, (list, tuple)):
-        if len(shape) != 3:
-            raise ctx.error(f"{at}: batch_shape={shape!r}; rnncore models take (batch, time, features) inputs.")
-        if isinstance(shape[-1], int):
-            return shape[-1]
+        if len(shape) < 2 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape[1:]):
+            raise ctx.error(f"{at}: batch_shape={shape!r}; expected (batch, ...) with positive or None sizes.")
+        return tuple(shape[1:])
     return None
 
 
@@ -59,18 +61,23 @@ def _sequential_parts(ctx: Context, entries: list) -> tuple:
     return input_entry, chain, chain, None
 
 
-def _functional_parts(ctx: Context, config: dict, entries: list) -> tuple:
+def _functional_parts(ctx: Context, config: dict, entries: list) -> Optional[tuple]:
+    """The parts of a functional model that is one chain (a ``Sequential``), or None for any other graph."""
     for e in entries:  # refuse unknown or custom classes before judging the graph's shape
         if isinstance(e, dict) and not is_op(e):
             check_origin(ctx, e, f"layer {entry_name(e)!r}")
-    input_entry, chain = functional_chain(ctx, config)
+    try:
+        input_entry, chain = functional_chain(ctx, config)
+    except ValueError:
+        return None
     n_outputs = len(triples(config.get("output_layers")))
     return input_entry, chain, [e for e in entries if not is_op(e)], n_outputs
 
 
 def _model_parts(ctx: Context, model_entry: Any) -> tuple:
     """``(config, input_entry, chain, container, n_outputs)``: the layer entries to convert, those
-    whose weights the file holds, and how many outputs a functional model takes (else None)."""
+    whose weights the file holds, and how many outputs a functional model takes (else None);
+    ``(config, None, None, container, None)`` for a functional graph that is not one chain."""
     cls = check_origin(ctx, model_entry, "model")
     config = model_entry.get("config")
     if not isinstance(config, dict):
@@ -81,15 +88,22 @@ def _model_parts(ctx: Context, model_entry: Any) -> tuple:
     entries = config.get("layers")
     if not isinstance(entries, list):
         raise ctx.error(f"{at}: config has no layer list.")
+    parts: Optional[tuple]
     if cls == "Sequential":
         parts = _sequential_parts(ctx, entries)
     elif cls in ("Functional", "Model") and "input_layers" in config:
         parts = _functional_parts(ctx, config, entries)
+        if parts is None:
+            return config, None, None, [e for e in entries if isinstance(e, dict) and not is_op(e)], None
     else:
         raise ctx.error(f"{at} is not supported; expected a Sequential or a functional model (a single chain).")
     if not parts[1]:
         raise ctx.error(f"{at} has no layers.")
     return (config, *parts)
+
+
+def _outputs_all_of_last(ctx: Context, chain: list, n_outputs: int) -> bool:
+    return KINDS[chain[-1].get("class_name")].output_count(_layer_from_config(ctx, chain[-1])) == n_outputs
 
 
 def _model(ctx: Context, chain: list, n_outputs: Optional[int]) -> Sequential:
@@ -106,33 +120,31 @@ def _model(ctx: Context, chain: list, n_outputs: Optional[int]) -> Sequential:
         raise ctx.error(str(e)) from None
 
 
-def _declared_features(ctx: Context, config: dict, input_entry: Optional[dict]) -> Optional[int]:
-    features = _input_features(ctx, input_entry) if input_entry is not None else None
-    if features is None:
-        shape = config.get("build_input_shape")
-        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[-1], int):
-            features = shape[-1]
-    return features
+def _declared_shape(ctx: Context, config: dict, input_entry: Optional[dict]) -> Optional[tuple]:
+    shape = input_shape(ctx, input_entry) if input_entry is not None else None
+    if shape is None:
+        built = config.get("build_input_shape")
+        if isinstance(built, (list, tuple)) and len(built) >= 2 and isinstance(built[-1], int):
+            shape = tuple(built[1:])
+    return shape
 
 
-def _params(ctx: Context, source: Any, model: Sequential, chain: list, features: Optional[int]) -> tuple:
-    params, rank = [], 3
+def _params(ctx: Context, source: Any, model: Sequential, chain: list, shape: Optional[tuple]) -> tuple:
+    params = []
     for layer, entry in zip(model.layers, chain):
         kind = KINDS[entry.get("class_name")]
-        if kind.sequences and rank != 3:
-            raise ctx.error(
-                f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of rank {rank}; "
-                "a recurrent layer needs (batch, time, features)."
-            )
-        if features is None and kind.has_weights:
-            features = first_kernel_features(ctx, source, kind, entry)
-        if features is None:
+        if shape is None and kind.has_weights:
+            shape = first_input_shape(ctx, source, kind, layer, entry)
+        if shape is None:
             params.append(())
             continue
-        p, features = read_params(ctx, source, kind, layer, entry, features)
-        params.append(p)
-        if kind.sequences and not layer.return_sequences:
-            rank = 2
+        if kind.sequences and len(shape) != 2:
+            raise ctx.error(
+                f"{where(entry_name(entry), entry.get('class_name'))} receives inputs of shape (batch, "
+                f"{', '.join(str(d) for d in shape)}); a recurrent layer needs (batch, time, features)."
+            )
+        params.append(read_params(ctx, source, kind, layer, entry, shape))
+        shape = tuple(layer.compute_output_shape(shape))
     return tuple(params)
 
 
@@ -147,9 +159,14 @@ def assemble(ctx: Context, model_entry: Any, open_weights: Callable[[list], Any]
     """A Keras model config (and a callable giving its weights) -> ``(model, params)``."""
     try:
         config, input_entry, chain, container, n_outputs = _model_parts(ctx, model_entry)
+        if chain is not None and n_outputs is not None and not _outputs_all_of_last(ctx, chain, n_outputs):
+            chain = None  # a chain whose model returns only some of its last layer's arrays is a graph
+        if chain is None:
+            graph, entries, shapes = graph_model(ctx, config)
+            return graph, _to_jax(graph_params(ctx, open_weights(container), graph, entries, shapes))
         model = _model(ctx, chain, n_outputs)
-        features = _declared_features(ctx, config, input_entry)
-        params = _params(ctx, open_weights(container), model, chain, features)
+        shape = _declared_shape(ctx, config, input_entry)
+        params = _params(ctx, open_weights(container), model, chain, shape)
     except (KeyError, TypeError, AttributeError, IndexError) as e:
         raise ctx.error(f"the model config is malformed ({type(e).__name__}: {e}).") from None
     return model, _to_jax(params)

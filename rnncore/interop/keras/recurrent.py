@@ -6,8 +6,8 @@ rnncore recurrent layer over the same cell; its weights are ``kernel (F, G·u)``
 ``reset_after``, else ``(3u,)``; no bias with ``use_bias=False``), stored under ``cell/vars``.
 
 >>> from rnncore import cells, layers
->>> weight_shapes(layers.GRU(2, reset_after=True), features=3)
-([('kernel', (3, 6)), ('recurrent_kernel', (2, 6)), ('bias', (2, 6))], 2)
+>>> weight_shapes(layers.GRU(2, reset_after=True), input_shape=(None, 3))
+[('kernel', (3, 6)), ('recurrent_kernel', (2, 6)), ('bias', (2, 6))]
 """
 
 from __future__ import annotations
@@ -124,15 +124,16 @@ def recurrent_layer(ctx: Context, entry: Any, at: str) -> L.RNN:
 # --- weights --------------------------------------------------------------------------------------------
 
 
-def weight_shapes(layer: L.RNN, features: int) -> tuple:
-    """``([(field, shape or None), ...], output_features)`` of a recurrent layer for ``features`` inputs."""
+def weight_shapes(layer: L.RNN, input_shape: tuple) -> list:
+    """``[(field, shape or None), ...]`` of a recurrent layer for inputs of ``input_shape = (T, F)``."""
+    features = input_shape[-1]
     cell = layer.cell
     u = cell.units
     g = GATES[type(cell)]
     bias = None
     if cell.use_bias:
         bias = (2, 3 * u) if isinstance(cell, cells.GRU) and cell.reset_after else (g * u,)
-    return [("kernel", (features, g * u)), ("recurrent_kernel", (u, g * u)), ("bias", bias)], u
+    return [("kernel", (features, g * u)), ("recurrent_kernel", (u, g * u)), ("bias", bias)]
 
 
 def params_from_arrays(layer: L.RNN, arrays: list) -> Any:

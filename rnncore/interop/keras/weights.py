@@ -18,7 +18,7 @@ from .config import entry_name
 from .context import Context, where
 from .layer_kinds import LayerKind, for_layer
 
-__all__ = ["keras_weights", "flat_checked", "LiveWeights", "read_params", "first_kernel_features"]
+__all__ = ["keras_weights", "flat_checked", "graph_flat_checked", "LiveWeights", "read_params", "first_input_shape"]
 
 
 def _kind(entry: Any) -> str:
@@ -37,11 +37,11 @@ def _layer_kinds(model: Any, who: str) -> list:
     return [for_layer(layer, f"layers[{i}]") for i, layer in enumerate(model.layers)]
 
 
-def _first_features(who: str, at: str, arrays: list) -> int:
+def _first_input_shape(who: str, at: str, kind: LayerKind, layer: Any, arrays: list) -> tuple:
     kernel = arrays[0][1]
-    if kernel is None or len(np.shape(kernel)) != 2:
-        raise ValueError(f"{who}: {at}.{arrays[0][0]} must be a 2-D array; got {_shape_of(kernel)}.")
-    return int(np.shape(kernel)[0])
+    if kernel is None or len(np.shape(kernel)) < 2:
+        raise ValueError(f"{who}: {at}.{arrays[0][0]} must be an array of rank 2 or more; got {_shape_of(kernel)}.")
+    return kind.input_shape_from(layer, np.asarray(kernel))
 
 
 def _checked_arrays(who: str, at: str, layer: Any, arrays: list, expected: list) -> list:
@@ -66,17 +66,34 @@ def flat_checked(model: Sequential, tree: Any, who: str) -> list:
         raise ValueError(
             f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); got {_kind(tree)}."
         )
-    features: Optional[int] = None
+    shape: Optional[tuple] = None  # the layer's input shape, once the first kernel has told it
     out: list = []
     for i, (kind, layer, entry) in enumerate(zip(kinds, model.layers, tree)):
         at = f"layers[{i}]"
         arrays = kind.arrays(layer, entry, at)
-        if arrays and features is None:
-            features = _first_features(who, at, arrays)
-        if features is None:
+        if arrays and shape is None:
+            shape = _first_input_shape(who, at, kind, layer, arrays)
+        if shape is None:
             continue
-        expected, features = kind.weight_shapes(layer, features)
-        out += _checked_arrays(who, at, layer, arrays, expected)
+        out += _checked_arrays(who, at, layer, arrays, kind.weight_shapes(layer, shape))
+        shape = tuple(layer.compute_output_shape(shape))
+    return out
+
+
+def graph_flat_checked(model: Any, tree: Any, who: str) -> list:
+    """:func:`flat_checked` for a :class:`rnncore.Model`: layer by layer of ``model.layers``, each
+    layer's arrays checked against its first call's input shape."""
+    if not isinstance(tree, (tuple, list)) or len(tree) != len(model.layers):
+        raise ValueError(
+            f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); got {_kind(tree)}."
+        )
+    out: list = []
+    for name, layer, entry, shape in zip(model.names, model.layers, tree, model.input_shapes()):
+        if type(layer).__name__ == "Op":
+            continue
+        at = f"layer {name!r}"
+        kind = for_layer(layer, at)
+        out += _checked_arrays(who, at, layer, kind.arrays(layer, entry, at), kind.weight_shapes(layer, shape))
     return out
 
 
@@ -94,7 +111,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
         tree: one entry per layer, shaped like the model's params.
 
     Returns:
-        A list of arrays (the leaves of ``tree``, not copies).
+        A list of arrays (the leaves of ``tree``, not copies). For a :class:`rnncore.Model`, layer
+        by layer of ``model.layers``.
 
     Raises:
         ValueError: for a layer Keras cannot represent (e.g. ``LayerNormLSTM``), or an entry whose
@@ -108,6 +126,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
         >>> [g.shape for g in rc.keras_weights(model, grads)]
         [(3, 6), (2, 6), (6,), (2, 1)]
     """
+    if not isinstance(model, Sequential) and hasattr(model, "calls"):
+        return graph_flat_checked(model, tree, "keras_weights")
     return flat_checked(model, tree, "keras_weights")
 
 
@@ -125,11 +145,11 @@ class LiveWeights:
         return [np.asarray(w) for w in layer.get_weights()]
 
 
-def read_params(ctx: Context, source: Any, kind: LayerKind, layer: Any, entry: dict, features: int) -> tuple:
-    """``(params entry, output features)`` of one layer, its weights read from ``source`` and
-    shape-checked against its config."""
+def read_params(ctx: Context, source: Any, kind: LayerKind, layer: Any, entry: dict, input_shape: tuple) -> Any:
+    """One layer's params entry, its weights read from ``source`` and shape-checked against its
+    config for inputs of ``input_shape`` (without the batch)."""
     at = where(entry_name(entry), entry.get("class_name"))
-    expected, out_features = kind.weight_shapes(layer, features)
+    expected = kind.weight_shapes(layer, input_shape)
     arrays = kind.read(ctx, source, layer, entry, expected)
     wanted = [(f, s) for f, s in expected if s is not None]
     if len(arrays) != len(wanted):
@@ -140,16 +160,24 @@ def read_params(ctx: Context, source: Any, kind: LayerKind, layer: Any, entry: d
     for (field, shape), a in zip(wanted, arrays):
         if tuple(a.shape) != shape:
             raise ctx.error(
-                f"{at}: weight {field} has shape {tuple(a.shape)}; its config (and input features "
-                f"{features}) need {shape}."
+                f"{at}: weight {field} has shape {tuple(a.shape)}; its config (and input shape "
+                f"{_shape_text(input_shape)}) need {shape}."
             )
-    return kind.params(layer, arrays), out_features
+    return kind.params(layer, arrays)
 
 
-def first_kernel_features(ctx: Context, source: Any, kind: LayerKind, entry: dict) -> int:
-    """The input features of a model, read off the first kernel of its first layer with weights."""
+def _shape_text(shape: Any) -> str:
+    """A shape without the batch as messages print it: ``(None, 3)``."""
+    if isinstance(shape, list):
+        return "[" + ", ".join(_shape_text(s) for s in shape) + "]"
+    return str(tuple(shape))
+
+
+def first_input_shape(ctx: Context, source: Any, kind: LayerKind, layer: Any, entry: dict) -> tuple:
+    """The input shape (without the batch) of a model's first layer with weights, read off its
+    first kernel, for a model that does not declare it."""
     at = where(entry_name(entry), entry.get("class_name"))
     first = kind.first_weights(source, entry)
-    if not first or np.ndim(first[0]) != 2:
-        raise ctx.error(f"{at}: cannot tell the input features (no 2-D kernel).")
-    return int(np.shape(first[0])[0])
+    if not first or np.ndim(first[0]) < 2:
+        raise ctx.error(f"{at}: cannot tell the input shape (no kernel of rank 2 or more).")
+    return kind.input_shape_from(layer, np.asarray(first[0]))
