@@ -308,3 +308,79 @@ def test_a_description_that_does_not_match_the_weights_is_refused():
         rc.from_torch(sd, arch=[{"type": "LSTM", "units": 3}])
     with pytest.raises(ValueError, match="pass arch="):
         rc.from_torch(sd)
+
+
+# --- Embedding (padding_idx) and LayerNorm ----------------------------------------------------------------
+
+
+def _token_model(dtype, norm_kwargs, batch_first=True, output="last", padding_idx=0):
+    emb = nn.Embedding(12, F, padding_idx=padding_idx, dtype=dtype)
+    rnn = nn.LSTM(F, U, batch_first=batch_first, dtype=dtype)
+    norm = nn.LayerNorm(U, **norm_kwargs, dtype=dtype)
+    return randomize(Head(rnn, nn.Linear(U, 2, dtype=dtype), output, emb=emb, norm=norm), 4)
+
+
+def _tokens(batch_first, padding_idx=0, rows=12):
+    ids = np.random.default_rng(2).integers(0, rows, size=(B, T))
+    ids[:, :2] = padding_idx % rows  # padding tokens, which PyTorch still looks up
+    return ids if batch_first else np.ascontiguousarray(ids.T)
+
+
+@pytest.mark.parametrize(
+    "norm_kwargs,batch_first,output",
+    [
+        ({}, True, "last"),
+        ({"elementwise_affine": False}, False, "sequence"),
+        ({"bias": False, "eps": 1e-3}, True, "final"),
+    ],
+)
+def test_embedding_and_layernorm_float32(norm_kwargs, batch_first, output):
+    module = _token_model(torch.float32, norm_kwargs, batch_first, output)
+    model, params = rc.from_torch(module, arch=head_arch(module))
+    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "LSTM", "LayerNormalization", "Dense"]
+    norm = model.layers[2]
+    assert norm.epsilon == module.norm.eps and norm.scale == module.norm.elementwise_affine
+    assert norm.center == (module.norm.elementwise_affine and module.norm.bias is not None)
+    check(module, _tokens(batch_first), F32, time_major=not batch_first)
+
+
+def test_embedding_padding_row_gets_no_gradient_float64(x64):
+    module = _token_model(torch.float64, {}, padding_idx=-2)
+    arch = head_arch(module)
+    assert arch[0]["padding_idx"] == 10  # PyTorch stores -2 as 10
+    check(module, _tokens(True, padding_idx=10), F64)
+    model, params = rc.from_torch(module, arch=arch)
+    grads = jax.grad(lambda p: jax.numpy.sum(jax.numpy.sin(model.apply(p, _tokens(True, 10)))))(params)
+    assert model.layers[0].padding_idx == 10
+    assert not np.any(np.asarray(grads[0].embeddings[10])) and np.any(np.asarray(grads[0].embeddings[1:10]))
+
+
+def test_embedding_model_round_trip_and_init_from_token_shape():
+    model = rc.Sequential(
+        [
+            rc.layers.Embedding(9, 3, padding_idx=1),
+            rc.layers.GRU(4, return_sequences=True),
+            rc.layers.LayerNormalization(epsilon=1e-5),
+            rc.layers.Dense(2),
+        ]
+    )
+    params = model.init(jax.random.PRNGKey(0), input_shape=(T,))
+    module = rc.to_torch(model, params)
+    assert module.get_submodule("0").padding_idx == 1 and module.get_submodule("2").eps == 1e-5
+    again, params_again = rc.from_torch(module)
+    assert again == model
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params_again)):
+        np.testing.assert_array_equal(a, b)
+    check(module, _tokens(True, padding_idx=1, rows=9), F32, arch=None)
+
+
+def test_embedding_settings_rnncore_does_not_have_are_refused():
+    with pytest.raises(ValueError, match="max_norm=1.0; expected None"):
+        rc.from_torch(nn.Sequential(nn.Embedding(5, 2, max_norm=1.0)))
+    with pytest.raises(ValueError, match="scale_grad_by_freq=True; expected False"):
+        rc.from_torch(nn.Sequential(nn.Embedding(5, 2, scale_grad_by_freq=True)))
+    with pytest.raises(ValueError, match=r"normalized_shape=\(2, 3\); expected one size"):
+        rc.from_torch(nn.Sequential(nn.LayerNorm([2, 3])))
+    model = rc.Sequential([rc.layers.Embedding(5, 2, mask_zero=True), rc.layers.GRU(2)])
+    with pytest.raises(ValueError, match="mask_zero=True; expected False"):
+        rc.to_torch(model, model.init(jax.random.PRNGKey(0), (T,)))

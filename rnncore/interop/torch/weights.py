@@ -81,6 +81,9 @@ def assign(specs: list, weights: dict) -> tuple:
         at = at_of(i, spec)
         kind = kind_named(spec["type"], at)
         own = _own(weights, spec["name"])
+        takes_arg = _INPUT_ARG.get(spec["type"])
+        if takes_arg and spec.get(takes_arg) is None and features is not None:
+            spec = dict(spec, **{takes_arg: features})  # the features the module before gives
         spec = complete(kind, kind.infer(spec, own, at), at)
         expected = kind.tensor_shapes(spec)
         missing = [prefixed(spec["name"], n) for n in expected if n not in own]
