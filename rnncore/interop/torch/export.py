@@ -40,7 +40,7 @@ def _cell_mode(layer: Any, at: str) -> str:
     mode = _MODES.get(type(cell))
     if mode is None or type(layer) not in (L.RNN, L.SimpleRNN, L.LSTM, L.GRU):
         raise _refuse(at, layer, f"cell {type(cell).__name__} has no PyTorch module")
-    wanted = {"activation": ("tanh", "relu") if mode == "RNN" else ("tanh",)}
+    wanted: dict = {"activation": ("tanh", "relu") if mode == "RNN" else ("tanh",)}
     if mode != "RNN":
         wanted["recurrent_activation"] = ("sigmoid",)
     if mode == "GRU":
@@ -50,14 +50,14 @@ def _cell_mode(layer: Any, at: str) -> str:
         value = getattr(cell, arg)
         if not any(value is v or (type(value) is type(v) and value == v) for v in ok):
             raise _refuse(at, layer, f"{arg}={value!r}; expected {' or '.join(repr(v) for v in ok)}")
-    for flag, ok in (
+    for flag, inert in (
         ("go_backwards", False),
         ("return_state", False),
         ("stateful", False),
         ("truncate_gradient", None),
     ):
-        if getattr(layer, flag) != ok:
-            raise _refuse(at, layer, f"{flag}={getattr(layer, flag)!r}; expected {ok!r}")
+        if getattr(layer, flag) != inert:
+            raise _refuse(at, layer, f"{flag}={getattr(layer, flag)!r}; expected {inert!r}")
     return mode
 
 

@@ -97,7 +97,7 @@ class _Reader:
 
     def call_child(self, node: ast.Call) -> _Val:
         name = node.func.attr  # type: ignore[attr-defined]
-        child = getattr(self.module, name, None)
+        child: Any = getattr(self.module, name, None)
         if child is None or name not in dict(self.module.named_children()):
             raise self.fail(node, f"self.{name} is not a child module.")
         if len(node.args) != 1 or node.keywords:
@@ -108,9 +108,10 @@ class _Reader:
         if name in self.used:
             raise self.fail(node, f"self.{name} is called twice (shared weights).")
         self.used.add(name)
-        parts = list(child.named_children()) if type(child) is self.sequential else [("", child)]
+        in_sequential = type(child) is self.sequential
+        parts = list(child.named_children()) if in_sequential else [("", child)]
         for sub, part in parts:
-            if isinstance(part, self.recurrent) and type(child) is self.sequential:
+            if isinstance(part, self.recurrent) and in_sequential:
                 raise self.fail(node, f"self.{name} is an nn.Sequential holding a recurrent module.")
             self.entries.append([f"{name}.{sub}" if sub else name, part, None])
         self.head = len(self.entries) - 1

@@ -16,7 +16,7 @@ Weights are the module's ``state_dict()`` as NumPy arrays.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def describe(module: Any, arch: Any = None) -> tuple:
         _checked_against_children(nn, module, specs)
         return specs, weights
     if isinstance(module, stack_class()):
-        return read_arch(module.arch), weights
+        return read_arch(cast(Any, module).arch), weights
     kind = kind_name(nn, module)
     if kind is not None:
         return [_spec_of(nn, "", module, "sequence" if KINDS[kind].recurrent else None)], weights

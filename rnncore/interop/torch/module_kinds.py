@@ -39,6 +39,11 @@ from .recurrent_kind import GRU, LSTM, RNN
 __all__ = ["KINDS", "supported_list", "kind_named"]
 
 
+def _array(a: Any) -> Any:
+    """A weight as a NumPy array (params are converted to JAX arrays once, when assembled)."""
+    return np.asarray(a)
+
+
 def _sizes(spec: dict, seen: dict, at: str) -> dict:
     """``spec`` with the sizes ``seen`` on the weights, checked against those it gives."""
     out = dict(spec)
@@ -73,7 +78,7 @@ LINEAR = ModuleKind(
     },
     layers=lambda spec: [L.Dense(spec["out_features"], use_bias=spec["bias"])],
     params=lambda spec, w, gradients: [
-        L.DenseParams(np.asarray(w["weight"]).T, np.asarray(w["bias"]) if spec["bias"] else None)
+        L.DenseParams(_array(w["weight"]).T, _array(w["bias"]) if spec["bias"] else None)
     ],
     from_module=lambda m: dict(in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None),
     tensor_shapes=lambda spec: {
@@ -140,7 +145,7 @@ EMBEDDING = ModuleKind(
         "padding_idx": Arg(None, lambda n, v: checks.integer(n, v)),
     },
     layers=_embedding_layers,
-    params=lambda spec, w, gradients: [L.EmbeddingParams(np.asarray(w["weight"]))],
+    params=lambda spec, w, gradients: [L.EmbeddingParams(_array(w["weight"]))],
     from_module=_embedding_from_module,
     refuse=_embedding_refuse,
     tensor_shapes=lambda spec: {"weight": (spec["num_embeddings"], spec["embedding_dim"])},
@@ -188,8 +193,8 @@ def _layernorm_layers(spec: dict) -> list:
 
 def _layernorm_params(spec: dict, w: Any, gradients: bool) -> list:
     affine = spec["elementwise_affine"]
-    gamma = np.asarray(w["weight"]) if affine else None
-    beta = np.asarray(w["bias"]) if affine and spec["bias"] else None
+    gamma = _array(w["weight"]) if affine else None
+    beta = _array(w["bias"]) if affine and spec["bias"] else None
     return [L.LayerNormalizationParams(gamma, beta)]
 
 

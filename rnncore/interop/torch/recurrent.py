@@ -72,7 +72,8 @@ def direction_arrays(mode: str, tensors: Any, end: str, use_bias: bool, gradient
 def direction_tensors(mode: str, params: Any, end: str) -> dict:
     """PyTorch's named arrays of one direction from Keras-layout cell params (the inverse of
     :func:`direction_arrays`; a summed bias goes to ``b_ih``, with ``b_hh = 0``)."""
-    kernel, recurrent_kernel, bias = (np.asarray(a) if a is not None else None for a in params)
+    kernel, recurrent_kernel = np.asarray(params[0]), np.asarray(params[1])
+    bias = None if params[2] is None else np.asarray(params[2])
     out = {"weight_ih" + end: _reorder(kernel.T, mode), "weight_hh" + end: _reorder(recurrent_kernel.T, mode)}
     if bias is not None:
         if mode == "GRU":

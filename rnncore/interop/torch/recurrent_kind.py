@@ -87,7 +87,7 @@ def _directions(spec: dict) -> tuple:
 
 def _tensor_shapes(spec: dict) -> dict:
     units = spec["hidden_size"]
-    rows, out = GATES[spec["type"]] * units, {}
+    rows, out = GATES[spec["type"]] * units, {}  # type: int, dict
     for k in range(spec["num_layers"]):
         features = spec["input_size"] if k == 0 else units * len(_directions(spec))
         for reverse in _directions(spec):
@@ -146,7 +146,7 @@ def _layer(spec: dict, return_sequences: bool) -> Any:
 
 def _plan(spec: dict) -> list:
     """``("layer", k)``, ``("dropout",)``, ``("last",)`` in the order of the rnncore layers."""
-    n, plan = spec["num_layers"], []
+    n, plan = spec["num_layers"], []  # type: int, list
     for k in range(n):
         plan.append(("layer", k))
         if k < n - 1 and spec["dropout"] > 0:
@@ -175,7 +175,7 @@ _CELLS = {"RNN": cells.SimpleRNNParams, "LSTM": cells.LSTMParams, "GRU": cells.G
 
 
 def _params(spec: dict, weights: Any, gradients: bool) -> list:
-    mode, out = spec["type"], []
+    mode, out = spec["type"], []  # type: str, list
     for step in _plan(spec):
         if step[0] != "layer":
             out.append(())

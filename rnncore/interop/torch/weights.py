@@ -60,7 +60,7 @@ def _input_features(spec: dict) -> Optional[int]:
 
 
 def _check_dtypes(weights: dict) -> None:
-    dtypes = {}
+    dtypes: dict = {}
     for key, a in weights.items():
         dtype = np.asarray(a).dtype
         if dtype not in (np.float32, np.float64):
