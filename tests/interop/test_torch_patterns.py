@@ -195,3 +195,12 @@ def test_an_explicit_description_is_checked_against_the_children():
         rc.from_torch(module, arch=[dict(arch[0], type="LSTM"), arch[1]])
     with pytest.raises(ValueError, match=r"arch\[1\]: the module has no child named 'head'"):
         rc.from_torch(module, arch=[arch[0], dict(arch[1], name="head")])
+
+
+def test_an_nn_sequential_of_feed_forward_modules():
+    module = randomize(nn.Sequential(nn.Linear(F, U), nn.Dropout(0.3), nn.LayerNorm(U), nn.Linear(U, 2)), 9)
+    model, _ = rc.from_torch(module)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dropout", "LayerNormalization", "Dense"]
+    x = np.random.default_rng(0).normal(size=(2, 5, F)).astype("float32")
+    errs = errors(module, x)
+    assert errs["outputs"] < 1e-6 and max(errs.values()) < 1e-5, errs
