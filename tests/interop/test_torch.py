@@ -31,6 +31,7 @@ def head(
     dropout=0.0,
     dtype=torch.float32,
     seed=0,
+    torch_draw=False,
 ):
     kwargs = dict(
         num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias, dropout=dropout
@@ -39,6 +40,8 @@ def head(
         kwargs["nonlinearity"] = nonlinearity
     rnn = RECURRENT[mode](F, U, **kwargs, dtype=dtype)
     fc = nn.Linear(U * (2 if bidirectional else 1), 2, dtype=dtype)
+    if torch_draw:  # PyTorch's own initial distribution, U(-1/√u, 1/√u)
+        return randomize(Head(rnn, fc, output), seed, scale=U**-0.5, uniform=True)
     return randomize(Head(rnn, fc, output), seed)
 
 
@@ -113,6 +116,9 @@ def test_float64_against_torch(x64, mode, output, num_layers, bidirectional, bat
     ),
 )
 def test_every_configuration_against_torch(mode, output, num_layers, bidirectional, batch_first, bias):
+    # A ReLU recurrence with N(0, 0.5²) weights explodes (gradients ~1e4, growing every step), which
+    # amplifies the two frameworks' float32 rounding (summation orders) to ~4e-5 in the gradients,
+    # while float64 agrees to ~2e-14 (measured); ReLU modules get PyTorch's own draw here.
     for nonlinearity in ("tanh", "relu") if mode == "RNN" else ("tanh",):
         module = head(
             mode,
@@ -123,6 +129,7 @@ def test_every_configuration_against_torch(mode, output, num_layers, bidirection
             bias=bias,
             nonlinearity=nonlinearity,
             dropout=0.5,
+            torch_draw=nonlinearity == "relu",
         )
         check(module, inputs(batch_first), F32, time_major=not batch_first)
         with jax.enable_x64(True):

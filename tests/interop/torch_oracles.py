@@ -13,12 +13,16 @@ from rnncore.interop.torch import from_torch, torch_gradients
 RECURRENT = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
 
 
-def randomize(module: nn.Module, seed: int, scale: float = 0.5) -> nn.Module:
-    """Every parameter drawn afresh from N(0, scale²): each gate block and bias different."""
+def randomize(module: nn.Module, seed: int, scale: float = 0.5, uniform: bool = False) -> nn.Module:
+    """Every parameter drawn afresh from N(0, scale²), or U(-scale, scale) with ``uniform`` (PyTorch's
+    own draw for scale = 1/√hidden_size): each gate block and bias different."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
+            if uniform:
+                p.copy_((torch.rand(p.shape, generator=g, dtype=p.dtype) * 2 - 1) * scale)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
     return module
 
 
