@@ -107,6 +107,7 @@ def test_float64_against_torch(x64, mode, output, num_layers, bidirectional, bat
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer")
 @pytest.mark.parametrize(
     "mode,output,num_layers,bidirectional,batch_first,bias",
     list(
