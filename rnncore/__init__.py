@@ -35,6 +35,7 @@ from . import (
 )
 from .compilation import jit
 from .functional import Call, Input, Model
+from .interop.flax import from_flax, to_flax
 from .interop.torch import from_torch, to_torch
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
@@ -78,6 +79,8 @@ __all__ = [
     "from_keras",
     "to_keras",
     "keras_weights",
+    "from_flax",
+    "to_flax",
     "from_torch",
     "to_torch",
 ]

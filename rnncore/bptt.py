@@ -427,6 +427,9 @@ def _reverse(  # noqa: C901 (one loop body per masking mode and VJP kind, kept t
         return rp_vjp(d_hr)[0]
 
     def add_to_output(ds, d):
+        if isinstance(ds[0], tuple):  # a state of states (StackedCells): d goes where output() reads
+            _, out_vjp = jax.vjp(cell.output, ds)  # a selection: the primal only fixes the structure
+            return _tree_add(ds, out_vjp(d)[0])
         return ds._replace(**{ds._fields[0]: ds[0] + d})
 
     if core_kept is not None:

@@ -1,4 +1,4 @@
-r"""The ``rnncore`` command: ``diagnose``, ``train``, ``check-keras`` and ``check-torch``; parsing and printing only.
+r"""The ``rnncore`` command: ``diagnose``, ``train``, ``check-keras``, ``-flax``, ``-torch``; parsing and printing only.
 
 ``rnncore diagnose`` measures how gradients travel through recurrent networks: SimpleRNN, LSTM
 and GRU layers with Keras's default initialization on a standardized random sequence, or every
@@ -23,7 +23,8 @@ and draws them (:func:`rnncore.plot.diagnose`). What it computes is :mod:`rnncor
 ``rnncore train`` trains on a synthetic task with a chosen cell and remedies (optimizer, clipping,
 initialization, layer normalization, truncated BPTT) and compares the final loss with the task's
 known baseline. ``rnncore check-keras`` compares rnncore with Keras 3 on fixed and random
-configurations (:func:`rnncore.interop.keras.parity.parity_table`), ``rnncore check-torch`` with
+configurations (:func:`rnncore.interop.keras.parity.parity_table`), ``rnncore check-flax`` with flax
+linen per cell type (:func:`rnncore.interop.flax.parity.parity_table`), ``rnncore check-torch`` with
 PyTorch (:func:`rnncore.interop.torch.parity.parity_table`). ``diagnose --model`` also reads a
 PyTorch state_dict (``.pt``, ``.pth``, ``.safetensors``) with ``--arch``, its description
 (:func:`rnncore.interop.torch.from_torch`).
@@ -66,6 +67,7 @@ LAGS = diagnosis.LAGS
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 TASKS = ("adding", "copy", "sine")
 LAYER_TYPES = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+FLAX_CELL_TYPES = ("SimpleCell", "LSTMCell", "OptimizedLSTMCell", "GRUCell", "Bidirectional")
 TORCH_TYPES = ("RNN", "LSTM", "GRU")
 
 # name once defined here -> (module that holds it now, its name there)
@@ -398,24 +400,46 @@ def _cmd_check_keras(args) -> int:
         f"rnncore vs Keras 3 (JAX backend), float32, random weights, masked batch, 2-layer stacks + Dense; "
         f"seed {args.seed}, {args.trials} random configuration(s) per layer type"
     )
-    return _print_parity(rows, args.verbose, t0)
+    return _print_parity(rows, args.verbose, 1e-5, t0)
 
 
-def _print_parity(rows: list, verbose: bool, t0: float) -> int:
-    """The parity table (one line per configuration with ``verbose``); exit status 1 above 1e-5."""
+def _print_parity(rows: list, verbose: bool, threshold: float, t0: float) -> int:
+    """The parity table of ``check-keras`` / ``check-flax`` / ``check-torch`` rows ``(type, description, output error,
+    gradient error)``; exit status 0 when every error is within ``threshold``."""
     if verbose:
         print(f"{'configuration':<64} {'outputs':>10} {'gradients':>10}")
         for kind, desc, out_err, grad_err in rows:
             print(f"{desc:<64} {out_err:>10.2e} {grad_err:>10.2e}")
-    print(f"{'layer type':<16} {'cases':>5} {'max rel. error, outputs':>24} {'max rel. error, gradients':>26}")
+    print(f"{'layer type':<18} {'cases':>5} {'max rel. error, outputs':>24} {'max rel. error, gradients':>26}")
     for kind in dict.fromkeys(r[0] for r in rows):
         mine = [r for r in rows if r[0] == kind]
-        print(f"{kind:<16} {len(mine):>5} {max(r[2] for r in mine):>24.2e} {max(r[3] for r in mine):>26.2e}")
+        print(f"{kind:<18} {len(mine):>5} {max(r[2] for r in mine):>24.2e} {max(r[3] for r in mine):>26.2e}")
     worst = max(max(r[2], r[3]) for r in rows)
+    verdict = "within" if worst <= threshold else "ABOVE"
+    print(f"largest error {worst:.2e} ({verdict} {threshold:.0e}) in {time.perf_counter() - t0:.1f} s")
+    return 0 if worst <= threshold else 1
+
+
+# --- check-flax ---------------------------------------------------------------------------------
+
+
+def _cmd_check_flax(args) -> int:
+    if importlib.util.find_spec("flax") is None:
+        print(
+            "rnncore: error: check-flax compares rnncore with flax, which is not installed; "
+            "install it with: pip install 'rnncore[test]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .interop.flax.parity import parity_table
+
+    t0 = time.perf_counter()
+    rows = parity_table(seed=args.seed, trials=args.trials, kinds=args.only, dtype=args.dtype)
     print(
-        f"largest error {worst:.2e} ({'within' if worst <= 1e-5 else 'ABOVE'} 1e-5) in {time.perf_counter() - t0:.1f} s"
+        f"rnncore vs flax linen, {args.dtype}, random weights, 2-layer stacks + Dense; "
+        f"seed {args.seed}, {args.trials} random configuration(s) per cell type"
     )
-    return 0 if worst <= 1e-5 else 1
+    return _print_parity(rows, args.verbose, 1e-5 if args.dtype == "float32" else 1e-12, t0)
 
 
 # --- check-torch --------------------------------------------------------------------------------
@@ -437,7 +461,7 @@ def _cmd_check_torch(args) -> int:
         f"rnncore vs PyTorch, float32, random weights, a recurrent module (random depth, directions, layout, "
         f"output) + Linear; seed {args.seed}, {args.trials} random configuration(s) per module type"
     )
-    return _print_parity(rows, args.verbose, t0)
+    return _print_parity(rows, args.verbose, 1e-5, t0)
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -474,12 +498,18 @@ _CHECK_EXAMPLES = """examples:
   rnncore check-keras --only LSTM GRU --trials 5
 """
 
+_CHECK_FLAX_EXAMPLES = """examples:
+  rnncore check-flax                                 # the fixed stacks and 2 random ones per cell type
+  rnncore check-flax --dtype float64 --trials 5 --verbose
+  rnncore check-flax --only LSTMCell GRUCell
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rnncore",
         description="Keras-exact recurrent networks with the backward pass opened up: "
-        "diagnose vanishing and exploding gradients, train with remedies, check Keras parity.",
+        "diagnose vanishing and exploding gradients, train with remedies, check Keras and flax parity.",
         epilog="`rnncore` with no command runs `rnncore diagnose`. See `rnncore COMMAND --help`.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -585,6 +615,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--verbose", action="store_true", help="one line per configuration")
     c.set_defaults(run=_cmd_check_keras)
 
+    fl = sub.add_parser(
+        "check-flax",
+        help="compare outputs and gradients with flax linen",
+        description="Compare rnncore (rc.from_flax) with flax linen on outputs and gradients: fixed "
+        "stacks and random configurations per cell type. Exit 0 if every error is within 1e-5 "
+        "(float32) or 1e-12 (float64).",
+        epilog=_CHECK_FLAX_EXAMPLES,
+        formatter_class=fmt,
+    )
+    fl.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
+    fl.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per cell type (default 2)")
+    fl.add_argument("--only", nargs="+", choices=FLAX_CELL_TYPES, help="check only these cell types")
+    fl.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    fl.add_argument("--verbose", action="store_true", help="one line per configuration")
+    fl.set_defaults(run=_cmd_check_flax)
+
     ct = sub.add_parser(
         "check-torch",
         help="compare outputs and gradients with PyTorch",
@@ -613,7 +659,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("no command; expected diagnose, train, check-keras or check-torch.")
+            raise UsageError("no command; expected diagnose, train, check-keras, check-flax or check-torch.")
         return args.run(args)
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0

@@ -67,18 +67,26 @@ OPS = {
     "logical_not": jnp.logical_not,
     "any": jnp.any,
     "all": jnp.all,
+    "expand_dims": jnp.expand_dims,
+    "squeeze": jnp.squeeze,
+    "zeros_like": jnp.zeros_like,
+    "ones_like": jnp.ones_like,
+    "concatenate": jnp.concatenate,
+    "cast": lambda x, dtype: jnp.asarray(x).astype(dtype),
 }
 
 
 @dataclass(frozen=True)
 class Op:
     """One of :data:`OPS` as a weightless layer: ``apply(params, x)`` is ``OPS[name](*x, *constants,
-    **options)`` where ``x`` is one tensor or a list of them (e.g. ``Op("not_equal", (0,))`` on token
-    ids is Keras's ``mask_zero`` mask; ``Op("any", options=(("axis", -1),))``)."""
+    **options)`` where ``x`` is one tensor or a list of them (``OPS[name](x, ...)`` with
+    ``list_input``, e.g. ``concatenate``) (e.g. ``Op("not_equal", (0,))`` on token ids is Keras's
+    ``mask_zero`` mask; ``Op("any", options=(("axis", -1),))``)."""
 
     name: str
     constants: tuple = ()
     options: tuple = ()  # (key, value) pairs, hashable
+    list_input: bool = False
 
     supports_masking = False
 
@@ -99,8 +107,10 @@ class Op:
         return tuple(None if (i < len(shapes[0]) and shapes[0][i] is None) else d for i, d in enumerate(out))
 
     def apply(self, params, x, mask=None, training=False, rng=None):
-        args = list(x) if isinstance(x, (list, tuple)) else [x]
-        return OPS[self.name](*[jnp.asarray(a) for a in args], *self.constants, **dict(self.options))
+        args = [jnp.asarray(a) for a in (list(x) if isinstance(x, (list, tuple)) else [x])]
+        if self.list_input:
+            return OPS[self.name](args, *self.constants, **dict(self.options))
+        return OPS[self.name](*args, *self.constants, **dict(self.options))
 
 
 Refs = Union[str, Sequence[str]]

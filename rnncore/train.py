@@ -168,8 +168,11 @@ def _check_mask(mask, x_shape: tuple, prefix: str) -> Optional[np.ndarray]:
 
 def _check_data(x, y, sample_weight, mask, prefix: str = "") -> Samples:
     x = _array(x, f"{prefix}x")
-    if x.ndim != 3:
-        raise ValueError(f"{prefix}x must be (samples, time, features); got shape {x.shape}.")
+    token_ids = x.ndim == 2 and np.issubdtype(x.dtype, np.integer)
+    if x.ndim != 3 and not token_ids:
+        raise ValueError(
+            f"{prefix}x must be (samples, time, features), or integer token ids (samples, time); got shape {x.shape}."
+        )
     n = x.shape[0]
     if n == 0:
         raise ValueError(f"{prefix}x is empty (shape {x.shape}); fit needs at least one sample.")

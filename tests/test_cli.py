@@ -301,7 +301,7 @@ def test_check_torch_without_torch(capsys, monkeypatch):
 
 
 def test_help_shows_examples(capsys):
-    for command in ("diagnose", "train", "check-keras", "check-torch"):
+    for command in ("diagnose", "train", "check-keras", "check-flax", "check-torch"):
         code, out, _ = _run(capsys, command, "--help")
         assert code == 0 and "examples:" in out and f"rnncore {command}" in out
 
@@ -373,6 +373,24 @@ def test_check_keras(capsys, monkeypatch, keras):
     assert code == 0, err
     row = next(ln for ln in out.splitlines() if ln.startswith("LSTM "))
     assert row.split()[1] == "1" and float(row.split()[3]) <= 1e-5
+
+
+def test_check_flax(capsys, monkeypatch):
+    pytest.importorskip("flax")
+    from rnncore.interop.flax import parity
+
+    monkeypatch.setattr(parity, "_fixed_cases", lambda cell: [])
+    code, out, err = _run(capsys, "check-flax", "--only", "GRUCell", "--trials", "1", "--seed", "3")
+    assert code == 0, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("GRUCell "))
+    assert row.split()[1] == "1" and float(row.split()[3]) <= 1e-5 and "within 1e-05" in out
+
+
+def test_check_flax_without_flax(capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flax" else real(name, *a))
+    code, out, err = _run(capsys, "check-flax")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "flax, which is not installed" in err
 
 
 def test_check_keras_without_keras(capsys, monkeypatch):

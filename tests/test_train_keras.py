@@ -182,3 +182,43 @@ def test_fit_matches_keras_classification(keras):
         validation_data=(xv, yv),
     )
     _compare_runs(keras_model, theirs, model, params, history)
+
+
+def test_fit_matches_keras_text_classifier_on_padded_token_ids(keras):
+    """Embedding(mask_zero=True) -> LSTM -> Dense trained on integer (samples, time) token ids,
+    post-padded with 0: the Embedding's mask reaches the LSTM in both frameworks."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(1, 15, size=(24, 8)).astype("int32")
+    for row, length in enumerate(rng.integers(2, 9, size=24)):
+        x[row, length:] = 0
+    y = rng.integers(0, 3, size=(24,))
+    keras.utils.set_random_seed(7)
+    keras_model = keras.Sequential(
+        [
+            keras.Input((8,), dtype="int32"),
+            keras.layers.Embedding(15, 4, mask_zero=True),
+            keras.layers.LSTM(5, use_cudnn=False),
+            keras.layers.Dense(3),
+        ]
+    )
+    model, params = rc.from_keras(keras_model)
+    keras_model.compile(
+        optimizer=keras.optimizers.Adam(0.02),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    theirs = keras_model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    params, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        loss=rc.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=rc.optimizers.adam(0.02),
+        metrics=["accuracy"],
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+    )
+    _compare_runs(keras_model, theirs, model, params, history)

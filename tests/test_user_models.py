@@ -98,7 +98,13 @@ def test_files_saved_by_keras_on_tensorflow_reproduce_its_outputs(tmp_path):
     python = _tensorflow_python()
     tests = os.path.dirname(os.path.abspath(__file__))
     script = f"import sys; sys.path.insert(0, {tests!r}); import keras_user_models as z; z.save_all({str(tmp_path)!r})"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        CUDA_VISIBLE_DEVICES="",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        TF_ENABLE_ONEDNN_OPTS="0",
+    )
     done = subprocess.run([python, "-c", script], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in zoo.MODELS:

@@ -19,6 +19,7 @@ from .gru import GRU, GRUGates, GRUParams, GRUState
 from .layernorm_lstm import LayerNormLSTM, LayerNormLSTMGates, LayerNormLSTMParams
 from .lstm import LSTM, LSTMGates, LSTMParams, LSTMState
 from .simple_rnn import SimpleRNN, SimpleRNNGates, SimpleRNNParams, SimpleRNNState
+from .stacked import StackedCells
 
 #: ``{name: cell class}`` of the cells rnncore ships, in the order pictures list them (their
 #: colours, :data:`rnncore.plot.CELL_COLORS`); a label names a cell type by one of these names.
@@ -45,4 +46,5 @@ __all__ = [
     "LayerNormLSTM",
     "LayerNormLSTMParams",
     "LayerNormLSTMGates",
+    "StackedCells",
 ]

@@ -2,6 +2,8 @@
 
 * :mod:`rnncore.interop.keras` — Keras 3 models (live, or ``.keras`` files) to rnncore and back
   (its public path is :mod:`rnncore.keras`).
+* :mod:`rnncore.interop.flax` — flax linen modules to rnncore and back (``rc.from_flax``,
+  ``rc.to_flax``).
 * :mod:`rnncore.interop.torch` — PyTorch modules, state_dicts and ``.pt``/``.safetensors`` files to
   rnncore and back (``rc.from_torch``, ``rc.to_torch``).
 

@@ -52,11 +52,16 @@ Example:
 
 from __future__ import annotations
 
+from .activation import Activation
+from .convolution import Conv1D, Conv1DParams
 from .core import Dense, DenseParams, Dropout, Masking
 from .embedding import Embedding, EmbeddingParams
 from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
 from .last_step import LastStep
-from .normalization import LayerNormalization, LayerNormalizationParams
+from .merging import Add, Average, Concatenate, Multiply, Subtract
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
+from .normalization import BatchNormalization, BatchNormalizationParams, LayerNormalization, LayerNormalizationParams
+from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import (
     GRU,
     LSTM,
@@ -74,27 +79,51 @@ from .recurrent import (
     merge_directions,
     split_bidirectional_state,
 )
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .time_distributed import TimeDistributed
 
 __all__ = [
+    "Activation",
+    "Add",
+    "Average",
+    "AveragePooling1D",
+    "BatchNormalization",
+    "BatchNormalizationParams",
     "Bidirectional",
     "BidirectionalParams",
+    "Concatenate",
     "Consumed",
+    "Conv1D",
+    "Conv1DParams",
     "Dense",
     "DenseParams",
     "Directions",
     "Dropout",
     "Embedding",
     "EmbeddingParams",
+    "Flatten",
     "GRU",
+    "GaussianDropout",
+    "GaussianNoise",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
     "LSTM",
     "LastStep",
     "LayerNormLSTM",
     "LayerNormalization",
     "LayerNormalizationParams",
     "Masking",
+    "MaxPooling1D",
+    "Multiply",
+    "Permute",
     "RECURRENT",
     "RNN",
+    "RepeatVector",
+    "Reshape",
     "SimpleRNN",
+    "SpatialDropout1D",
+    "Subtract",
+    "TimeDistributed",
     "check_cell_params",
     "check_inputs",
     "check_mask",

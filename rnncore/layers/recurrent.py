@@ -38,6 +38,8 @@ def check_cell_params(cell, params):
     """``params`` as the cell's params NamedTuple (a plain tuple or list in Keras's
     ``get_weights()`` order is converted), every array shaped as ``cell.init`` makes it, or a
     clear ValueError."""
+    if isinstance(cell, cells.StackedCells):
+        return _check_stacked_params(cell, params)
     ptype = optional_member(cell, "params_type")
     if ptype is None:
         return params
@@ -64,6 +66,56 @@ def check_cell_params(cell, params):
         if got != want:
             raise ValueError(f"params.{field} for {name}(units={cell.units}) must be {desc(want)}; got {desc(got)}.")
     return params
+
+
+def _check_stacked_params(cell: cells.StackedCells, params):
+    """A stack's params: one entry per cell, each checked as that cell's, each cell's input width
+    the previous cell's output size."""
+    n = len(cell.cells)
+    if not isinstance(params, (tuple, list)) or len(params) != n:
+        got = f"{len(params)} entries" if isinstance(params, (tuple, list)) else type(params).__name__
+        raise ValueError(f"params for StackedCells must hold one params entry per cell ({n}); got {got}.")
+    checked = []
+    for k, (sub, p) in enumerate(zip(cell.cells, params)):
+        try:
+            p = check_cell_params(sub, p)
+        except ValueError as e:
+            raise ValueError(f"StackedCells cell {k}: {e}") from None
+        if k > 0 and input_dim(sub, p) != cell.cells[k - 1].output_size:
+            raise ValueError(
+                f"StackedCells cell {k}: its params take {input_dim(sub, p)} input features; expected "
+                f"{cell.cells[k - 1].output_size}, the output size of cell {k - 1}."
+            )
+        checked.append(p)
+    return cell.params_type(*checked)
+
+
+def input_dim(cell, params) -> int:
+    """The input features ``params`` of ``cell`` take (the first cell's, for a stack)."""
+    if isinstance(cell, cells.StackedCells):
+        return input_dim(cell.cells[0], params[0])
+    return int(np.shape(params.kernel)[0])
+
+
+def check_state(cell, state, batch: int, dtype, at: str = "initial_state"):
+    """``state`` as the cell's state NamedTuple, each array ``(batch, units)`` (a stack: each
+    cell's own state, in order), or a clear ValueError."""
+    parts = tuple(state)
+    fields = cell.state_type._fields
+    if len(parts) != len(fields):
+        raise ValueError(
+            f"{at} for {type(cell).__name__} must hold {len(fields)} "
+            f"{'state(s), one per cell' if isinstance(cell, cells.StackedCells) else 'array(s)'} "
+            f"({', '.join(fields)}); got {len(parts)}."
+        )
+    if isinstance(cell, cells.StackedCells):
+        return cell.state_type(
+            *(check_state(c, p, batch, dtype, f"{at}.{f}") for c, p, f in zip(cell.cells, parts, fields))
+        )
+    for name, a in zip(fields, parts):
+        if tuple(np.shape(a)) != (batch, cell.units):
+            raise ValueError(f"{at}.{name} must have shape (batch, units) = {(batch, cell.units)}; got {shape_str(a)}.")
+    return cell.state_type(*(jnp.asarray(a, dtype) for a in parts))
 
 
 # --- recurrent layers ---------------------------------------------------------------------------
@@ -136,27 +188,14 @@ class RNN:
         return mask if self.return_sequences else None
 
     def _initial_state(self, initial_state, batch, dtype):
-        cell = self.cell
         if initial_state is None:
-            return cell.initial_state(batch, dtype)
-        parts = tuple(initial_state)
-        n = len(cell.state_type._fields)
-        if len(parts) != n:
-            raise ValueError(
-                f"initial_state for {type(cell).__name__} must hold {n} array(s) "
-                f"({', '.join(cell.state_type._fields)}); got {len(parts)}."
-            )
-        for name, a in zip(cell.state_type._fields, parts):
-            if tuple(np.shape(a)) != (batch, cell.units):
-                raise ValueError(
-                    f"initial_state.{name} must have shape (batch, units) = {(batch, cell.units)}; got {shape_str(a)}."
-                )
-        return cell.state_type(*(jnp.asarray(a, dtype) for a in parts))
+            return self.cell.initial_state(batch, dtype)
+        return check_state(self.cell, initial_state, batch, dtype)
 
     def _inputs(self, params, x, mask, training, rng, initial_state):
         """Checked ``(params, x, mask, s0, dropout_masks)``."""
         params = check_cell_params(self.cell, params)
-        x = check_sequences(x, features=params.kernel.shape[0])
+        x = check_sequences(x, features=input_dim(self.cell, params))
         mask = check_mask(mask, x)
         s0 = self._initial_state(initial_state, x.shape[0], x.dtype)
         dmasks = None

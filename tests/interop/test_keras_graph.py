@@ -45,7 +45,17 @@ def _shared(keras):
     return _randomize(keras.Model(x, [head(a), head(b)]), seed=2)
 
 
-GRAPHS = {"encoder_decoder": _encoder_decoder, "shared_and_masked": _shared}
+def _masked_concatenate(keras):
+    """Two masked inputs concatenated along the features: Keras records the joined mask as a chain
+    of operations (expand_dims, zeros_like, logical_or, concatenate, any) the LSTM then receives."""
+    L = keras.layers
+    a, b = keras.Input((6, 3), name="a"), keras.Input((6, 2), name="b")
+    joined = L.Concatenate(name="join")([L.Masking(name="mask_a")(a), L.Masking(name="mask_b")(b)])
+    y = L.LSTM(4, use_cudnn=False, name="lstm")(joined)
+    return _randomize(keras.Model([a, b], L.Dense(2, name="head")(y)), seed=3)
+
+
+GRAPHS = {"encoder_decoder": _encoder_decoder, "shared_and_masked": _shared, "masked_concatenate": _masked_concatenate}
 
 
 def _inputs(km, seed=0):
@@ -56,6 +66,7 @@ def _inputs(km, seed=0):
         x = rng.normal(size=shape).astype("float32")
         x[1, -3:] = 0.0  # post-padding, masked where a Masking layer looks
         x[2, -2:] = 1.0  # steps the explicit not_equal(x, 1) mask drops
+        x[0, len(xs)] = 0.0  # a step masked in one input only
         xs.append(x)
     return xs
 

@@ -28,16 +28,37 @@ LAYERS = {
     "Dense": L.Dense(2),
     "Dropout": L.Dropout(0.5),
     "Masking": L.Masking(0.0),
+    "Embedding": L.Embedding(7, 2),
+    "LayerNormalization": L.LayerNormalization(axis=[1, 2], center=False),
+    "BatchNormalization": L.BatchNormalization(scale=False),
+    "Activation": L.Activation("relu"),
+    "RepeatVector": L.RepeatVector(2),
+    "Flatten": L.Flatten(),
+    "Reshape": L.Reshape((-1,)),
+    "Permute": L.Permute((2, 1)),
+    "TimeDistributed": L.TimeDistributed(L.BatchNormalization(center=False)),
+    "SpatialDropout1D": L.SpatialDropout1D(0.2),
+    "GaussianNoise": L.GaussianNoise(0.1),
+    "GaussianDropout": L.GaussianDropout(0.1),
+    "Conv1D": L.Conv1D(6, 2, groups=3, padding="causal"),
+    "MaxPooling1D": L.MaxPooling1D(2),
+    "AveragePooling1D": L.AveragePooling1D(3, strides=1, padding="same"),
+    "GlobalMaxPooling1D": L.GlobalMaxPooling1D(),
+    "GlobalAveragePooling1D": L.GlobalAveragePooling1D(keepdims=True),
 }
+STACKED = L.RNN(rc.cells.StackedCells((rc.cells.LSTM(3), rc.cells.GRU(2, reset_after=False))))
+MERGES = {"Concatenate": L.Concatenate(axis=1), "Add": L.Add(), "Subtract": L.Subtract(), "Multiply": L.Multiply()}
+MERGES["Average"] = L.Average()
 
 
 def test_every_kind_has_a_layer_here():
-    assert sorted(LAYERS) == sorted(layer_kinds.KINDS)
+    assert sorted({**LAYERS, **MERGES}) == sorted(layer_kinds.KINDS)
 
 
-@pytest.mark.parametrize("cls", sorted(LAYERS))
+@pytest.mark.parametrize("cls", sorted(LAYERS) + ["RNN-stacked"])
 def test_weight_order_and_shapes_are_those_of_the_layer(cls):
-    layer = LAYERS[cls]
+    layer = STACKED if cls == "RNN-stacked" else LAYERS[cls]
+    cls = cls.split("-")[0]
     kind = layer_kinds.for_layer(layer, "layers[0]")
     assert kind.keras_class == cls
     params = layer.init(jax.random.PRNGKey(0), (5, F))
@@ -85,11 +106,21 @@ def test_modules_import_only_those_above_them():
         "config",
         "recurrent",
         "layer_kind",
+        "kind_args",
+        "embedding_kinds",
+        "normalization_kinds",
+        "weightless_kinds",
+        "wrapper_kinds",
+        "conv_kinds",
+        "merging_kinds",
+        "stacked_kinds",
         "layer_kinds",
         "graph",
         "files",
         "weights",
+        "functional",
         "loading",
+        "graph_export",
         "export",
         "parity",
     ]
@@ -114,3 +145,14 @@ def test_modules_import_only_those_above_them():
             for n in ast.walk(tree)
             if isinstance(n, ast.Import) and any(a.name.split(".")[0] == "keras" for a in n.names) and n.col_offset == 0
         ], f"{name} imports keras at top"
+
+
+@pytest.mark.parametrize("cls", sorted(MERGES))
+def test_merge_kinds_have_no_weights_and_take_lists_of_shapes(cls):
+    layer = MERGES[cls]
+    kind = layer_kinds.for_layer(layer, "layers[0]")
+    assert kind.keras_class == cls and not kind.has_weights
+    shapes = [(5, F), (5, F)]
+    assert kind.weight_shapes(layer, shapes) == []
+    assert layer.init(jax.random.PRNGKey(0), shapes) == ()
+    assert kind.arrays(layer, (), "layers[0]") == []

@@ -25,7 +25,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from ... import activations, checks, initializers
-from .context import Context, checked, short
+from .context import Context, checked, short, where
 
 __all__ = [
     "check_origin",
@@ -41,6 +41,7 @@ __all__ = [
     "PARAM_INITIALIZERS",
     "MUST_BE_NONE",
     "IGNORED",
+    "input_shape",
 ]
 
 # Arguments that must be None: they change training (regularizers, constraints) or the numbers
@@ -338,4 +339,21 @@ def keras_initializer(keras: Any, init: Any, at: str, arg: str) -> Any:
         UserWarning,
         stacklevel=4,
     )
+    return None
+
+
+def input_shape(ctx: Context, entry: dict) -> Optional[tuple]:
+    """The input shape without the batch that an InputLayer declares (None if it does not),
+    checking what matters."""
+    config = entry.get("config") or {}
+    at = where(entry_name(entry), "InputLayer")
+    for flag in ("sparse", "ragged"):
+        if config.get(flag):
+            raise ctx.error(f"{at}: {flag}=True inputs are not supported.")
+    check_dtype(ctx, config.get("dtype"), at, integers=True)
+    shape = config.get("batch_shape", config.get("batch_input_shape"))
+    if isinstance(shape, (list, tuple)):
+        if len(shape) < 2 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape[1:]):
+            raise ctx.error(f"{at}: batch_shape={shape!r}; expected (batch, ...) with positive or None sizes.")
+        return tuple(shape[1:])
     return None

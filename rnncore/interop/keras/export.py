@@ -47,7 +47,8 @@ def _input_shape(model: Sequential, kinds: list, params: Any, input_shape: Optio
             f"to_keras: input_shape={input_shape}; expected the shape without the batch, e.g. (T, F), "
             "with positive or None sizes."
         )
-    if inferred is not None and (len(inferred) != len(input_shape) or inferred[-1] != input_shape[-1]):
+    known_differ = inferred is not None and any(i is not None and i != d for i, d in zip(inferred, input_shape))
+    if inferred is not None and (len(inferred) != len(input_shape) or known_differ):
         raise ValueError(f"to_keras: input_shape={input_shape}; the first kernel expects inputs of shape {inferred}.")
     return input_shape
 
@@ -97,9 +98,9 @@ def to_keras(
         return graph_to_keras(model, params, batch_size)
     import keras
 
-    weights = flat_checked(model, params, "to_keras")
     kinds = [for_layer(layer, f"layers[{i}]") for i, layer in enumerate(model.layers)]
     input_shape = _input_shape(model, kinds, params, input_shape)
+    weights = flat_checked(model, params, "to_keras", input_shape)
     if _is_stateful(model) and batch_size is None:
         raise ValueError(
             "to_keras: the model has stateful layers, which Keras builds for a fixed batch size; pass batch_size=."

@@ -22,7 +22,7 @@ import re
 from typing import Any, Optional, cast
 
 from ...functional import OPS, Call, Input, Model, Op
-from .config import check_origin, entry_name
+from .config import check_origin, entry_name, input_shape
 from .context import Context, short, where
 from .graph import is_op, triples
 from .layer_kinds import KINDS, supported_list
@@ -73,10 +73,14 @@ def _op_call(ctx: Context, entry: dict, node_index: int, node: dict) -> tuple:
     if op not in OPS:
         raise ctx.error(f"{at}: the operation {cls} is not supported in a graph; supported: {', '.join(OPS)}.")
     args = node.get("args") or []
-    tensors = [a for a in args if _history(a) is not None]
-    if [_history(a) is not None for a in args] != [True] * len(tensors) + [False] * (len(args) - len(tensors)):
-        raise ctx.error(f"{at}: constants before tensors in the graph are not supported.")
-    constants = tuple(args[len(tensors) :])
+    list_input = bool(args) and isinstance(args[0], (list, tuple)) and all(_history(a) for a in args[0])
+    if list_input:
+        tensors, args = list(args[0]), [None] + list(args[1:])
+    else:
+        tensors = [a for a in args if _history(a) is not None]
+        if [_history(a) is not None for a in args] != [True] * len(tensors) + [False] * (len(args) - len(tensors)):
+            raise ctx.error(f"{at}: constants before tensors in the graph are not supported.")
+    constants = tuple(args[1:] if list_input else args[len(tensors) :])
     if any(isinstance(c, (dict, list)) for c in constants):
         raise ctx.error(f"{at}: arguments {short(constants)} are not supported; expected numbers.")
     config = dict(entry.get("config") or {})
@@ -84,8 +88,9 @@ def _op_call(ctx: Context, entry: dict, node_index: int, node: dict) -> tuple:
     if node.get("kwargs"):
         raise ctx.error(f"{at}: keyword arguments {sorted(node['kwargs'])} are not supported.")
     inputs = [tensor_name(cast(tuple, _history(a))) for a in tensors]
-    layer = Op(op, constants, options)
-    return Call(name, layer, inputs[0] if len(inputs) == 1 else inputs, (f"{name}/{node_index}/0",)), inputs
+    layer = Op(op, constants, options, list_input)
+    refs = inputs if list_input or len(inputs) > 1 else inputs[0]
+    return Call(name, layer, refs, (f"{name}/{node_index}/0",)), inputs
 
 
 def _layer_call(ctx: Context, entry: dict, layer: Any, node_index: int, node: dict, first: bool) -> tuple:
@@ -141,8 +146,6 @@ def _ordered(ctx: Context, nodes: list, available: set) -> list:
 
 
 def _input(ctx: Context, entry: dict) -> tuple:
-    from .loading import input_shape
-
     name = entry.get("name") or entry_name(entry)
     shape = input_shape(ctx, entry)
     if shape is None:

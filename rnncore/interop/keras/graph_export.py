@@ -46,8 +46,8 @@ def graph_to_keras(model: Model, params: Any, batch_size: Optional[int] = None) 
         layer = call.layer
         ins = _tensors(values, call.inputs)
         if isinstance(layer, Op):
-            args = (ins if isinstance(ins, list) else [ins]) + list(layer.constants)
-            out: Any = getattr(keras.ops, layer.name)(*args, **dict(layer.options))
+            args = [ins] if layer.list_input else (ins if isinstance(ins, list) else [ins])
+            out: Any = getattr(keras.ops, layer.name)(*args, *layer.constants, **dict(layer.options))
         else:
             if call.name not in built:
                 at = f"layer {call.name!r}"

@@ -23,7 +23,11 @@ A :class:`LayerKind` says, for one Keras layer class,
 finds the kind of an rnncore layer. Adding a Keras layer kind is adding one entry to :data:`KINDS`
 (and, when it needs an rnncore layer of its own, that layer in :mod:`rnncore.layers`).
 
->>> sorted(KINDS) == sorted(["SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional", "Dense", "Dropout", "Masking"])
+>>> {"SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional", "Dense", "Dropout", "Masking"} <= set(KINDS)
+True
+>>> {"Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D"} <= set(KINDS)
+True
+>>> {"Concatenate", "Add", "Subtract", "Multiply", "Average"} <= set(KINDS)
 True
 >>> from rnncore import layers
 >>> kind = for_layer(layers.Dense(2), "layers[0]")
@@ -37,10 +41,25 @@ from dataclasses import replace
 from typing import Any, Optional
 
 from ... import layers as L
-from . import recurrent
+from . import recurrent, stacked_kinds
 from .config import construct, entry_name, keras_activation, keras_initializer, parse_args
 from .context import Context, where
+from .conv_kinds import CONV1D, POOLING_KINDS
+from .embedding_kinds import EMBEDDING
 from .layer_kind import LayerKind, fields_of, kind_str, weightless
+from .merging_kinds import MERGE_KINDS
+from .normalization_kinds import BATCH_NORMALIZATION, LAYER_NORMALIZATION
+from .weightless_kinds import (
+    ACTIVATION,
+    FLATTEN,
+    GAUSSIAN_DROPOUT,
+    GAUSSIAN_NOISE,
+    PERMUTE,
+    REPEAT_VECTOR,
+    RESHAPE,
+    SPATIAL_DROPOUT_1D,
+)
+from .wrapper_kinds import Table, time_distributed_kind
 
 __all__ = ["LayerKind", "KINDS", "for_layer", "supported_list", "h5_group", "kind_of_entry"]
 
@@ -231,11 +250,26 @@ KINDS: dict = {
         _recurrent_kind("SimpleRNN", L.SimpleRNN, "simple_rnn"),
         _recurrent_kind("LSTM", L.LSTM, "lstm"),
         _recurrent_kind("GRU", L.GRU, "gru"),
-        _recurrent_kind("RNN", L.RNN, "rnn"),
+        stacked_kinds.rnn_kind(_recurrent_kind("RNN", L.RNN, "rnn")),
         BIDIRECTIONAL,
         DENSE,
         DROPOUT,
         MASKING,
+        EMBEDDING,
+        LAYER_NORMALIZATION,
+        BATCH_NORMALIZATION,
+        ACTIVATION,
+        REPEAT_VECTOR,
+        FLATTEN,
+        RESHAPE,
+        PERMUTE,
+        time_distributed_kind(Table(lambda: KINDS, lambda layer, at: for_layer(layer, at))),
+        SPATIAL_DROPOUT_1D,
+        GAUSSIAN_NOISE,
+        GAUSSIAN_DROPOUT,
+        CONV1D,
+        *POOLING_KINDS,
+        *MERGE_KINDS,
     )
 }
 

@@ -14,14 +14,14 @@ from typing import Any, Callable, Optional
 
 from ...models import Sequential
 from . import files
-from .config import check_dtype, check_origin, check_trainable, entry_name
+from .config import check_dtype, check_origin, check_trainable, entry_name, input_shape
 from .context import Context, where
 from .functional import graph_model, graph_params
 from .graph import functional_chain, is_op, triples
 from .layer_kinds import KINDS, supported_list
 from .weights import LiveWeights, first_input_shape, read_params
 
-__all__ = ["from_keras", "assemble", "input_shape"]
+__all__ = ["from_keras", "assemble"]
 
 
 def _layer_from_config(ctx: Context, entry: Any) -> Any:
@@ -32,23 +32,6 @@ def _layer_from_config(ctx: Context, entry: Any) -> Any:
     if cls not in KINDS:
         raise ctx.error(f"{at} is not supported by rnncore.from_keras; supported layers: {supported_list()}.")
     return KINDS[cls].from_config(ctx, entry, at)
-
-
-def input_shape(ctx: Context, entry: dict) -> Optional[tuple]:
-    """The input shape without the batch that an InputLayer declares (None if it does not),
-    checking what matters."""
-    config = entry.get("config") or {}
-    at = where(entry_name(entry), "InputLayer")
-    for flag in ("sparse", "ragged"):
-        if config.get(flag):
-            raise ctx.error(f"{at}: {flag}=True inputs are not supported.")
-    check_dtype(ctx, config.get("dtype"), at, integers=True)
-    shape = config.get("batch_shape", config.get("batch_input_shape"))
-    if isinstance(shape, (list, tuple)):
-        if len(shape) < 2 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape[1:]):
-            raise ctx.error(f"{at}: batch_shape={shape!r}; expected (batch, ...) with positive or None sizes.")
-        return tuple(shape[1:])
-    return None
 
 
 def _sequential_parts(ctx: Context, entries: list) -> tuple:

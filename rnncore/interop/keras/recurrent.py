@@ -28,6 +28,7 @@ __all__ = [
     "recurrent_layer",
     "keras_cell_type",
     "keras_recurrent",
+    "keras_cell_kwargs",
     "weight_shapes",
     "params_from_arrays",
     "output_count",
@@ -162,12 +163,10 @@ def keras_cell_type(layer: Any, at: str) -> type:
     )
 
 
-def keras_recurrent(keras: Any, layer: L.RNN, dtype: str, at: str) -> Any:
-    """The Keras layer (``use_cudnn=False``) equal to an rnncore recurrent layer."""
-    cell_type = keras_cell_type(layer, at)
-    cell = layer.cell
+def keras_cell_kwargs(keras: Any, cell: Any, at: str) -> dict:
+    """The Keras constructor arguments of an rnncore SimpleRNN, LSTM or GRU cell."""
     kwargs = {}
-    for arg in CELL_ARGS[cell_type]:
+    for arg in CELL_ARGS[type(cell)]:
         value = getattr(cell, arg)
         if arg.endswith("activation"):
             value = keras_activation(value, at, arg)
@@ -176,6 +175,14 @@ def keras_recurrent(keras: Any, layer: L.RNN, dtype: str, at: str) -> Any:
             if value is None:
                 continue
         kwargs[arg] = value
+    return kwargs
+
+
+def keras_recurrent(keras: Any, layer: L.RNN, dtype: str, at: str) -> Any:
+    """The Keras layer (``use_cudnn=False``) equal to an rnncore recurrent layer."""
+    cell_type = keras_cell_type(layer, at)
+    cell = layer.cell
+    kwargs = keras_cell_kwargs(keras, cell, at)
     if getattr(layer, "truncate_gradient", None) is not None:
         raise ValueError(
             f"{at}: truncate_gradient={layer.truncate_gradient} has no Keras equivalent (Keras "

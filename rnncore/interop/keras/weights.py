@@ -58,15 +58,16 @@ def _checked_arrays(who: str, at: str, layer: Any, arrays: list, expected: list)
     return out
 
 
-def flat_checked(model: Sequential, tree: Any, who: str) -> list:
+def flat_checked(model: Sequential, tree: Any, who: str, input_shape: Optional[tuple] = None) -> list:
     """The arrays of ``tree`` in Keras order, every shape checked against the model (``who`` names
-    the caller in messages)."""
+    the caller in messages) for inputs of ``input_shape`` (without the batch; by default the shape
+    the first kernel tells, which leaves the time axis unknown)."""
     kinds = _layer_kinds(model, who)
     if not isinstance(tree, (tuple, list)) or len(tree) != len(model.layers):
         raise ValueError(
             f"{who}: the params tree must be a tuple with one entry per layer ({len(model.layers)}); got {_kind(tree)}."
         )
-    shape: Optional[tuple] = None  # the layer's input shape, once the first kernel has told it
+    shape: Optional[tuple] = input_shape  # the layer's input shape, once known (declared or told by a kernel)
     out: list = []
     for i, (kind, layer, entry) in enumerate(zip(kinds, model.layers, tree)):
         at = f"layers[{i}]"

@@ -1,0 +1,147 @@
+"""rnncore.layers.TimeDistributed against keras.layers.TimeDistributed (JAX backend)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import max_rel_err
+from keras_masks import keras_output_mask
+from keras_oracle import keras_run, rc_run
+
+from rnncore import layers
+
+B, T = 3, 4
+CASES = [  # (rnncore inner layer, keras inner factory, input shape with batch, masked, training)
+    pytest.param(
+        layers.Dense(5, activation="tanh"),
+        lambda k: k.layers.Dense(5, activation="tanh"),
+        (B, T, 3),
+        False,
+        False,
+        marks=pytest.mark.slow,
+    ),
+    (layers.Dense(2, use_bias=False), lambda k: k.layers.Dense(2, use_bias=False), (B, T, 3), True, False),
+    (layers.Dense(2), lambda k: k.layers.Dense(2), (B, T, 2, 3), False, False),
+    (layers.LayerNormalization(), lambda k: k.layers.LayerNormalization(), (B, T, 3), True, False),
+    pytest.param(
+        layers.BatchNormalization(),
+        lambda k: k.layers.BatchNormalization(),
+        (B, T, 3),
+        False,
+        True,
+        marks=pytest.mark.slow,
+    ),
+    (
+        layers.BatchNormalization(momentum=0.8),
+        lambda k: k.layers.BatchNormalization(momentum=0.8),
+        (B, T, 3),
+        True,
+        True,
+    ),
+    (layers.BatchNormalization(), lambda k: k.layers.BatchNormalization(), (B, T, 3), True, False),
+    (layers.Flatten(), lambda k: k.layers.Flatten(), (B, T, 2, 3), False, False),
+    pytest.param(
+        layers.Activation("softmax"),
+        lambda k: k.layers.Activation("softmax"),
+        (B, T, 3),
+        False,
+        False,
+        marks=pytest.mark.slow,
+    ),
+]
+IDS = [
+    "dense_tanh",
+    "dense_no_bias_masked",
+    "dense_rank4",
+    "layernorm_masked",
+    "batchnorm_train",
+    "batchnorm_train_masked",
+    "batchnorm_masked",
+    "flatten",
+    "softmax",
+]
+
+
+def randomized(keras_layer, rng):
+    weights = [(rng.normal(size=w.shape) * 0.7 + 0.2).astype("float32") for w in keras_layer.get_weights()]
+    if type(keras_layer.layer).__name__ == "BatchNormalization":
+        weights[-1] = np.abs(weights[-1]) + 0.3
+    keras_layer.set_weights(weights)
+    return weights
+
+
+def rc_params(inner, weights):
+    if isinstance(inner, layers.Dense):
+        return layers.DenseParams(*(jnp.asarray(w) for w in weights), *([None] * (2 - len(weights))))
+    if isinstance(inner, layers.LayerNormalization):
+        return layers.LayerNormalizationParams(*(jnp.asarray(w) for w in weights))
+    if isinstance(inner, layers.BatchNormalization):
+        return layers.BatchNormalizationParams(*(jnp.asarray(w) for w in weights))
+    return ()
+
+
+@pytest.mark.parametrize("inner,keras_inner,shape,masked,training", CASES, ids=IDS)
+def test_matches_keras(keras, inner, keras_inner, shape, masked, training):
+    rng = np.random.default_rng(51)
+    k = keras.layers.TimeDistributed(keras_inner(keras))
+    k.build(shape)
+    weights = randomized(k, rng)
+    x = (rng.normal(size=shape) * 1.3 + 0.4).astype("float32")
+    mask = (rng.random(shape[:2]) < 0.7) if masked else None
+    call = {"training": training} if mask is None else {"training": training, "mask": mask}
+    ky, kgx, kgw, k_frozen = keras_run(k, x, **call)
+    r = layers.TimeDistributed(inner)
+    p = rc_params(inner, weights)
+    ry, rgx, rgp = rc_run(r, p, jnp.asarray(x), **call)
+    assert ry.shape == ky.shape and r.compute_output_shape(shape[1:]) == tuple(k.compute_output_shape(shape)[1:])
+    assert max_rel_err(ry, ky) <= 1e-6
+    assert max_rel_err(rgx, kgx) <= 1e-5
+    got = [g for g in jax.tree_util.tree_leaves(rgp)][: len(kgw)]
+    assert len(kgw) == len([w for w in k.trainable_weights])
+    for a, b in zip(got, kgw):
+        assert max_rel_err(a, b) <= 1e-5
+    if training and k_frozen:
+        updated = r.moving_statistics(p, x, mask)
+        assert max_rel_err(updated.moving_mean, k_frozen[0]) <= 1e-6
+        assert max_rel_err(updated.moving_variance, k_frozen[1]) <= 1e-6
+    if masked:
+        np.testing.assert_array_equal(np.asarray(r.compute_mask(x, mask)), keras_output_mask(k, x, mask))
+
+
+def test_init_is_the_inner_layers_params_for_one_step(keras):
+    r = layers.TimeDistributed(layers.Dense(4))
+    p = r.init(jax.random.PRNGKey(0), (None, 3))
+    assert isinstance(p, layers.DenseParams) and p.kernel.shape == (3, 4)
+    assert r.compute_output_shape((None, 3)) == (None, 4)
+
+
+def test_float64_equals_a_loop_over_steps(x64):
+    rng = np.random.default_rng(52)
+    inner = layers.Dense(3, activation="tanh")
+    p = layers.DenseParams(jnp.asarray(rng.normal(size=(2, 3))), jnp.asarray(rng.normal(size=3)))
+    x = rng.normal(size=(2, 5, 2))
+    y = layers.TimeDistributed(inner).apply(p, jnp.asarray(x))
+    want = np.stack([np.tanh(x[:, t] @ np.asarray(p.kernel) + np.asarray(p.bias)) for t in range(5)], axis=1)
+    assert max_rel_err(y, want) <= 1e-14
+
+
+def test_noise_inside_differs_per_step():
+    r = layers.TimeDistributed(layers.GaussianNoise(0.5))
+    y = r.apply((), jnp.zeros((2, 3, 4)), training=True, rng=jax.random.PRNGKey(0))
+    assert not np.allclose(np.asarray(y[:, 0]), np.asarray(y[:, 1]))
+
+
+def test_bad_arguments_and_inputs():
+    with pytest.raises(ValueError, match=r"TimeDistributed layer=3; expected an rnncore layer"):
+        layers.TimeDistributed(3)
+    r = layers.TimeDistributed(layers.Dense(2))
+    with pytest.raises(
+        ValueError, match=r"TimeDistributed inputs must have shape \(batch, time, ...\); got shape \(2, 3\)"
+    ):
+        r.apply(layers.DenseParams(jnp.ones((3, 2))), jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"TimeDistributed mask has shape \(2, 4\); expected"):
+        r.apply(layers.DenseParams(jnp.ones((3, 2))), jnp.ones((2, 3, 3)), mask=jnp.ones((2, 4), bool))
+    with pytest.raises(ValueError, match=r"TimeDistributed input_shape=\(3,\); expected \(time, ...\)"):
+        r.init(jax.random.PRNGKey(0), (3,))
+    with pytest.raises(ValueError, match=r"TimeDistributed\(Dense\) has no moving statistics"):
+        r.moving_statistics(None, jnp.ones((2, 3, 3)))
