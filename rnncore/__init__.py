@@ -36,6 +36,7 @@ from . import (
 from .compilation import jit
 from .functional import Call, Input, Model
 from .interop.flax import from_flax, to_flax
+from .interop.torch import from_torch, to_torch
 from .keras import from_keras, keras_weights, to_keras
 from .models import Sequential
 from .train import fit
@@ -80,4 +81,6 @@ __all__ = [
     "keras_weights",
     "from_flax",
     "to_flax",
+    "from_torch",
+    "to_torch",
 ]

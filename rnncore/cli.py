@@ -1,4 +1,4 @@
-r"""The ``rnncore`` command: ``diagnose``, ``train``, ``check-keras`` and ``check-flax``; parsing and printing only.
+r"""The ``rnncore`` command: ``diagnose``, ``train``, ``check-keras``, ``-flax``, ``-torch``; parsing and printing only.
 
 ``rnncore diagnose`` measures how gradients travel through recurrent networks: SimpleRNN, LSTM
 and GRU layers with Keras's default initialization on a standardized random sequence, or every
@@ -24,7 +24,10 @@ and draws them (:func:`rnncore.plot.diagnose`). What it computes is :mod:`rnncor
 initialization, layer normalization, truncated BPTT) and compares the final loss with the task's
 known baseline. ``rnncore check-keras`` compares rnncore with Keras 3 on fixed and random
 configurations (:func:`rnncore.interop.keras.parity.parity_table`), ``rnncore check-flax`` with flax
-linen per cell type (:func:`rnncore.interop.flax.parity.parity_table`).
+linen per cell type (:func:`rnncore.interop.flax.parity.parity_table`), ``rnncore check-torch`` with
+PyTorch (:func:`rnncore.interop.torch.parity.parity_table`). ``diagnose --model`` also reads a
+PyTorch state_dict (``.pt``, ``.pth``, ``.safetensors``) with ``--arch``, its description
+(:func:`rnncore.interop.torch.from_torch`).
 
 Errors in what the user gave (arguments, files, data shapes) print one line starting
 ``rnncore: error:`` on stderr and exit with status 2.
@@ -65,6 +68,7 @@ OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd", "adagrad")
 TASKS = ("adding", "copy", "sine")
 LAYER_TYPES = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
 FLAX_CELL_TYPES = ("SimpleCell", "LSTMCell", "OptimizedLSTMCell", "GRUCell", "Bidirectional")
+TORCH_TYPES = ("RNN", "LSTM", "GRU")
 
 # name once defined here -> (module that holds it now, its name there)
 _MOVED = {
@@ -139,9 +143,7 @@ def _cmd_diagnose(args) -> int:
     if args.model is not None:
         if args.data is None:
             raise UsageError("--model needs --data (the inputs to analyse it on: .npy, .npz or .csv).")
-        from .keras import from_keras
-
-        model, params = from_keras(args.model)
+        model, params = _load_model(args.model, args.arch)
         if not diagnosis.has_recurrent_layer(model):
             raise ValueError(
                 f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "
@@ -161,8 +163,8 @@ def _cmd_diagnose(args) -> int:
         title = f"{label} on {os.path.basename(args.data)} (T={first.shape[1]})"
         settings = dict(model=args.model, data=args.data, batch=int(first.shape[0]), input_shapes=shapes)
     else:
-        if args.data is not None:
-            raise UsageError("--data goes with --model (without --model the inputs are random).")
+        if args.data is not None or args.arch is not None:
+            raise UsageError("--data and --arch go with --model (without --model the inputs are random).")
         x = diagnosis.random_inputs(args.batch, args.seq_len, args.features, args.seed)
         for cell_name in args.cell:
             model = _synthetic_model(cell_name, args.units, args.layers, args.init)
@@ -216,6 +218,24 @@ def _cmd_diagnose(args) -> int:
     )
     print((f"picture: {picture}; " if picture else "") + f"{seconds:.1f} s")
     return 0
+
+
+def _load_model(path: str, arch: Optional[str]) -> tuple:
+    """A ``.keras`` model, or a PyTorch state_dict file (``.pt``, ``.pth``, ``.safetensors``) with its ``--arch``."""
+    from .interop.torch import files as torch_files
+
+    if torch_files.is_state_dict_file(path) or arch is not None:
+        if arch is None:
+            raise UsageError(
+                f"--model {path} is a PyTorch state_dict, which holds weights, not what they compute; "
+                "pass --arch ARCH.json (a list of layer specs, see rnncore.interop.torch.arch)."
+            )
+        from .interop.torch import from_torch
+
+        return from_torch(path, arch=arch)
+    from .keras import from_keras
+
+    return from_keras(path)
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -384,7 +404,7 @@ def _cmd_check_keras(args) -> int:
 
 
 def _print_parity(rows: list, verbose: bool, threshold: float, t0: float) -> int:
-    """The parity table of ``check-keras`` / ``check-flax`` rows ``(type, description, output error,
+    """The parity table of ``check-keras`` / ``check-flax`` / ``check-torch`` rows ``(type, description, output error,
     gradient error)``; exit status 0 when every error is within ``threshold``."""
     if verbose:
         print(f"{'configuration':<64} {'outputs':>10} {'gradients':>10}")
@@ -422,6 +442,28 @@ def _cmd_check_flax(args) -> int:
     return _print_parity(rows, args.verbose, 1e-5 if args.dtype == "float32" else 1e-12, t0)
 
 
+# --- check-torch --------------------------------------------------------------------------------
+
+
+def _cmd_check_torch(args) -> int:
+    if importlib.util.find_spec("torch") is None:
+        print(
+            "rnncore: error: check-torch compares rnncore with PyTorch, which is not installed; "
+            "install it with: pip install 'rnncore[test]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .interop.torch.parity import parity_table
+
+    t0 = time.perf_counter()
+    rows = parity_table(seed=args.seed, trials=args.trials, kinds=args.only)
+    print(
+        f"rnncore vs PyTorch, float32, random weights, a recurrent module (random depth, directions, layout, "
+        f"output) + Linear; seed {args.seed}, {args.trials} random configuration(s) per module type"
+    )
+    return _print_parity(rows, args.verbose, 1e-5, t0)
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
 _DIAGNOSE_EXAMPLES = """examples:
@@ -430,6 +472,7 @@ _DIAGNOSE_EXAMPLES = """examples:
   rnncore diagnose --cell simple_rnn --init identity # IRNN
   rnncore diagnose --layers 3 --json > diagnosis.json
   rnncore diagnose --model my_model.keras --data x.npy --out my_model.png
+  rnncore diagnose --model my_model.pt --arch arch.json --data x.npy   # also .safetensors
 
 data files (--data): .npy (batch, time, features) or (time, features); .npz: the array named x, else the
 first one; .csv: one sequence, a row per time step, a column per feature (comma-separated, optional header).
@@ -441,6 +484,12 @@ _TRAIN_EXAMPLES = """examples:
   rnncore train --cell simple_rnn --init identity --optimizer sgd --lr 0.01 --clipnorm 1
   rnncore train --task copy --seq-len 30 --cell lstm --layernorm --global-clipnorm 1
   rnncore train --task sine --cell gru --truncate 10 --out sine.png
+"""
+
+_CHECK_TORCH_EXAMPLES = """examples:
+  rnncore check-torch                                # the fixed models and 2 random ones per module type
+  rnncore check-torch --trials 10 --seed 3 --verbose
+  rnncore check-torch --only LSTM GRU --trials 5
 """
 
 _CHECK_EXAMPLES = """examples:
@@ -501,7 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--features", type=_positive_int, default=8, help="input features (default 8)")
     d.add_argument("--lags", type=_positive_int, nargs="+", default=list(LAGS), help="lags k (default 1 10 50 100)")
     d.add_argument("--seed", type=_nonneg_int, default=0, help="weights and inputs (default 0)")
-    d.add_argument("--model", help="a saved Keras model (.keras) to analyse instead")
+    d.add_argument(
+        "--model", help="a saved Keras model (.keras), or a PyTorch state_dict (.pt, .pth, .safetensors), to analyse"
+    )
+    d.add_argument("--arch", help="with a PyTorch --model: its description, a JSON list of layer specs")
     d.add_argument("--data", help="its inputs: .npy, .npz or .csv (see below)")
     d.add_argument("--out", default="diagnose.png", help="picture (default diagnose.png)")
     d.add_argument("--no-plot", action="store_true", help="do not draw the picture")
@@ -578,6 +630,20 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
     fl.add_argument("--verbose", action="store_true", help="one line per configuration")
     fl.set_defaults(run=_cmd_check_flax)
+
+    ct = sub.add_parser(
+        "check-torch",
+        help="compare outputs and gradients with PyTorch",
+        description="Compare rnncore with PyTorch on outputs and gradients: fixed models and random "
+        "configurations per recurrent module type. Exit 0 if every error is within 1e-5.",
+        epilog=_CHECK_TORCH_EXAMPLES,
+        formatter_class=fmt,
+    )
+    ct.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
+    ct.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per module type (default 2)")
+    ct.add_argument("--only", nargs="+", choices=TORCH_TYPES, help="check only these module types")
+    ct.add_argument("--verbose", action="store_true", help="one line per configuration")
+    ct.set_defaults(run=_cmd_check_torch)
     return parser
 
 
@@ -593,7 +659,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("no command; expected diagnose, train, check-keras or check-flax.")
+            raise UsageError("no command; expected diagnose, train, check-keras, check-flax or check-torch.")
         return args.run(args)
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0

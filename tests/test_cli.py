@@ -249,8 +249,59 @@ def test_bad_arguments_and_files_give_one_line_and_status_2(capsys, tmp_path, sa
         assert "no recurrent layer" in err
 
 
+def test_diagnose_a_torch_state_dict_with_its_description(capsys, tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    net = Net()
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    arch = [{"type": "LSTM", "name": "lstm", "batch_first": True, "output": "last"}, {"type": "Linear", "name": "fc"}]
+    (tmp_path / "arch.json").write_text(json.dumps(arch))
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    argv = ["diagnose", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "x.npy"), "--json", "--no-plot"]
+    code, out, err = _run(capsys, *argv, "--arch", str(tmp_path / "arch.json"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["layer"] for r in report["rows"]] == ["0:LSTM", "1:LSTM"]
+    model, params = rc.from_torch(net)
+    assert report["rows"][1]["memory_horizon"] == pytest.approx(
+        float(np.mean(rc.analysis.memory_horizon(model.layers[1].cell, params[1], model.layers[0].apply(params[0], x))))
+    )
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and "m.pt is a PyTorch state_dict" in err and "--arch ARCH.json" in err
+
+
+def test_check_torch(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from rnncore.interop.torch import parity
+
+    monkeypatch.setattr(parity, "_fixed_cases", lambda: [])
+    code, out, err = _run(capsys, "check-torch", "--only", "GRU", "--trials", "1", "--seed", "3", "--verbose")
+    assert code == 0, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("GRU "))
+    assert row.split()[1] == "1" and float(row.split()[3]) <= 1e-5
+    assert "GRU(num_layers=" in out
+
+
+def test_check_torch_without_torch(capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    code, out, err = _run(capsys, "check-torch")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "PyTorch, which is not installed" in err
+
+
 def test_help_shows_examples(capsys):
-    for command in ("diagnose", "train", "check-keras", "check-flax"):
+    for command in ("diagnose", "train", "check-keras", "check-flax", "check-torch"):
         code, out, _ = _run(capsys, command, "--help")
         assert code == 0 and "examples:" in out and f"rnncore {command}" in out
 

@@ -4,6 +4,8 @@
   (its public path is :mod:`rnncore.keras`).
 * :mod:`rnncore.interop.flax` — flax linen modules to rnncore and back (``rc.from_flax``,
   ``rc.to_flax``).
+* :mod:`rnncore.interop.torch` — PyTorch modules, state_dicts and ``.pt``/``.safetensors`` files to
+  rnncore and back (``rc.from_torch``, ``rc.to_torch``).
 
 A converter imports its framework only inside functions, so importing rnncore never imports it.
 Each subpackage keeps what it knows about every foreign layer kind in one table (for Keras,

@@ -9,6 +9,8 @@ with three pure methods:
   them;
 * ``compute_mask(x, mask)`` -> the mask passed on, as Keras propagates it.
 
+``LastStep`` (:mod:`.last_step`) takes the last time position of a sequence, ``x[:, -1]``.
+
 Recurrent layers (:mod:`.recurrent`: :class:`SimpleRNN`, :class:`LSTM`, :class:`GRU`, :class:`LayerNormLSTM`, or
 :class:`RNN` around any cell) hold their cell as ``.cell``; their params *are* the cell's params.
 
@@ -55,6 +57,7 @@ from .convolution import Conv1D, Conv1DParams
 from .core import Dense, DenseParams, Dropout, Masking
 from .embedding import Embedding, EmbeddingParams
 from .inputs import check_inputs, check_mask, check_rng, check_sequences, shape_str
+from .last_step import LastStep
 from .merging import Add, Average, Concatenate, Multiply, Subtract
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, BatchNormalizationParams, LayerNormalization, LayerNormalizationParams
@@ -105,6 +108,7 @@ __all__ = [
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
     "LSTM",
+    "LastStep",
     "LayerNormLSTM",
     "LayerNormalization",
     "LayerNormalizationParams",
