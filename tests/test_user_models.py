@@ -121,3 +121,59 @@ def test_the_keras_user_models_module_imports_neither_rnncore_nor_jax():
     tests = os.path.dirname(os.path.abspath(__file__))
     done = subprocess.run([sys.executable, "-c", code], cwd=tests, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+class _TruncatedBpttNet:
+    """The model of the truncated-BPTT question: nn.LSTM(batch_first=True) -> nn.Linear on every step."""
+
+    @staticmethod
+    def build(torch):
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = torch.nn.LSTM(3, 6, batch_first=True)
+                self.fc = torch.nn.Linear(6, 1)
+
+            def forward(self, x):
+                out, _ = self.lstm(x)
+                return self.fc(out)
+
+        torch.manual_seed(0)
+        net = Net()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(0.5 * torch.randn_like(p))
+        return net
+
+    ARCH = [
+        {"type": "LSTM", "name": "lstm", "batch_first": True, "output": "sequence"},
+        {"type": "Linear", "name": "fc"},
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_the_pytorch_model_loads_live_and_from_its_file_and_is_diagnosed(tmp_path, capsys, suffix):
+    torch = pytest.importorskip("torch")
+    net = _TruncatedBpttNet.build(torch)
+    x = np.random.default_rng(0).normal(size=(3, 15, 3)).astype("float32")
+    theirs = net(torch.from_numpy(x)).detach().numpy()
+    model, params = rc.from_torch(net)
+    assert max_rel_err(np.asarray(model.apply(params, x)), theirs) < 1e-6
+    path = str(tmp_path / f"net{suffix}")
+    if suffix == ".pt":
+        torch.save(net.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), path)
+    from_file, file_params = rc.from_torch(path, arch=_TruncatedBpttNet.ARCH)
+    assert max_rel_err(np.asarray(from_file.apply(file_params, x)), theirs) < 1e-6
+    arch = tmp_path / "arch.json"
+    arch.write_text(__import__("json").dumps(_TruncatedBpttNet.ARCH))
+    np.save(tmp_path / "x.npy", x)
+    picture = tmp_path / "net.png"
+    argv = ["diagnose", "--model", path, "--arch", str(arch), "--data", str(tmp_path / "x.npy"), "--out", str(picture)]
+    assert cli.main(argv) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"net{suffix} ")]
+    assert len(rows) == 1 and rows[0].split()[-1] in ("vanishing", "exploding", "healthy")
+    assert picture.stat().st_size > 10_000
