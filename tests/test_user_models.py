@@ -67,7 +67,13 @@ def _data_file(folder, name: str) -> str:
     return path
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+# two in the default run (a graph, a token model); the others with the slow checks
+DIAGNOSED_BY_DEFAULT = ("encoder_decoder", "text_classifier")
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in DIAGNOSED_BY_DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in sorted(zoo.MODELS)]
+)
 def test_rnncore_diagnose_prints_a_table_and_draws_a_picture(keras, tmp_path, name, capsys):
     km = zoo.build(keras, name)
     model_path = str(tmp_path / f"{name}.keras")
@@ -151,7 +157,7 @@ class _TruncatedBpttNet:
     ]
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("suffix", [".pt", pytest.param(".safetensors", marks=pytest.mark.slow)])
 def test_the_pytorch_model_loads_live_and_from_its_file_and_is_diagnosed(tmp_path, capsys, suffix):
     torch = pytest.importorskip("torch")
     net = _TruncatedBpttNet.build(torch)

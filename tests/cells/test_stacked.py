@@ -131,6 +131,7 @@ def test_stacked_jacobian_is_block_lower_triangular_and_equals_jacfwd(x64):
     )
 
 
+@pytest.mark.slow
 def test_bptt_and_lyapunov_run_on_a_stack(x64):
     rng = np.random.default_rng(6)
     p = jax.tree_util.tree_map(

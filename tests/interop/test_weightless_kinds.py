@@ -35,6 +35,7 @@ def addition_model(keras, chars=5, answer_len=3):
     return randomize(km), x
 
 
+@pytest.mark.slow
 def test_addition_model(keras, tmp_path):
     km, x = addition_model(keras)
     check_keras_model(km, x, tmp_path)

@@ -6,6 +6,7 @@ import pytest
 from rnncore.interop.flax.parity import CELL_TYPES, parity_table
 
 
+@pytest.mark.slow
 def test_one_fixed_stack():
     rows = parity_table(kinds=["LSTMCell"])
     assert [(kind, desc) for kind, desc, _, _ in rows] == [("LSTMCell", "LSTMCell(6) + LSTMCell(5, reverse)")]
