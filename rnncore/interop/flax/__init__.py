@@ -6,7 +6,7 @@ module             what it knows
 ``fields``         a flax module's fields and variables: what is ignored, what is refused, arrays by path
 ``activations``    flax-side activation functions <-> rnncore activation names
 ``cells``          the cell table: one entry per flax cell (``SimpleCell``, ``LSTMCell``, ...), params both ways
-``module_kind``    what one module entry holds (:class:`~.module_kind.ModuleKind`)
+``module_kind``    what one module entry holds (:class:`~rnncore.interop.flax.module_kind.ModuleKind`)
 ``recurrent``      ``nn.RNN`` and ``nn.Bidirectional`` entries (flags, merge functions, ``last_step``)
 ``normalization``  the ``nn.LayerNorm`` entry
 ``embedding``      the ``nn.Embed`` entry

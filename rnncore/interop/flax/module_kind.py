@@ -1,5 +1,5 @@
 """What the converter knows about one flax module kind (:class:`ModuleKind`), and what one
-conversion gives (:class:`Converted`). The entries and their table are in :mod:`.module_kinds`."""
+conversion gives (:class:`Converted`). The entries and their table are in :mod:`~rnncore.interop.flax.module_kinds`."""
 
 from __future__ import annotations
 

@@ -1,18 +1,18 @@
 """One entry per flax linen module kind: everything the converter knows about it, in one place.
 
-A :class:`~.module_kind.ModuleKind` says, for one flax module class, how it becomes an rnncore
+A :class:`~rnncore.interop.flax.module_kind.ModuleKind` says, for one flax module class, how it becomes an rnncore
 layer (``to_rnncore``) and how an rnncore layer becomes it (``to_flax``). :data:`KINDS` maps flax
 class names to kinds (in the order messages list them); :func:`for_layer` finds the kind of an
 rnncore layer. Adding a flax module kind is adding one entry to :data:`KINDS`.
 
-* ``nn.RNN``, ``nn.Bidirectional``: :mod:`.recurrent`;
+* ``nn.RNN``, ``nn.Bidirectional``: :mod:`~rnncore.interop.flax.recurrent`;
 * ``nn.Dense(features, use_bias)``: ``layers.Dense(units, use_bias=...)``, params
   ``DenseParams(kernel, bias)`` (the same ``x @ kernel + bias``); a plain activation function right
-  after it in an ``nn.Sequential`` becomes its ``activation`` (:mod:`.activations`);
+  after it in an ``nn.Sequential`` becomes its ``activation`` (:mod:`~rnncore.interop.flax.activations`);
 * ``nn.Dropout(rate, deterministic=True or None)``: ``layers.Dropout(rate)``, identity at inference
   as flax's; exported with ``deterministic=True`` (nn.Sequential passes no call arguments past its
   first module), so the flax model drops nothing: training dropout is not carried over;
-* ``nn.LayerNorm``, ``nn.Embed``: :mod:`.normalization`, :mod:`.embedding`.
+* ``nn.LayerNorm``, ``nn.Embed``: :mod:`~rnncore.interop.flax.normalization`, :mod:`~rnncore.interop.flax.embedding`.
 
 >>> list(KINDS)
 ['RNN', 'Bidirectional', 'Dense', 'Dropout', 'LayerNorm', 'Embed']
@@ -93,7 +93,7 @@ DROPOUT = ModuleKind("Dropout", (L.Dropout,), _dropout_to_rnncore, _dropout_to_f
 # --- the table -------------------------------------------------------------------------------------------------
 
 KINDS: dict = {kind.flax_class: kind for kind in (RNN, BIDIRECTIONAL, DENSE, DROPOUT, LAYER_NORM, EMBED)}
-"""flax linen class name -> :class:`~.module_kind.ModuleKind`."""
+"""flax linen class name -> :class:`~rnncore.interop.flax.module_kind.ModuleKind`."""
 
 _BY_RNNCORE_TYPE = {t: kind for kind in KINDS.values() for t in kind.rnncore_types}
 

@@ -1,4 +1,4 @@
-r"""The recurrent module kinds: ``nn.RNN`` over a cell of :mod:`.cells`, and ``nn.Bidirectional``.
+r"""The recurrent module kinds: ``nn.RNN`` over a cell of :mod:`~rnncore.interop.flax.cells`, and ``nn.Bidirectional``.
 
 flax's ``nn.RNN(cell, time_major=False, return_carry=False, reverse=False, keep_order=False)``
 always returns the whole output sequence. With ``reverse=True`` it consumes the inputs from the last
@@ -7,7 +7,7 @@ step to the first and returns the outputs in that processing order: rnncore's (K
 ``keep_order=True`` as well, flax flips the outputs back to input time; a lone rnncore layer has
 no such flag (only ``Bidirectional`` flips its backward half back), so that combination is refused
 outside ``nn.Bidirectional``. ``return_carry=True`` is rnncore's ``return_state=True``: flax returns
-``(carry, y)``, rnncore ``(y, *state)`` (see :mod:`.calling`).
+``(carry, y)``, rnncore ``(y, *state)`` (see :mod:`~rnncore.interop.flax.calling`).
 
 ``nn.Bidirectional(forward_rnn, backward_rnn, merge_fn, time_major, return_carry)`` runs
 ``backward_rnn`` with ``reverse=True, keep_order=True`` and merges in input time: rnncore's

@@ -1,6 +1,6 @@
 """``to_keras``: an rnncore model as a built ``keras.Sequential`` with the same weights.
 
-Each layer becomes the Keras layer its :mod:`.layer_kinds` entry builds (LSTM and GRU with
+Each layer becomes the Keras layer its :mod:`~rnncore.interop.keras.layer_kinds` entry builds (LSTM and GRU with
 ``use_cudnn=False``, the scan path rnncore equals), under one ``keras.Input`` and one dtype
 (float64 when the weights are), and the weights are set in :func:`~.weights.keras_weights` order.
 """

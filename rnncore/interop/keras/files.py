@@ -1,7 +1,7 @@
 """``.keras`` files, read without Keras: a zip of ``config.json`` and ``model.weights.h5``.
 
 Reading uses :mod:`zipfile`, :mod:`json` and :mod:`h5py` alone, so a file never runs code: what
-it names is only checked against the layer kinds rnncore knows (see :mod:`.config`). Each member
+it names is only checked against the layer kinds rnncore knows (see :mod:`~rnncore.interop.keras.config`). Each member
 is read with a size limit (``config.json`` :data:`MAX_CONFIG_BYTES`, ``model.weights.h5``
 :data:`MAX_WEIGHTS_BYTES`), the declared size first and the bytes actually read second, so a zip
 bomb is refused before it is inflated. Missing, truncated, corrupted and non-zip files (a legacy

@@ -1,7 +1,7 @@
 """``to_keras`` for a :class:`rnncore.Model`: the graph rebuilt call by call as a functional
 ``keras.Model``, each layer's weights set from its params.
 
-Each distinct layer becomes the Keras layer its :mod:`.layer_kinds` entry builds, named as the
+Each distinct layer becomes the Keras layer its :mod:`~rnncore.interop.keras.layer_kinds` entry builds, named as the
 model names it, and is called at every one of its calls (shared layers stay shared) with the call's
 ``mask`` and ``initial_state``; an :class:`~rnncore.functional.Op` becomes the ``keras.ops``
 function of its name.

@@ -1,4 +1,4 @@
-"""Reading Keras configs whose arguments :func:`.config.parse_args` has no converter for: sizes,
+"""Reading Keras configs whose arguments :func:`~rnncore.interop.keras.config.parse_args` has no converter for: sizes,
 shapes, axes and other values rnncore's own layer checks validate (``input_dim``, ``target_shape``,
 ``axis``, ...), and the regularizers/constraints of any weight (``gamma_regularizer``, ...).
 

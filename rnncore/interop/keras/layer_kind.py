@@ -1,6 +1,6 @@
 """What the converter knows about one Keras layer kind (:class:`LayerKind`), and the pieces entries share.
 
-The entries themselves and their table are in :mod:`.layer_kinds` (and the modules it gathers).
+The entries themselves and their table are in :mod:`~rnncore.interop.keras.layer_kinds` (and the modules it gathers).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A :class:`LayerKind` says, for one Keras layer class,
 
 * **config in**: ``from_config(ctx, entry, at)`` turns the Keras layer's serialized config into an
-  rnncore layer, refusing what rnncore does not represent (see :mod:`.config`);
+  rnncore layer, refusing what rnncore does not represent (see :mod:`~rnncore.interop.keras.config`);
 * **weights**: ``weight_shapes(layer, input_shape)`` gives the fields of its weights in Keras's
   ``get_weights()`` order with their shapes (``None`` for a weight Keras leaves out, a bias with
   ``use_bias=False``) for inputs of ``input_shape`` (without the batch; a list of shapes for a layer

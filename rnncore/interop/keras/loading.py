@@ -1,9 +1,9 @@
 """``from_keras``: a Keras model config (live or from a file) and its weights -> an rnncore model.
 
 The steps, each in its own function: the model's chain of layer entries (a ``Sequential``'s list,
-or a functional model's one chain, :mod:`.graph`); one rnncore layer per entry through its
-:mod:`.layer_kinds` entry; the input shape the model declares (or its first kernel tells); then
-each layer's params, read and shape-checked (:mod:`.weights`), each layer's output shape its
+or a functional model's one chain, :mod:`~rnncore.interop.keras.graph`); one rnncore layer per entry through its
+:mod:`~rnncore.interop.keras.layer_kinds` entry; the input shape the model declares (or its first kernel tells); then
+each layer's params, read and shape-checked (:mod:`~rnncore.interop.keras.weights`), each layer's output shape its
 ``compute_output_shape``.
 """
 

@@ -4,7 +4,7 @@
 moments) into exactly ``keras_model.get_weights()`` order, every shape checked against the model;
 :func:`read_params` builds one layer's params from the weights of a Keras layer (live, through
 :class:`LiveWeights`, or from a file, through :class:`~.files.FileWeights`). The order and shapes of
-each layer kind's weights come from its entry in :mod:`.layer_kinds`.
+each layer kind's weights come from its entry in :mod:`~rnncore.interop.keras.layer_kinds`.
 """
 
 from __future__ import annotations

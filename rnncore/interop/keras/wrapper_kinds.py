@@ -4,7 +4,7 @@ input shape. Any layer kind without a time axis of its own may be wrapped (not a
 ``Bidirectional`` or another ``TimeDistributed``).
 
 The kind reads the table of kinds it wraps through the :class:`Table` it is made with (the table in
-:mod:`.layer_kinds` holds this kind, so it is handed in rather than imported).
+:mod:`~rnncore.interop.keras.layer_kinds` holds this kind, so it is handed in rather than imported).
 
 >>> from rnncore import layers
 >>> from rnncore.interop.keras.layer_kinds import KINDS

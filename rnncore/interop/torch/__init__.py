@@ -5,7 +5,7 @@ module                 what it knows
 =====================  ===============================================================================
 ``recurrent``          PyTorch's recurrent weights in Keras's layout and back (transposes, gate orders,
                        the two biases)
-``module_kind``        what one entry holds (:class:`~.module_kind.ModuleKind`), and how a spec is checked
+``module_kind``        what one entry holds (``ModuleKind``), and how a spec is checked
 ``recurrent_kind``     the entries of ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` (layers per PyTorch layer, outputs)
 ``module_kinds``       the table: one entry per PyTorch module kind
 ``arch``               the architecture description: a JSON-able list of layer specs
@@ -22,7 +22,7 @@ module                 what it knows
 Each module imports only the ones above it in this table; none imports ``torch`` at module level.
 A new PyTorch module kind is one new entry in :data:`~rnncore.interop.torch.module_kinds.KINDS`.
 
-Supported modules (mapped exactly; see :mod:`.module_kinds`): ``nn.RNN`` (tanh, relu),
+Supported modules (mapped exactly; see :mod:`~rnncore.interop.torch.module_kinds`): ``nn.RNN`` (tanh, relu),
 ``nn.LSTM`` (``proj_size=0``), ``nn.GRU``, any ``num_layers``, ``bidirectional``, ``batch_first``,
 ``bias``, ``dropout`` between layers; ``nn.Linear``, ``nn.Dropout``, ``nn.Embedding``
 (``padding_idx``), ``nn.LayerNorm`` (over the last axis).

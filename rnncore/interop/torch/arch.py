@@ -13,7 +13,7 @@ given), plus ``type`` (``RNN``, ``LSTM``, ``GRU``, ``Linear``, ``Dropout``, ``Em
 ``lstm.weight_ih_l0``; ``""`` for none; by default the spec's index, as ``nn.Sequential`` names its
 modules) and, for recurrent modules, ``output``: what the next module receives (``"sequence"``:
 ``output``; ``"last"``: ``output[:, -1]``; ``"final"``: ``h_n[-1]``, or
-``torch.cat((h_n[-2], h_n[-1]), -1)`` when bidirectional; see :mod:`.recurrent_kind`). Sizes,
+``torch.cat((h_n[-2], h_n[-1]), -1)`` when bidirectional; see :mod:`~rnncore.interop.torch.recurrent_kind`). Sizes,
 depth, directions and biases may be left out: they are read off the weights, and checked where
 given. The same file serves ``rnncore diagnose --model m.pt --arch arch.json``.
 

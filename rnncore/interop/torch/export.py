@@ -1,7 +1,7 @@
 """``to_torch``: an rnncore model as a PyTorch module with the same weights.
 
 Each rnncore layer becomes one ``torch.nn`` module (a recurrent layer an ``nn.RNN``/``nn.LSTM``/
-``nn.GRU`` with ``num_layers=1``), described by a spec (:mod:`.arch`) whose name is its position;
+``nn.GRU`` with ``num_layers=1``), described by a spec (:mod:`~rnncore.interop.torch.arch`) whose name is its position;
 ``LastStep`` after a recurrent layer is that module's ``output="last"``. The modules sit in a
 :func:`~.stack_module.stack_class` module, which keeps the description, and the weights go in
 through ``load_state_dict(strict=True)``.

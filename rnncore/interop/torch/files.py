@@ -10,7 +10,7 @@
   bytes; no PyTorch needed), imported on first use.
 
 Arrays come back as NumPy arrays by name; only float32/float64 weights are taken (see
-:mod:`.weights`).
+:mod:`~rnncore.interop.torch.weights`).
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")

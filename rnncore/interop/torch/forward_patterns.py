@@ -18,7 +18,7 @@ input, each statement one of::
 where each child is called once, on the value the previous call produced (a chain: no skip
 connections, no other operations). A child that is an ``nn.Sequential`` of non-recurrent modules
 is its modules in order. Anything else is refused naming the line, with the advice to pass
-``arch=`` (see :mod:`.arch`).
+``arch=`` (see :mod:`~rnncore.interop.torch.arch`).
 
 The result is ``[(name, child, output)]``: the children in the order the data flows, ``output``
 the recurrent ones' (``"sequence"``, ``"last"`` or ``"final"``), None for the others.

@@ -7,7 +7,7 @@ What a module computes is read from its structure, never by running it:
 * ``nn.Linear``, ``nn.Dropout``, ``nn.Embedding``, ``nn.LayerNorm`` alone, or an ``nn.Sequential``
   of them (an ``nn.Sequential`` cannot hold a recurrent module: it would hand the next module the
   tuple ``(output, h_n)``, so PyTorch itself cannot run one);
-* any other module: its ``forward`` read as one of the patterns of :mod:`.forward_patterns`;
+* any other module: its ``forward`` read as one of the patterns of :mod:`~rnncore.interop.torch.forward_patterns`;
 * with ``arch=`` given: the description, each spec checked against the child it names.
 
 Only these exact classes are taken (a subclass may compute something else in its own ``forward``).
@@ -30,7 +30,8 @@ __all__ = ["describe", "kind_name", "numpy_weights"]
 
 
 def kind_name(nn: Any, module: Any) -> Optional[str]:
-    """The :data:`~.module_kinds.KINDS` name of a module of exactly a supported class, else None."""
+    """The :data:`~rnncore.interop.torch.module_kinds.KINDS` name of a module of exactly a supported
+    class, else None."""
     for name in KINDS:
         if type(module) is getattr(nn, name):
             return name

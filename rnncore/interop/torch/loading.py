@@ -1,8 +1,9 @@
 """``from_torch``: a PyTorch model (live, a state_dict, or a file) -> an rnncore model and its params.
 
 The steps: a description (:mod:`.arch`) and the weights, from the source (:mod:`.live` for a
-module, :mod:`.files` for a file); each spec completed from its weights (:mod:`.weights`); then
-each spec's rnncore layers and params through its :mod:`.module_kinds` entry.
+module, :mod:`~rnncore.interop.torch.files` for a file); each spec completed from its weights
+(:mod:`~rnncore.interop.torch.weights`); then each spec's rnncore layers and params through its
+:mod:`~rnncore.interop.torch.module_kinds` entry.
 """
 
 from __future__ import annotations
@@ -66,13 +67,13 @@ def from_torch(source: Any, arch: Any = None) -> tuple:
     """An rnncore model equal to a PyTorch model.
 
     Args:
-        source: a live ``torch.nn.Module`` (see :mod:`.live` for which ones are read without
+        source: a live ``torch.nn.Module`` (see :mod:`~rnncore.interop.torch.live` for which ones are read without
             ``arch``), a state_dict (a mapping of names to tensors or arrays), or the path of a
             state_dict file: ``.pt``/``.pth`` (``torch.save(model.state_dict(), path)``, read with
             ``weights_only=True``; nothing in it runs) or ``.safetensors``.
-        arch: the description (:mod:`.arch`): a list of layer specs, or the path of a JSON file
+        arch: the description (:mod:`~rnncore.interop.torch.arch`): a list of layer specs, or the path of a JSON file
             holding one. Needed for a state_dict or a file, and for a module whose ``forward`` is
-            not one of the recognised patterns (:mod:`.forward_patterns`).
+            not one of the recognised patterns (:mod:`~rnncore.interop.torch.forward_patterns`).
 
     Returns:
         ``(model, params)``: an :class:`~rnncore.models.Sequential` and its params, in the weights'

@@ -1,7 +1,7 @@
 """What the converter knows about one PyTorch module kind (:class:`ModuleKind`), and how a layer
 spec of the architecture description is checked against it.
 
-A *spec* is one entry of the description :mod:`.arch` reads: a JSON-able dict
+A *spec* is one entry of the description :mod:`~rnncore.interop.torch.arch` reads: a JSON-able dict
 ``{"type": "LSTM", "name": "lstm", "hidden_size": 16, "batch_first": true, ...}`` whose keys are
 the PyTorch constructor's arguments (with PyTorch's defaults) plus ``type``, ``name`` (the prefix
 of the module's weights in the state_dict) and, for recurrent modules, ``output``. Sizes may be
@@ -60,7 +60,7 @@ class ModuleKind:
     * ``tensor_shapes(spec)``: the names (without the prefix) and shapes of its weights in its state_dict,
       ``infer(spec, weights, at)``: the spec with the sizes read off those weights (and checked);
     * ``layers(spec)``: its rnncore layers; ``params(spec, weights, gradients)``: their params
-      entries (``gradients=True`` maps gradients: see :mod:`.recurrent`);
+      entries (``gradients=True`` maps gradients: see :mod:`~rnncore.interop.torch.recurrent`);
       ``tensors(spec, entries)``: back to named arrays;
     * ``build(nn, spec, dtype)``: the equal ``torch.nn`` module (``nn`` is ``torch.nn``).
     """

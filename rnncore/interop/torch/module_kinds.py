@@ -1,20 +1,20 @@
 """One entry per PyTorch module kind: everything the converter knows about it, in one place.
 
-=================  =====================================================  ==========================================
-``torch.nn``       rnncore layers                                         weights (PyTorch -> rnncore)
-=================  =====================================================  ==========================================
-``RNN``            ``SimpleRNN(activation=nonlinearity)`` per layer        see :mod:`.recurrent` (transposed,
-``LSTM``           ``LSTM`` per layer                                      gate blocks reordered, RNN/LSTM
-``GRU``            ``GRU(reset_after=True)`` per layer                     biases summed, GRU bias ``(2, 3u)``)
-``Linear``         ``Dense(out_features, use_bias=bias)``                  ``kernel = weightᵀ``, ``bias``
-``Dropout``        ``Dropout(p)``                                          none
-``Embedding``      ``Embedding(num, dim, padding_idx=padding_idx)``        ``embeddings = weight``
-``LayerNorm``      ``LayerNormalization(epsilon=eps)``, ``center = bias``   ``gamma = weight``, ``beta = bias``
+=================  ======================================================  ========================================
+``torch.nn``       rnncore layers                                          weights (PyTorch -> rnncore)
+=================  ======================================================  ========================================
+``RNN``            ``SimpleRNN(activation=nonlinearity)`` per layer         see ``recurrent.py`` (transposed,
+``LSTM``           ``LSTM`` per layer                                       gate blocks reordered, RNN/LSTM
+``GRU``            ``GRU(reset_after=True)`` per layer                      biases summed, GRU bias ``(2, 3u)``)
+``Linear``         ``Dense(out_features, use_bias=bias)``                   ``kernel = weightᵀ``, ``bias``
+``Dropout``        ``Dropout(p)``                                           none
+``Embedding``      ``Embedding(num, dim, padding_idx=padding_idx)``         ``embeddings = weight``
+``LayerNorm``      ``LayerNormalization(epsilon=eps)``, ``center = bias``    ``gamma = weight``, ``beta = bias``
                    and ``scale = elementwise_affine``
-=================  =====================================================  ==========================================
+=================  ======================================================  ========================================
 
 (recurrent modules: one layer per PyTorch layer, inside ``Bidirectional(merge_mode="concat")``
-when bidirectional, ``Dropout(dropout)`` between layers; see :mod:`.recurrent_kind`.)
+when bidirectional, ``Dropout(dropout)`` between layers; see :mod:`~rnncore.interop.torch.recurrent_kind`.)
 
 :data:`KINDS` maps class names to kinds, in the order messages list them. Adding a PyTorch module
 kind is adding one entry here (and, when it needs one, an rnncore layer in :mod:`rnncore.layers`).

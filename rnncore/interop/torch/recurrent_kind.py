@@ -7,7 +7,7 @@ A PyTorch recurrent module with ``num_layers = n`` is n rnncore layers, each
 ``[forward ‖ backward]`` on the feature axis, both in input time order, as Keras's concat). Between
 them, ``layers.Dropout(dropout)`` where ``dropout > 0`` (PyTorch drops the outputs of every layer
 but the last, element-wise, while training only; with one layer it drops nothing). Weights: see
-:mod:`.recurrent`.
+:mod:`~rnncore.interop.torch.recurrent`.
 
 What the module's caller takes of it is the spec's ``output``:
 
