@@ -375,14 +375,21 @@ def _keras_backend() -> str:
     return os.environ.get("KERAS_BACKEND", "jax")
 
 
+def _missing(package: str, command: str, framework: str) -> bool:
+    """Whether ``package`` is not installed, saying so on stderr as the ``command`` refusal."""
+    if importlib.util.find_spec(package) is not None:
+        return False
+    print(
+        f"rnncore: error: {command} compares rnncore with {framework}, which is not installed; "
+        "install it with: pip install 'rnncore[test]'",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _cmd_check_keras(args) -> int:
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    if importlib.util.find_spec("keras") is None:
-        print(
-            "rnncore: error: check-keras compares rnncore with Keras 3, which is not installed; "
-            "install it with: pip install 'rnncore[test]'",
-            file=sys.stderr,
-        )
+    if _missing("keras", "check-keras", "Keras 3"):
         return 2
     backend = _keras_backend()
     if backend != "jax":
@@ -424,12 +431,7 @@ def _print_parity(rows: list, verbose: bool, threshold: float, t0: float) -> int
 
 
 def _cmd_check_flax(args) -> int:
-    if importlib.util.find_spec("flax") is None:
-        print(
-            "rnncore: error: check-flax compares rnncore with flax, which is not installed; "
-            "install it with: pip install 'rnncore[test]'",
-            file=sys.stderr,
-        )
+    if _missing("flax", "check-flax", "flax"):
         return 2
     from .interop.flax.parity import parity_table
 
@@ -446,12 +448,7 @@ def _cmd_check_flax(args) -> int:
 
 
 def _cmd_check_torch(args) -> int:
-    if importlib.util.find_spec("torch") is None:
-        print(
-            "rnncore: error: check-torch compares rnncore with PyTorch, which is not installed; "
-            "install it with: pip install 'rnncore[test]'",
-            file=sys.stderr,
-        )
+    if _missing("torch", "check-torch", "PyTorch"):
         return 2
     from .interop.torch.parity import parity_table
 
@@ -601,49 +598,51 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-plot", action="store_true", help="do not draw the picture")
     t.set_defaults(run=_cmd_train)
 
-    c = sub.add_parser(
+    def check_parser(name: str, what: str, choices: Sequence[str], run, **kwargs):
+        p = sub.add_parser(name, formatter_class=fmt, **kwargs)
+        p.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
+        p.add_argument("--trials", type=_nonneg_int, default=2, help=f"random configurations per {what} (default 2)")
+        p.add_argument("--only", nargs="+", choices=choices, help=f"check only these {what}s")
+        p.set_defaults(run=run)
+        return p
+
+    c = check_parser(
         "check-keras",
+        "layer type",
+        LAYER_TYPES,
+        _cmd_check_keras,
         help="compare outputs and gradients with Keras 3",
         description="Compare rnncore with Keras 3 (JAX backend) on outputs and gradients: fixed "
         "stacks and random configurations per layer type. Exit 0 if every error is within 1e-5.",
         epilog=_CHECK_EXAMPLES,
-        formatter_class=fmt,
     )
-    c.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
-    c.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per layer type (default 2)")
-    c.add_argument("--only", nargs="+", choices=LAYER_TYPES, help="check only these layer types")
     c.add_argument("--verbose", action="store_true", help="one line per configuration")
-    c.set_defaults(run=_cmd_check_keras)
 
-    fl = sub.add_parser(
+    fl = check_parser(
         "check-flax",
+        "cell type",
+        FLAX_CELL_TYPES,
+        _cmd_check_flax,
         help="compare outputs and gradients with flax linen",
         description="Compare rnncore (rc.from_flax) with flax linen on outputs and gradients: fixed "
         "stacks and random configurations per cell type. Exit 0 if every error is within 1e-5 "
         "(float32) or 1e-12 (float64).",
         epilog=_CHECK_FLAX_EXAMPLES,
-        formatter_class=fmt,
     )
-    fl.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
-    fl.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per cell type (default 2)")
-    fl.add_argument("--only", nargs="+", choices=FLAX_CELL_TYPES, help="check only these cell types")
     fl.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
     fl.add_argument("--verbose", action="store_true", help="one line per configuration")
-    fl.set_defaults(run=_cmd_check_flax)
 
-    ct = sub.add_parser(
+    ct = check_parser(
         "check-torch",
+        "module type",
+        TORCH_TYPES,
+        _cmd_check_torch,
         help="compare outputs and gradients with PyTorch",
         description="Compare rnncore with PyTorch on outputs and gradients: fixed models and random "
         "configurations per recurrent module type. Exit 0 if every error is within 1e-5.",
         epilog=_CHECK_TORCH_EXAMPLES,
-        formatter_class=fmt,
     )
-    ct.add_argument("--seed", type=_nonneg_int, default=0, help="weights, inputs and configurations (default 0)")
-    ct.add_argument("--trials", type=_nonneg_int, default=2, help="random configurations per module type (default 2)")
-    ct.add_argument("--only", nargs="+", choices=TORCH_TYPES, help="check only these module types")
     ct.add_argument("--verbose", action="store_true", help="one line per configuration")
-    ct.set_defaults(run=_cmd_check_torch)
     return parser
 
 

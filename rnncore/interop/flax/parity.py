@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import relative_error
 from .calling import flax_call
 from .loading import from_flax
 
@@ -25,11 +26,6 @@ __all__ = ["parity_table", "CELL_TYPES"]
 
 CELL_TYPES = ("SimpleCell", "LSTMCell", "OptimizedLSTMCell", "GRUCell", "Bidirectional")
 _CELLS = CELL_TYPES[:-1]
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def _fixed_cases(cell: Callable) -> list:
@@ -97,8 +93,8 @@ def _errors(module: Any, variables: Any, x: Any) -> tuple:
     ]
     (g_ours, ours), (g_theirs, theirs) = results
     leaves = jax.tree_util.tree_leaves
-    out_err = max(_rel(a, b) for a, b in zip(leaves(ours), leaves(theirs)))
-    grad_err = max(_rel(a, b) for a, b in zip(leaves(g_ours), leaves(g_theirs)))
+    out_err = max(relative_error(a, b) for a, b in zip(leaves(ours), leaves(theirs)))
+    grad_err = max(relative_error(a, b) for a, b in zip(leaves(g_ours), leaves(g_theirs)))
     return out_err, grad_err
 
 

@@ -19,17 +19,13 @@ import numpy as np
 
 from ... import layers as L
 from ...models import Sequential
+from ..errors import relative_error
 from .export import to_keras
 from .weights import keras_weights
 
 __all__ = ["parity_table", "LAYER_TYPES"]
 
 LAYER_TYPES = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def _fixed_cases() -> list:
@@ -94,11 +90,11 @@ def _errors(model: Sequential, params: Any, x: np.ndarray) -> tuple:
         y, _ = kmodel.stateless_call(tv, [v.value for v in kmodel.non_trainable_variables], xx)
         return jnp.sum(jnp.sin(y))
 
-    out_err = _rel(model.apply(params, x), kmodel(x))
+    out_err = relative_error(model.apply(params, x), kmodel(x))
     gp, gx = jax.grad(loss, argnums=(0, 1))(params, x)
     tv = [v.value for v in kmodel.trainable_variables]
     kgp, kgx = jax.grad(kloss, argnums=(0, 1))(tv, x)
-    grad_err = max([_rel(a, b) for a, b in zip(keras_weights(model, gp), kgp)] + [_rel(gx, kgx)])
+    grad_err = max([relative_error(a, b) for a, b in zip(keras_weights(model, gp), kgp)] + [relative_error(gx, kgx)])
     return out_err, grad_err
 
 

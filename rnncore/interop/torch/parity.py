@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..errors import relative_error
 from .loading import from_torch, torch_gradients
 from .module_kinds import KINDS
 from .stack_module import stack_class
@@ -27,11 +28,6 @@ from .stack_module import stack_class
 __all__ = ["parity_table", "LAYER_TYPES"]
 
 LAYER_TYPES = ("RNN", "LSTM", "GRU")
-
-
-def _rel(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def _spec(mode: str, **kw: Any) -> dict:
@@ -118,8 +114,8 @@ def _errors(torch: Any, module: Any, x: np.ndarray) -> tuple:
         gx = np.swapaxes(np.asarray(gx), 0, 1)
         y = np.swapaxes(y, 0, 1) if y.ndim == 3 else y
     expected = jax.tree_util.tree_leaves(torch_gradients(module, grads))
-    errs = [_rel(a, b) for a, b in zip(jax.tree_util.tree_leaves(gp), expected)]
-    return _rel(y, y_t.detach().numpy()), max(errs + [_rel(gx, xt.grad.numpy())])
+    errs = [relative_error(a, b) for a, b in zip(jax.tree_util.tree_leaves(gp), expected)]
+    return relative_error(y, y_t.detach().numpy()), max(errs + [relative_error(gx, xt.grad.numpy())])
 
 
 def parity_table(
