@@ -7,6 +7,8 @@ module                 what it knows
                        the two biases)
 ``module_kind``        what one entry holds (``ModuleKind``), and how a spec is checked
 ``recurrent_kind``     the entries of ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` (layers per PyTorch layer, outputs)
+``activation_kinds``   the entries of the activation modules (``nn.ReLU``, ``nn.GELU``, ...), each a Keras
+                       activation
 ``module_kinds``       the table: one entry per PyTorch module kind
 ``arch``               the architecture description: a JSON-able list of layer specs
 ``weights``            a state_dict against a description (sizes read off, every name accounted for)
@@ -25,7 +27,8 @@ A new PyTorch module kind is one new entry in :data:`~rnncore.interop.torch.modu
 Supported modules (mapped exactly; see :mod:`~rnncore.interop.torch.module_kinds`): ``nn.RNN`` (tanh, relu),
 ``nn.LSTM`` (``proj_size=0``), ``nn.GRU``, any ``num_layers``, ``bidirectional``, ``batch_first``,
 ``bias``, ``dropout`` between layers; ``nn.Linear``, ``nn.Dropout``, ``nn.Embedding``
-(``padding_idx``), ``nn.LayerNorm`` (over the last axis).
+(``padding_idx``), ``nn.LayerNorm`` (over the last axis); the activation modules of
+:mod:`~rnncore.interop.torch.activation_kinds` (``nn.ReLU``, ``nn.Tanh``, ``nn.GELU``, ``nn.Softmax(dim=-1)``, ...).
 """
 
 from .export import to_torch

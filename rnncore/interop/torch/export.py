@@ -2,7 +2,9 @@
 
 Each rnncore layer becomes one ``torch.nn`` module (a recurrent layer an ``nn.RNN``/``nn.LSTM``/
 ``nn.GRU`` with ``num_layers=1``), described by a spec (:mod:`~rnncore.interop.torch.arch`) whose name is its position;
-``LastStep`` after a recurrent layer is that module's ``output="last"``. The modules sit in a
+``LastStep`` after a recurrent layer is that module's ``output="last"``; a ``Dense`` with an activation
+is ``nn.Linear`` then the activation's module (:mod:`~rnncore.interop.torch.activation_kinds`), and
+``from_torch`` reads those back as ``Dense`` then ``Activation``. The modules sit in a
 :func:`~.stack_module.stack_class` module, which keeps the description, and the weights go in
 through ``load_state_dict(strict=True)``.
 """
@@ -17,6 +19,7 @@ import numpy as np
 from ... import cells
 from ... import layers as L
 from ...models import Sequential
+from .activation_kinds import exportable_activations, spec_of_activation
 from .module_kinds import KINDS
 from .stack_module import stack_class
 from .weights import output_features
@@ -25,8 +28,8 @@ __all__ = ["to_torch", "describe_model", "EXPORTABLE"]
 
 EXPORTABLE = (
     "SimpleRNN (tanh or relu), LSTM (tanh, sigmoid), GRU (reset_after=True, tanh, sigmoid), "
-    "Bidirectional (concat) of one of them, LastStep, Dense (no activation), Dropout, Embedding, "
-    "LayerNormalization (axis=-1)"
+    "Bidirectional (concat) of one of them, LastStep, Dense, Dropout, Embedding, LayerNormalization (axis=-1), "
+    "Activation; the activations " + exportable_activations()
 )
 _MODES = {cells.SimpleRNN: "RNN", cells.LSTM: "LSTM", cells.GRU: "GRU"}
 
@@ -89,14 +92,28 @@ def _recurrent_spec(layer: Any, p: Any, at: str, batch_first: bool) -> dict:
     return spec
 
 
-def _plain_spec(layer: Any, p: Any, at: str, features: Optional[int]) -> dict:
-    name = type(layer).__name__
-    if name == "Dense":
-        if layer.activation is not None:
-            raise _refuse(at, layer, f"activation={layer.activation!r}; expected None (nn.Linear has none)")
-        return dict(
+def _activation_spec(layer: Any, at: str) -> dict:
+    spec = spec_of_activation(layer.activation)
+    if spec is None:
+        raise _refuse(at, layer, f"activation={layer.activation!r} has no PyTorch module")
+    return spec
+
+
+def _plain_specs(layer: Any, p: Any, at: str, features: Optional[int]) -> list:
+    """The specs of a layer: one, or for a ``Dense`` with an activation, ``Linear`` and the activation's."""
+    if type(layer).__name__ == "Dense":
+        linear = dict(
             type="Linear", in_features=int(np.shape(p.kernel)[0]), out_features=layer.units, bias=layer.use_bias
         )
+        activation = _activation_spec(layer, at)
+        return [linear] if activation["type"] == "Identity" else [linear, activation]
+    if type(layer).__name__ == "Activation":
+        return [_activation_spec(layer, at)]
+    return [_plain_spec(layer, p, at, features)]
+
+
+def _plain_spec(layer: Any, p: Any, at: str, features: Optional[int]) -> dict:
+    name = type(layer).__name__
     if name == "Dropout":
         if layer.noise_shape is not None:
             raise _refuse(at, layer, f"noise_shape={layer.noise_shape!r}; expected None")
@@ -140,14 +157,12 @@ def describe_model(model: Sequential, params: Any, batch_first: bool = True) -> 
             if last["bidirectional"]:
                 entries[-1].append(())
             continue
-        if L.is_recurrent(layer):
-            spec = _recurrent_spec(layer, p, at, batch_first)
-        else:
-            spec = _plain_spec(layer, p, at, features)
-        spec["name"] = str(len(specs))
-        specs.append(spec)
-        entries.append([p])
-        features = output_features(spec, features)
+        layer_specs = [_recurrent_spec(layer, p, at, batch_first)] if L.is_recurrent(layer) else None
+        for k, spec in enumerate(layer_specs or _plain_specs(layer, p, at, features)):
+            spec["name"] = str(len(specs))
+            specs.append(spec)
+            entries.append([p] if k == 0 else [])  # a Dense's activation holds no weights
+            features = output_features(spec, features)
     return specs, entries
 
 

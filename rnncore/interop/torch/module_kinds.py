@@ -11,16 +11,18 @@
 ``Embedding``      ``Embedding(num, dim, padding_idx=padding_idx)``         ``embeddings = weight``
 ``LayerNorm``      ``LayerNormalization(epsilon=eps)``, ``center = bias``    ``gamma = weight``, ``beta = bias``
                    and ``scale = elementwise_affine``
+``ReLU``, ...      ``Activation(name)``                                     none
 =================  ======================================================  ========================================
 
 (recurrent modules: one layer per PyTorch layer, inside ``Bidirectional(merge_mode="concat")``
-when bidirectional, ``Dropout(dropout)`` between layers; see :mod:`~rnncore.interop.torch.recurrent_kind`.)
+when bidirectional, ``Dropout(dropout)`` between layers; see :mod:`~rnncore.interop.torch.recurrent_kind`;
+activation modules, one ``Activation`` each: see :mod:`~rnncore.interop.torch.activation_kinds`.)
 
 :data:`KINDS` maps class names to kinds, in the order messages list them. Adding a PyTorch module
 kind is adding one entry here (and, when it needs one, an rnncore layer in :mod:`rnncore.layers`).
 
->>> list(KINDS)
-['RNN', 'LSTM', 'GRU', 'Linear', 'Dropout', 'Embedding', 'LayerNorm']
+>>> list(KINDS)[:8]
+['RNN', 'LSTM', 'GRU', 'Linear', 'Dropout', 'Embedding', 'LayerNorm', 'Identity']
 >>> [type(layer).__name__ for layer in KINDS["Linear"].layers({"in_features": 3, "out_features": 2, "bias": False})]
 ['Dense']
 """
@@ -33,6 +35,7 @@ import numpy as np
 
 from ... import checks
 from ... import layers as L
+from .activation_kinds import ACTIVATION_KINDS
 from .module_kind import NOT_GIVEN, Arg, ModuleKind
 from .recurrent_kind import GRU, LSTM, RNN
 
@@ -250,7 +253,10 @@ LAYERNORM = ModuleKind(
 
 # --- the table --------------------------------------------------------------------------------------------
 
-KINDS: dict = {kind.torch_class: kind for kind in (RNN, LSTM, GRU, LINEAR, DROPOUT, EMBEDDING, LAYERNORM)}
+KINDS: dict = {
+    **{kind.torch_class: kind for kind in (RNN, LSTM, GRU, LINEAR, DROPOUT, EMBEDDING, LAYERNORM)},
+    **ACTIVATION_KINDS,
+}
 
 
 def supported_list() -> str:
