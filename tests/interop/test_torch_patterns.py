@@ -73,6 +73,36 @@ class TimeMajorLastNet(nn.Module):
         return self.fc(out[-1])
 
 
+class ActivationNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(F, U, batch_first=True)
+        self.fc = nn.Linear(U, 1)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return torch.relu(self.fc(out[:, -1]))
+
+
+class FunctionalNet(nn.Module):
+    """Activations as modules (one called twice) and as functions of torch.nn.functional."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(F, U, batch_first=True)
+        self.fc = nn.Linear(U, U)
+        self.act = nn.ELU()
+        self.out = nn.Linear(U, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        z = self.act(out)
+        z = nn.functional.gelu(self.fc(z))
+        z = nn.functional.leaky_relu(z, 0.2)
+        z = self.act(z)
+        return torch.nn.functional.log_softmax(self.out(z), dim=-1)
+
+
 CASES = [
     (LastStepNet, True, [("LSTM", "lstm", "last"), ("Linear", "fc", None)]),
     (
@@ -89,6 +119,21 @@ CASES = [
     (FinalStateNet, True, [("GRU", "gru", "final"), ("Linear", "fc", None)]),
     (FinalLSTMNet, False, [("LSTM", "lstm", "final"), ("Linear", "fc", None)]),
     (TimeMajorLastNet, False, [("GRU", "gru", "last"), ("Linear", "fc", None)]),
+    (ActivationNet, True, [("GRU", "gru", "last"), ("Linear", "fc", None), ("ReLU", "torch.relu@3:11", None)]),
+    (
+        FunctionalNet,
+        True,
+        [
+            ("LSTM", "lstm", "sequence"),
+            ("ELU", "act", None),
+            ("Linear", "fc", None),
+            ("GELU", "nn.functional.gelu@4:8", None),
+            ("LeakyReLU", "nn.functional.leaky_relu@5:8", None),
+            ("ELU", "act@6:8", None),
+            ("Linear", "out", None),
+            ("LogSoftmax", "torch.nn.functional.log_softmax@7:11", None),
+        ],
+    ),
 ]
 
 
@@ -126,17 +171,6 @@ class SkipNet(nn.Module):
         return self.fc(out + x)
 
 
-class ActivationNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gru = nn.GRU(F, U, batch_first=True)
-        self.fc = nn.Linear(U, 1)
-
-    def forward(self, x):
-        out, _ = self.gru(x)
-        return torch.relu(self.fc(out[:, -1]))
-
-
 class WrongSliceNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -159,6 +193,40 @@ class BidirectionalBackwardOnlyNet(nn.Module):
         return self.fc(h[-1])
 
 
+class MethodActivationNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(F, U)
+
+    def forward(self, x):
+        out = self.fc(x)
+        return out.relu()
+
+
+class NotTorchFunctionalNet(MethodActivationNet):
+    def forward(self, x):
+        out = self.fc(x)
+        return F.relu(out)  # F is this file's feature count, not torch.nn.functional
+
+
+class NonLiteralArgumentNet(MethodActivationNet):
+    def forward(self, x):
+        out = self.fc(x)
+        return nn.functional.softmax(out, dim=U - 5)
+
+
+class UnequalFunctionalNet(MethodActivationNet):
+    def forward(self, x):
+        out = self.fc(x)
+        return nn.functional.softplus(out, beta=2.0)
+
+
+class SharedLinearNet(MethodActivationNet):
+    def forward(self, x):
+        out = self.fc(x)
+        return self.fc(nn.functional.relu(out))
+
+
 class UnusedNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -173,7 +241,10 @@ class UnusedNet(nn.Module):
     "cls,message",
     [
         (SkipNet, "'out \\+ x': not a recognised operation"),
-        (ActivationNet, "torch.relu.*not a recognised operation"),
+        (MethodActivationNet, "'out.relu\\(\\)': not a recognised operation"),
+        (NotTorchFunctionalNet, "'F.relu\\(out\\)': not a recognised operation"),
+        (NonLiteralArgumentNet, "an activation function's arguments must be literals"),
+        (SharedLinearNet, "self.fc is called twice \\(shared weights\\)"),
         (WrongSliceNet, "'out\\[:, -1\\]': not one of the recognised selections"),
         (BidirectionalBackwardOnlyNet, "'h\\[-1\\]': not one of the recognised selections"),
         (UnusedNet, "self.spare holds weights but forward does not use it"),
@@ -182,6 +253,11 @@ class UnusedNet(nn.Module):
 def test_unrecognised_forwards_are_refused_with_advice(cls, message):
     with pytest.raises(ValueError, match=f"{cls.__name__}.*{message}.*pass arch="):
         rc.from_torch(cls())
+
+
+def test_an_activation_function_is_checked_as_its_module_is():
+    with pytest.raises(ValueError, match=r"module 'nn.functional.softplus@3:11' \(Softplus\).*beta=2.0; expected 1.0"):
+        rc.from_torch(UnequalFunctionalNet())
 
 
 def test_an_explicit_description_is_checked_against_the_children():
@@ -195,6 +271,20 @@ def test_an_explicit_description_is_checked_against_the_children():
         rc.from_torch(module, arch=[dict(arch[0], type="LSTM"), arch[1]])
     with pytest.raises(ValueError, match=r"arch\[1\]: the module has no child named 'head'"):
         rc.from_torch(module, arch=[arch[0], dict(arch[1], name="head")])
+
+
+def test_a_description_may_name_an_activation_forward_applies_as_a_function():
+    module = randomize(ActivationNet(), 3)
+    arch = [
+        {"type": "GRU", "name": "gru", "batch_first": True, "output": "last"},
+        {"type": "Linear", "name": "fc"},
+        {"type": "ReLU", "name": "relu"},  # no child: torch.relu in forward
+    ]
+    model, _ = rc.from_torch(module, arch=arch)
+    assert [type(layer).__name__ for layer in model.layers] == ["GRU", "Dense", "Activation"]
+    x = np.random.default_rng(0).normal(size=(2, 5, F)).astype("float32")
+    errs = errors(module, x, arch=arch)
+    assert errs["outputs"] < 1e-6 and max(errs.values()) < 1e-5, errs
 
 
 def test_an_nn_sequential_of_feed_forward_modules():

@@ -14,11 +14,19 @@ input, each statement one of::
     return self.fc(h[-1])                    # the final state, h_n[-1] (h, not c, of an LSTM)
     return self.fc(torch.cat((h[-2], h[-1]), dim=1))   # ... of a bidirectional module
     return self.fc(torch.cat([h[-2], h[-1]], dim=-1))
+    x = self.act(x)                          # an activation child (nn.ReLU(), ...), may be called again
+    x = torch.relu(x)                        # an activation function of torch or torch.nn.functional
+    x = F.leaky_relu(x, 0.2)                 #   (F, nn.functional, torch.nn.functional), literal
+    return F.softmax(self.fc(x), dim=-1)     #   arguments: read as the module of the same name
 
-where each child is called once, on the value the previous call produced (a chain: no skip
-connections, no other operations). A child that is an ``nn.Sequential`` of non-recurrent modules
-is its modules in order. Anything else is refused naming the line, with the advice to pass
-``arch=`` (see :mod:`~rnncore.interop.torch.arch`).
+where each child is called once (one without weights may be called again), on the value the
+previous call produced (a chain: no skip connections, no other operations). A child that is an
+``nn.Sequential`` of non-recurrent modules is its modules in order. An activation function is the
+``torch.nn`` module of :data:`FUNCTIONS` built with the call's arguments (so its settings are
+checked as that module's are), named ``"<function>@<line>:<column>"``; ``F`` and the others are
+looked up among the globals of ``forward``'s module (never called) and must be ``torch`` or
+``torch.nn.functional`` themselves. Methods (``x.relu()``) are not read. Anything else is refused
+naming the line, with the advice to pass ``arch=`` (see :mod:`~rnncore.interop.torch.arch`).
 
 The result is ``[(name, child, output)]``: the children in the order the data flows, ``output``
 the recurrent ones' (``"sequence"``, ``"last"`` or ``"final"``), None for the others.
@@ -29,15 +37,44 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["recognise", "PATTERNS"]
+__all__ = ["recognise", "PATTERNS", "FUNCTIONS"]
 
 PATTERNS = (
-    "Embedding? -> RNN/LSTM/GRU -> (Dropout | LayerNorm | Linear)* on output, output[:, -1] or h_n[-1] "
-    "(torch.cat((h_n[-2], h_n[-1]), dim=1) when bidirectional)"
+    "Embedding? -> RNN/LSTM/GRU -> (Dropout | LayerNorm | Linear | an activation)* on output, output[:, -1] or "
+    "h_n[-1] (torch.cat((h_n[-2], h_n[-1]), dim=1) when bidirectional); activations as modules or as "
+    "torch.relu(x), F.relu(x), ..."
 )
+
+FUNCTIONS = {
+    "relu": "ReLU",
+    "relu6": "ReLU6",
+    "leaky_relu": "LeakyReLU",
+    "elu": "ELU",
+    "celu": "CELU",
+    "selu": "SELU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "mish": "Mish",
+    "softplus": "Softplus",
+    "softsign": "Softsign",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "logsigmoid": "LogSigmoid",
+    "hardsigmoid": "Hardsigmoid",
+    "hardswish": "Hardswish",
+    "hardtanh": "Hardtanh",
+    "tanhshrink": "Tanhshrink",
+    "softshrink": "Softshrink",
+    "hardshrink": "Hardshrink",
+    "softmax": "Softmax",
+    "log_softmax": "LogSoftmax",
+}
+"""The activation functions read in a ``forward`` (``torch.<f>`` or ``torch.nn.functional.<f>``), by the
+``torch.nn`` module each is: ``f(x, *args, **kwargs)`` is ``nn.<Module>(*args, **kwargs)(x)``."""
 
 _LAST_BATCH_FIRST = (":, -1", ":, -1, :")
 _LAST_TIME_MAJOR = ("-1", "-1, :", "-1, :, :")
@@ -67,6 +104,7 @@ class _Refusal(Exception):
 class _Reader:
     def __init__(self, module: Any, recurrent: tuple, sequential: type):
         self.module, self.recurrent, self.sequential = module, recurrent, sequential
+        self.names = getattr(type(module).forward, "__globals__", {})
         self.entries: list = []  # [name, child, output]
         self.used: set = set()  # the names of the children called
         self.head: Optional[int] = None
@@ -105,7 +143,8 @@ class _Reader:
         val = self.consume(self.expr(node.args[0]), node)
         if not val.sequence and isinstance(child, self.recurrent):
             raise self.fail(node, "a recurrent module on one step (it needs a sequence).")
-        if name in self.used:
+        again = name in self.used
+        if again and any(True for _ in child.parameters()):
             raise self.fail(node, f"self.{name} is called twice (shared weights).")
         self.used.add(name)
         in_sequential = type(child) is self.sequential
@@ -113,7 +152,8 @@ class _Reader:
         for sub, part in parts:
             if isinstance(part, self.recurrent) and in_sequential:
                 raise self.fail(node, f"self.{name} is an nn.Sequential holding a recurrent module.")
-            self.entries.append([f"{name}.{sub}" if sub else name, part, None])
+            entry = f"{name}.{sub}" if sub else name
+            self.entries.append([f"{entry}@{node.lineno}:{node.col_offset}" if again else entry, part, None])
         self.head = len(self.entries) - 1
         if isinstance(child, self.recurrent):
             return _Val("result", self.head)
@@ -162,6 +202,49 @@ class _Reader:
                 return _Val("tensor", entry, sequence=False)
         raise self.fail(node, "not torch.cat((h_n[-2], h_n[-1]), dim=1) of a bidirectional module.")
 
+    def namespace(self, node: ast.AST) -> Any:
+        """The module object a dotted name (``F``, ``torch``, ``nn.functional``) is in forward's globals."""
+        if isinstance(node, ast.Name):
+            return self.names.get(node.id)
+        if isinstance(node, ast.Attribute):
+            owner = self.namespace(node.value)
+            if isinstance(owner, types.ModuleType):
+                return getattr(owner, node.attr, None)
+        return None
+
+    def call_function(self, node: ast.Call, torch_class: str) -> _Val:
+        """``F.relu(x, ...)``: ``nn.ReLU(...)`` on the value of ``x``."""
+        from torch import nn
+
+        if not node.args:
+            raise self.fail(node, "an activation function must be called on the previous value.")
+        val = self.consume(self.expr(node.args[0]), node)
+        try:
+            args = [ast.literal_eval(a) for a in node.args[1:]]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg is not None}
+        except ValueError:
+            raise self.fail(node, "an activation function's arguments must be literals.") from None
+        if len(kwargs) != len(node.keywords):
+            raise self.fail(node, "an activation function's arguments must be literals.")
+        try:
+            child = getattr(nn, torch_class)(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise self.fail(node, f"its arguments are not those of nn.{torch_class} ({e}).") from None
+        self.entries.append([f"{ast.unparse(node.func)}@{node.lineno}:{node.col_offset}", child, None])
+        self.head = len(self.entries) - 1
+        return _Val("tensor", self.head, val.sequence)
+
+    def function(self, node: ast.Call) -> Optional[str]:
+        """The ``torch.nn`` class of a call of one of :data:`FUNCTIONS` of torch or torch.nn.functional."""
+        import torch
+
+        func = node.func
+        if not isinstance(func, ast.Attribute) or func.attr not in FUNCTIONS:
+            return None
+        if self.namespace(func.value) not in (torch, torch.nn.functional):
+            return None
+        return FUNCTIONS[func.attr]
+
     def expr(self, node: ast.AST) -> _Val:
         if isinstance(node, ast.Name):
             if node.id not in self.env:
@@ -176,6 +259,9 @@ class _Reader:
                 return self.call_child(node)
             if isinstance(owner, ast.Name) and owner.id == "torch" and node.func.attr == "cat":
                 return self.cat(node)
+            torch_class = self.function(node)
+            if torch_class is not None:
+                return self.call_function(node, torch_class)
         if isinstance(node, ast.Subscript):
             return self.subscript(node)
         raise self.fail(node, "not a recognised operation.")

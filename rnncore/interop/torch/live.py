@@ -4,11 +4,13 @@ What a module computes is read from its structure, never by running it:
 
 * a :func:`~rnncore.interop.torch.to_torch` module carries its description (``.arch``);
 * ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` alone: its ``output`` (every step);
-* ``nn.Linear``, ``nn.Dropout``, ``nn.Embedding``, ``nn.LayerNorm`` alone, or an ``nn.Sequential``
-  of them (an ``nn.Sequential`` cannot hold a recurrent module: it would hand the next module the
+* ``nn.Linear``, ``nn.Dropout``, ``nn.Embedding``, ``nn.LayerNorm``, an activation module
+  (:mod:`~rnncore.interop.torch.activation_kinds`) alone, or an ``nn.Sequential`` of them (an
+  ``nn.Sequential`` cannot hold a recurrent module: it would hand the next module the
   tuple ``(output, h_n)``, so PyTorch itself cannot run one);
 * any other module: its ``forward`` read as one of the patterns of :mod:`~rnncore.interop.torch.forward_patterns`;
-* with ``arch=`` given: the description, each spec checked against the child it names.
+* with ``arch=`` given: the description, each spec checked against the child it names (an
+  activation's spec may name none: ``forward`` may apply it as a function).
 
 Only these exact classes are taken (a subclass may compute something else in its own ``forward``).
 Weights are the module's ``state_dict()`` as NumPy arrays.
@@ -20,6 +22,7 @@ from typing import Any, Optional, cast
 
 import numpy as np
 
+from .activation_kinds import ACTIVATION_KINDS
 from .arch import at_of, read_arch
 from .forward_patterns import recognise
 from .module_kind import check_spec
@@ -66,12 +69,15 @@ def _spec_of(nn: Any, name: str, module: Any, output: Optional[str]) -> dict:
 
 
 def _checked_against_children(nn: Any, module: Any, specs: list) -> None:
-    """Each spec's named child exists, is of the spec's type and agrees with every argument the spec gives."""
+    """Each spec's named child exists, is of the spec's type and agrees with every argument the spec gives
+    (an activation's spec may name no child: ``forward`` may call it as a function, ``F.relu(x)``)."""
     for i, spec in enumerate(specs):
         at = at_of(i, spec)
         try:
             child = module.get_submodule(spec["name"]) if spec["name"] else module
         except AttributeError:
+            if spec["type"] in ACTIVATION_KINDS:
+                continue
             raise ValueError(f"{at}: the module has no child named {spec['name']!r}.") from None
         seen = _spec_of(nn, spec["name"], child, None)
         if seen["type"] != spec["type"]:
