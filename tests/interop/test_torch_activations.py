@@ -203,7 +203,7 @@ def test_unknown_activation_modules_are_refused_with_the_supported_list():
 )
 def test_to_torch_refuses_activations_torch_has_not(layer, message):
     model = rc.Sequential([rc.layers.Dense(3), layer])
-    params = model.init(jax.random.PRNGKey(0), (T, F))
+    params = _random_params(model)
     with pytest.raises(ValueError, match=r"layers\[1\].*" + __import__("re").escape(message)):
         rc.to_torch(model, params)
 
@@ -234,8 +234,17 @@ def test_a_description_with_activations_reads_a_state_dict(tmp_path):
 
 
 def _random_params(model, dtype="float32"):
-    params = model.init(jax.random.PRNGKey(0), (T, F), dtype)
-    return jax.tree_util.tree_map(lambda a: np.random.default_rng(a.size).normal(size=a.shape).astype(dtype), params)
+    """N(0, 1) kernels and biases for a model of Dense and Activation layers on F features (drawn
+    directly: ``model.init`` compiles an initializer per layer, seconds on a busy machine)."""
+    rng, features, params = np.random.default_rng(0), F, []
+    for layer in model.layers:
+        if isinstance(layer, rc.layers.Dense):
+            kernel = rng.normal(size=(features, layer.units)).astype(dtype)
+            params.append(rc.layers.DenseParams(kernel, rng.normal(size=layer.units).astype(dtype)))
+            features = layer.units
+        else:
+            params.append(())
+    return tuple(params)
 
 
 def test_to_torch_writes_a_dense_activation_as_linear_then_the_module():

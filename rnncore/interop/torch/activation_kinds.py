@@ -156,7 +156,11 @@ def spec_of_activation(activation: Any) -> Optional[dict]:
     >>> spec_of_activation("exponential") is None
     True
     """
-    cls = _BY_FUNCTION.get(activations.get(activation, elementwise=False))
+    fn = activations.get(activation, elementwise=False)
+    try:
+        cls = _BY_FUNCTION.get(fn)
+    except TypeError:  # an unhashable callable is none of them
+        cls = None
     if cls is None:
         return None
     spec = {"type": cls}

@@ -9,13 +9,15 @@ The description says what the weights compute, one spec per module in the order 
 
 Keys are PyTorch's constructor arguments with PyTorch's defaults (``batch_first`` is false unless
 given), plus ``type`` (``RNN``, ``LSTM``, ``GRU``, ``Linear``, ``Dropout``, ``Embedding``,
-``LayerNorm``), ``name`` (the prefix of the module's weights in the state_dict: ``"lstm"`` for
-``lstm.weight_ih_l0``; ``""`` for none; by default the spec's index, as ``nn.Sequential`` names its
-modules) and, for recurrent modules, ``output``: what the next module receives (``"sequence"``:
-``output``; ``"last"``: ``output[:, -1]``; ``"final"``: ``h_n[-1]``, or
-``torch.cat((h_n[-2], h_n[-1]), -1)`` when bidirectional; see :mod:`~rnncore.interop.torch.recurrent_kind`). Sizes,
-depth, directions and biases may be left out: they are read off the weights, and checked where
-given. The same file serves ``rnncore diagnose --model m.pt --arch arch.json``.
+``LayerNorm``, or an activation module's class, ``ReLU``, ``GELU``, ...: see
+:mod:`~rnncore.interop.torch.activation_kinds`), ``name`` (the prefix of the module's weights in the
+state_dict: ``"lstm"`` for ``lstm.weight_ih_l0``; ``""`` for none; by default the spec's index, as
+``nn.Sequential`` names its modules) and, for recurrent modules, ``output``: what the next module
+receives (``"sequence"``: ``output``; ``"last"``: ``output[:, -1]``; ``"final"``: ``h_n[-1]``, or
+``torch.cat((h_n[-2], h_n[-1]), -1)`` when bidirectional; see
+:mod:`~rnncore.interop.torch.recurrent_kind`). Sizes, depth, directions and biases may be left out:
+they are read off the weights, and checked where given. The same file serves ``rnncore diagnose
+--model m.pt --arch arch.json``.
 
 The rules across specs: an ``Embedding`` comes first; a recurrent module whose output is not
 ``"sequence"`` is the last recurrent module; every recurrent module has the same ``batch_first``
