@@ -163,7 +163,7 @@ def cell_to_nnx(cell: Any, p: Any, at: str) -> Any:
     for_rnncore_cell(cell, at)  # refuses what no flax cell has (use_bias=False, dropout, reset_after=False, ...)
     dtype = jnp.asarray(p.kernel).dtype
     f, u = int(jnp.shape(p.kernel)[0]), cell.units
-    common = {"param_dtype": dtype, "rngs": nnx.Rngs(0)}
+    common: dict[str, Any] = {"param_dtype": dtype, "rngs": nnx.Rngs(0)}
     activation = flax_function(cell.activation, at, "activation")
     if isinstance(cell, cells.SimpleRNN):
         out: Any = nnx.SimpleCell(f, u, activation_fn=activation, dtype=dtype, **common)

@@ -48,7 +48,8 @@ def _linear_to_nnx(layer: L.Dense, params: Any, features: Any, at: str) -> tuple
 
     if not isinstance(params, (tuple, list)) or len(params) != 2:
         raise ValueError(f"{at}: params must be DenseParams(kernel, bias); got {type(params).__name__}.")
-    kernel, bias = (None if a is None else jnp.asarray(a) for a in params)
+    kernel = jnp.asarray(params[0])
+    bias = None if params[1] is None else jnp.asarray(params[1])
     linear = nnx.Linear(
         kernel.shape[0], layer.units, use_bias=layer.use_bias, param_dtype=kernel.dtype, rngs=nnx.Rngs(0)
     )
@@ -118,8 +119,9 @@ def _layer_norm_to_nnx(layer: Any, params: Any, features: Optional[int], at: str
     n = int(weights[0].shape[0]) if weights else features
     if n is None:
         raise ValueError(
-            f"{at}: a LayerNormalization without gamma and beta at the start of the model: its feature size, which "
-            "nnx.LayerNorm takes (num_features), is unknown; expected a layer with params before it, or center or scale."
+            f"{at}: a LayerNormalization without gamma and beta at the start of the model: its feature size, "
+            "which nnx.LayerNorm takes (num_features), is unknown; expected a layer with params before it, or center "
+            "or scale."
         )
     dtype = weights[0].dtype if weights else jnp.float32
     norm = nnx.LayerNorm(

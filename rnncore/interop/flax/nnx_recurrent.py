@@ -1,4 +1,5 @@
-r"""The recurrent nnx module kinds: ``nnx.RNN`` over a cell of :mod:`~rnncore.interop.flax.nnx_cells`, and ``nnx.Bidirectional``.
+r"""The recurrent nnx module kinds: ``nnx.RNN`` over a cell of :mod:`~rnncore.interop.flax.nnx_cells`, and
+``nnx.Bidirectional``.
 
 They compute what linen's ``nn.RNN`` and ``nn.Bidirectional`` compute (:mod:`~rnncore.interop.flax.recurrent`):
 ``reverse=True`` is rnncore's ``go_backwards=True`` (outputs in processing order), ``return_carry=True``
@@ -60,8 +61,11 @@ def _recurrent(rnn: Any, at: str, **flags: Any) -> tuple:
     name = type(cell).__name__
     if name not in NNX_CELLS or type(cell) is not getattr(nnx, name, None):
         raise ValueError(f"{at}: cell {name} is not supported; expected one of {supported_list()}.")
-    check_settings(rnn, at, ("time_major", "return_carry", "reverse", "keep_order", "unroll", "state_axes", "broadcast_rngs"))
-    if rnn.state_axes != nnx.StateAxes({...: Carry}):
+    check_settings(
+        rnn, at, ("time_major", "return_carry", "reverse", "keep_order", "unroll", "state_axes", "broadcast_rngs")
+    )
+    default: Any = {...: Carry}
+    if rnn.state_axes != nnx.StateAxes(default):
         raise ValueError(
             f"{at}: state_axes={rnn.state_axes!r} is not supported; expected its default StateAxes({{...: Carry}}) "
             "(every step shares the params)."
@@ -116,7 +120,7 @@ def _bidirectional_to_nnx(layer: Any, params: Any, features: Any, at: str) -> tu
     fwd, bwd = layer.forward_layer, layer.backward_layer
     cf = cell_to_nnx(fwd.cell, L.check_cell_params(fwd.cell, params[0]), at + ".forward_layer")
     cb = cell_to_nnx(bwd.cell, L.check_cell_params(bwd.cell, params[1]), at + ".backward_layer")
-    kwargs = {} if layer.merge_mode == "concat" else {"merge_fn": MERGE_FNS[layer.merge_mode]}
+    kwargs: dict[str, Any] = {} if layer.merge_mode == "concat" else {"merge_fn": MERGE_FNS[layer.merge_mode]}
     module = nnx.Bidirectional(nnx.RNN(cf), nnx.RNN(cb), return_carry=layer.return_state, **kwargs)
     u, v = fwd.cell.units, bwd.cell.units
     return [module], (u + v if layer.merge_mode == "concat" else u)
