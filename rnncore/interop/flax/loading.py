@@ -32,7 +32,9 @@ def modules_of(module: Any, variables: Any) -> list:
     import flax.linen as nn
 
     if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a flax linen Module; got {type(module).__name__}.")
+        raise ValueError(
+            f"module must be a flax linen Module (or an nnx one, without variables); got {type(module).__name__}."
+        )
     _check_variables(variables)
     bound = module.bind(variables)
     if type(module) is nn.Sequential:
@@ -42,8 +44,10 @@ def modules_of(module: Any, variables: Any) -> list:
 
 def from_flax(module: Any, variables: Any = None) -> tuple:
     """``(model, params)``: the rnncore :class:`~rnncore.models.Sequential` equal to a flax linen
-    module (``nn.RNN``, ``nn.Bidirectional``, ``nn.Dense``, ``nn.Dropout``, or an ``nn.Sequential``
-    of those) with its ``variables`` (``{'params': ...}``, as ``module.init`` returns them).
+    module (``nn.RNN``, ``nn.Bidirectional``, ``nn.Dense``, ``nn.Dropout``, ``nn.LayerNorm``,
+    ``nn.Embed``, or an ``nn.Sequential`` of those) with its ``variables`` (``{'params': ...}``, as
+    ``module.init`` returns them), or to a flax nnx module alone (it holds its params; ``variables``
+    omitted: :func:`~rnncore.interop.flax.nnx_loading.from_nnx`).
 
     ``model.apply(params, x)`` equals ``module.apply(variables, x)`` for batch-major modules without
     ``return_carry``; :func:`~rnncore.interop.flax.flax_call` equals it for all of them (flax's
@@ -57,6 +61,12 @@ def from_flax(module: Any, variables: Any = None) -> tuple:
         >>> module = nn.Sequential([nn.RNN(nn.GRUCell(4)), nn.Dense(2)])
         >>> variables = module.init(jax.random.PRNGKey(0), jnp.ones((1, 5, 3)))
         >>> model, params = rc.from_flax(module, variables)
+        >>> [type(layer).__name__ for layer in model.layers]
+        ['GRU', 'Dense']
+        >>> from flax import nnx
+        >>> rngs = nnx.Rngs(0)
+        >>> nnx_module = nnx.Sequential(nnx.RNN(nnx.GRUCell(3, 4, rngs=rngs)), nnx.Linear(4, 2, rngs=rngs))
+        >>> model, params = rc.from_flax(nnx_module)
         >>> [type(layer).__name__ for layer in model.layers]
         ['GRU', 'Dense']
     """

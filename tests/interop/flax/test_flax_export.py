@@ -153,5 +153,7 @@ def test_from_flax_refuses_bad_variables():
     with pytest.raises(ValueError, match=r"return_carry=True\) but is not the last"):
         seq = nn.Sequential([nn.RNN(nn.GRUCell(2), return_carry=True), nn.RNN(nn.GRUCell(2))])
         rc.from_flax(seq, {"params": {"layers_0": variables["params"], "layers_1": variables["params"]}})
-    with pytest.raises(ValueError, match=r"module must be a flax linen Module; got Sequential"):
+    with pytest.raises(
+        ValueError, match=r"module must be a flax linen Module \(or an nnx one, without variables\); got Sequential"
+    ):
         rc.from_flax(rc.Sequential([L.GRU(2)]), variables)

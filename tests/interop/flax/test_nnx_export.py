@@ -216,7 +216,9 @@ def test_linen_and_nnx_arguments_are_not_mixed():
         rc.from_flax(module, {"params": {}})
     with pytest.raises(ValueError, match=r"variables=None: a flax linen Dense holds no params; expected its variables"):
         rc.from_flax(nn.Dense(2))
-    with pytest.raises(ValueError, match=r"module must be a flax linen Module; got Sequential"):
+    with pytest.raises(
+        ValueError, match=r"module must be a flax linen Module \(or an nnx one, without variables\); got Sequential"
+    ):
         rc.from_flax(rc.Sequential([L.GRU(2)]), {"params": {}})
 
 
