@@ -1,6 +1,6 @@
 """Calling an rnncore model the way flax calls the module it came from: flax's input layout
 (``time_major``) and flax's output structure (``(carry, y)`` with ``return_carry``, the carry in
-flax's order).
+flax's order), which linen's and nnx's modules share.
 
 rnncore's layers are batch-major and return ``(y, *state)`` with the state in Keras's order
 (LSTM ``(h, c)``); flax's ``nn.RNN`` returns ``(carry, y)`` with the LSTM carry ``(c, h)``, and
@@ -37,7 +37,8 @@ def flax_carry(layer: Any, states: tuple) -> Any:
 
 def flax_call(model: Any, params: Any, x: Any, *, time_major: bool = False) -> Any:
     """``model.apply(params, x)`` with ``x`` and the outputs in flax's layout and structure: what
-    ``module.apply(variables, x)`` returns for the flax module ``model`` was converted from (or to).
+    ``module.apply(variables, x)`` (linen) or ``module(x)`` (nnx) returns for the flax module ``model``
+    was converted from (or to).
 
     ``time_major``: ``x`` is ``(T, B, F)`` and the output sequence ``(T, B, u)``, as a flax module
     built with ``time_major=True`` takes and returns them.

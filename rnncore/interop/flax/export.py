@@ -1,4 +1,5 @@
-""":func:`to_flax`: an rnncore model -> a flax linen ``nn.Sequential`` and its variables."""
+""":func:`to_flax`: an rnncore model -> a flax linen ``nn.Sequential`` and its variables, or (``api="nnx"``) a
+flax nnx ``nnx.Sequential`` holding its params (:mod:`~rnncore.interop.flax.nnx_export`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from typing import Any
 
 from ...models import Sequential
 from .module_kinds import for_layer
+from .nnx_export import to_nnx
 
 __all__ = ["to_flax"]
 
 
-def to_flax(model: Sequential, params: Any) -> tuple:
+def to_flax(model: Sequential, params: Any, api: str = "linen") -> Any:
     """``(module, variables)``: the flax linen ``nn.Sequential`` equal to an rnncore
-    :class:`~rnncore.models.Sequential`, and its variables ``{'params': tree}``.
+    :class:`~rnncore.models.Sequential`, and its variables ``{'params': tree}``; with ``api="nnx"``,
+    the flax nnx ``nnx.Sequential`` alone, which holds the params (:func:`~rnncore.interop.flax.nnx_export.to_nnx`:
+    ``nnx.Linear`` for ``Dense``, and a GRU's recurrent ``h`` bias must be zero).
 
     ``module.apply(variables, x)`` equals :func:`~rnncore.interop.flax.flax_call` ``(model,
     params, x)`` (``model.apply`` itself unless the last layer returns its state). Recurrent layers
@@ -33,9 +37,16 @@ def to_flax(model: Sequential, params: Any) -> tuple:
         >>> module, variables = rc.to_flax(model, params)
         >>> [getattr(m, "__name__", type(m).__name__) for m in module.layers]
         ['RNN', 'last_step', 'Dense', 'sigmoid']
+        >>> nnx_module = rc.to_flax(model, params, api="nnx")
+        >>> [getattr(m, "__name__", type(m).__name__) for m in nnx_module.layers]
+        ['RNN', 'last_step', 'Linear', 'sigmoid']
     """
     import flax.linen as nn
 
+    if api == "nnx":
+        return to_nnx(model, params)
+    if api != "linen":
+        raise ValueError(f"api={api!r}; expected 'linen' or 'nnx'.")
     if not isinstance(model, Sequential):
         raise ValueError(f"model must be an rnncore Sequential; got {type(model).__name__}.")
     model.check_params(params)

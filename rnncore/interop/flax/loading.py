@@ -1,16 +1,14 @@
-""":func:`from_flax`: a flax linen module and its variables -> an rnncore ``(model, params)``."""
+""":func:`from_flax`: a flax linen module and its variables, or a flax nnx module, -> an rnncore
+``(model, params)`` (nnx modules: :mod:`~rnncore.interop.flax.nnx_loading`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Mapping
 
-from ... import layers as L
-from ...models import Sequential
-from .activations import activation_name
+from .assembly import assemble
 from .fields import module_at
 from .module_kinds import kind_of, supported_list
-from .recurrent import last_step
+from .nnx_loading import from_nnx, is_nnx
 
 __all__ = ["from_flax", "modules_of"]
 
@@ -34,7 +32,9 @@ def modules_of(module: Any, variables: Any) -> list:
     import flax.linen as nn
 
     if not isinstance(module, nn.Module):
-        raise ValueError(f"module must be a flax linen Module; got {type(module).__name__}.")
+        raise ValueError(
+            f"module must be a flax linen Module (or an nnx one, without variables); got {type(module).__name__}."
+        )
     _check_variables(variables)
     bound = module.bind(variables)
     if type(module) is nn.Sequential:
@@ -42,24 +42,12 @@ def modules_of(module: Any, variables: Any) -> list:
     return [("module", bound)]
 
 
-def _function_after(previous: Any, fn: Any, at: str) -> Any:
-    """The rnncore layer ``previous`` with a plain function of the ``nn.Sequential`` folded in."""
-    if fn is last_step:
-        if not isinstance(previous, L.RNN):
-            raise ValueError(f"{at}: last_step must follow an nn.RNN; got {type(previous).__name__}.")
-        return replace(previous, return_sequences=False)
-    if isinstance(previous, L.Dense) and previous.activation is None:
-        return replace(previous, activation=activation_name(fn, at, "function", elementwise=False))
-    raise ValueError(
-        f"{at}: a function in an nn.Sequential is supported right after an nn.Dense (as its activation), or "
-        "rnncore.interop.flax.last_step after an nn.RNN."
-    )
-
-
-def from_flax(module: Any, variables: Any) -> tuple:
+def from_flax(module: Any, variables: Any = None) -> tuple:
     """``(model, params)``: the rnncore :class:`~rnncore.models.Sequential` equal to a flax linen
-    module (``nn.RNN``, ``nn.Bidirectional``, ``nn.Dense``, ``nn.Dropout``, or an ``nn.Sequential``
-    of those) with its ``variables`` (``{'params': ...}``, as ``module.init`` returns them).
+    module (``nn.RNN``, ``nn.Bidirectional``, ``nn.Dense``, ``nn.Dropout``, ``nn.LayerNorm``,
+    ``nn.Embed``, or an ``nn.Sequential`` of those) with its ``variables`` (``{'params': ...}``, as
+    ``module.init`` returns them), or to a flax nnx module alone (it holds its params; ``variables``
+    omitted: :func:`~rnncore.interop.flax.nnx_loading.from_nnx`).
 
     ``model.apply(params, x)`` equals ``module.apply(variables, x)`` for batch-major modules without
     ``return_carry``; :func:`~rnncore.interop.flax.flax_call` equals it for all of them (flax's
@@ -75,14 +63,29 @@ def from_flax(module: Any, variables: Any) -> tuple:
         >>> model, params = rc.from_flax(module, variables)
         >>> [type(layer).__name__ for layer in model.layers]
         ['GRU', 'Dense']
+        >>> from flax import nnx
+        >>> rngs = nnx.Rngs(0)
+        >>> nnx_module = nnx.Sequential(nnx.RNN(nnx.GRUCell(3, 4, rngs=rngs)), nnx.Linear(4, 2, rngs=rngs))
+        >>> model, params = rc.from_flax(nnx_module)
+        >>> [type(layer).__name__ for layer in model.layers]
+        ['GRU', 'Dense']
     """
     import flax.linen as nn
 
-    items = modules_of(module, variables)
-    layers: list = []
-    params: list = []
-    time_major: dict = {}
-    for path, m in items:
+    if is_nnx(module):
+        if variables is not None:
+            raise ValueError(
+                f"variables={type(variables).__name__}: a flax nnx module holds its own params; expected no "
+                "variables (rc.from_flax(module))."
+            )
+        return from_nnx(module)
+    if variables is None and isinstance(module, nn.Module):
+        raise ValueError(
+            f"variables=None: a flax linen {type(module).__name__} holds no params; expected its variables "
+            "({'params': ...}, as module.init returns them)."
+        )
+    items: list = []
+    for path, m in modules_of(module, variables):
         if isinstance(m, nn.Module):
             at = module_at(path, m)
             kind = kind_of(m)
@@ -91,24 +94,9 @@ def from_flax(module: Any, variables: Any) -> tuple:
                     f"{at} is not supported; expected one of {supported_list()} (with activation functions after "
                     "nn.Dense and rnncore.interop.flax.last_step after nn.RNN)."
                 )
-            converted = kind.to_rnncore(m, m.variables.get("params", {}), at)
-            layers.append(converted.layer)
-            params.append(converted.params)
-            if converted.time_major is not None:
-                time_major[at] = converted.time_major
-        elif callable(m) and layers:
-            at = f"flax {path} (function {getattr(m, '__name__', type(m).__name__)})"
-            layers[-1] = _function_after(layers[-1], m, at)
+            items.append((at, kind.to_rnncore(m, m.variables.get("params", {}), at)))
+        elif callable(m) and items:
+            items.append((f"flax {path} (function {getattr(m, '__name__', type(m).__name__)})", m))
         else:
             raise ValueError(f"flax {path} ({type(m).__name__}) is not supported; expected one of {supported_list()}.")
-    if len(set(time_major.values())) > 1:
-        raise ValueError(f"the recurrent modules differ in time_major ({time_major}); expected one layout for all.")
-    for i, layer in enumerate(layers[:-1]):
-        if getattr(layer, "return_state", False):
-            raise ValueError(
-                f"module {i} returns its carry (return_carry=True) but is not the last; nn.Sequential would pass "
-                "(carry, outputs) on as two arguments. Expected return_carry=True on the last recurrent module only."
-            )
-    if any(time_major.values()) and any(isinstance(layer, L.RNN) and not layer.return_sequences for layer in layers):
-        raise ValueError("last_step takes batch-major outputs; expected time_major=False with last_step.")
-    return Sequential(layers), tuple(params)
+    return assemble(items)

@@ -45,10 +45,14 @@ __all__ = [
     "last_step",
     "cell_kind",
     "rnncore_recurrent",
+    "merge_mode",
+    "check_exportable",
+    "check_bidirectional_exportable",
+    "LAYERS",
 ]
 
 _RNN_FIELDS = ("cell", "time_major", "return_carry", "reverse", "keep_order", "unroll")
-_LAYERS = {"SimpleCell": L.SimpleRNN, "LSTMCell": L.LSTM, "OptimizedLSTMCell": L.LSTM, "GRUCell": L.GRU}
+LAYERS = {"SimpleCell": L.SimpleRNN, "LSTMCell": L.LSTM, "OptimizedLSTMCell": L.LSTM, "GRUCell": L.GRU}
 
 
 def merge_sum(a: Any, b: Any) -> Any:
@@ -81,13 +85,9 @@ def last_step(*outputs: Any) -> Any:
     return y[:, -1]
 
 
-def _merge_mode(fn: Any, at: str) -> str:
-    import dataclasses
-
-    import flax.linen as nn
-
-    default = next(f.default for f in dataclasses.fields(nn.Bidirectional) if f.name == "merge_fn")
-    known = {default: "concat", jnp.add: "sum", jnp.multiply: "mul"}
+def merge_mode(fn: Any, at: str, concatenate: Any) -> str:
+    """The rnncore merge mode of a ``merge_fn`` (``concatenate``: flax's default one, linen's or nnx's)."""
+    known = {concatenate: "concat", jnp.add: "sum", jnp.multiply: "mul"}
     known.update({f: mode for mode, f in MERGE_FNS.items()})
     mode = known.get(fn) if getattr(fn, "__hash__", None) else None
     if mode is None:
@@ -97,6 +97,14 @@ def _merge_mode(fn: Any, at: str) -> str:
             "jnp.add, jnp.multiply, or rnncore.interop.flax.merge_sum/merge_average/merge_multiply."
         )
     return mode
+
+
+def _linen_concatenate() -> Any:
+    import dataclasses
+
+    import flax.linen as nn
+
+    return next(f.default for f in dataclasses.fields(nn.Bidirectional) if f.name == "merge_fn")
 
 
 def cell_kind(rnn: Any, at: str) -> C.CellKind:
@@ -125,7 +133,7 @@ def rnncore_recurrent(rnn: Any, params: Any, at: str, **flags: Any) -> tuple:
     kind = cell_kind(rnn, at)
     cell_at = f"{at}, cell {type(rnn.cell).__name__}"
     cell, p = kind.to_rnncore(rnn.cell, _cell_params(params, at), cell_at)
-    return _LAYERS[kind.flax_class](cell=cell, return_sequences=True, **flags), p
+    return LAYERS[kind.flax_class](cell=cell, return_sequences=True, **flags), p
 
 
 # --- nn.RNN -----------------------------------------------------------------------------------------
@@ -143,7 +151,7 @@ def _rnn_to_rnncore(rnn: Any, params: Any, at: str) -> Converted:
     return Converted(layer, p, bool(rnn.time_major))
 
 
-def _check_exportable(layer: Any, at: str) -> C.CellKind:
+def check_exportable(layer: Any, at: str) -> C.CellKind:
     if type(layer) not in (L.RNN, L.SimpleRNN, L.LSTM, L.GRU):
         raise ValueError(f"{at} ({type(layer).__name__}) has no flax counterpart.")
     kind = C.for_rnncore_cell(layer.cell, at)
@@ -160,7 +168,7 @@ def _check_exportable(layer: Any, at: str) -> C.CellKind:
 
 
 def _rnn_to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
-    kind = _check_exportable(layer, at)
+    kind = check_exportable(layer, at)
     cell, tree = kind.to_flax(nn, layer.cell, L.check_cell_params(layer.cell, params), at)
     rnn = nn.RNN(cell, reverse=layer.go_backwards, return_carry=layer.return_state)
     modules = [rnn] if layer.return_sequences else [rnn, last_step]
@@ -175,7 +183,7 @@ RNN = ModuleKind("RNN", (L.RNN, L.SimpleRNN, L.LSTM, L.GRU), _rnn_to_rnncore, _r
 
 def _bidirectional_to_rnncore(bi: Any, params: Any, at: str) -> Converted:
     check_fields(bi, at, ("forward_rnn", "backward_rnn", "merge_fn", "time_major", "return_carry"))
-    mode = _merge_mode(bi.merge_fn, at)
+    mode = merge_mode(bi.merge_fn, at, _linen_concatenate())
     state = bool(bi.return_carry)
     pick = {} if not hasattr(params, "keys") else params
     fwd, pf = rnncore_recurrent(
@@ -192,10 +200,12 @@ def _bidirectional_to_rnncore(bi: Any, params: Any, at: str) -> Converted:
     return Converted(layer, L.BidirectionalParams(pf, pb), bool(bi.time_major))
 
 
-def _bidirectional_to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
+def check_bidirectional_exportable(layer: Any, params: Any, at: str) -> tuple:
+    """``(forward kind, backward kind)`` of an rnncore ``Bidirectional`` that flax can represent
+    (as ``Bidirectional(RNN, RNN)``), or a ``ValueError`` naming what it cannot."""
     fwd, bwd = layer.forward_layer, layer.backward_layer
-    kf = _check_exportable(fwd, at + ".forward_layer")
-    kb = _check_exportable(bwd, at + ".backward_layer")
+    kf = check_exportable(fwd, at + ".forward_layer")
+    kb = check_exportable(bwd, at + ".backward_layer")
     if fwd.go_backwards or not bwd.go_backwards:
         raise ValueError(
             f"{at}: the forward layer has go_backwards={fwd.go_backwards} and the backward layer "
@@ -210,6 +220,12 @@ def _bidirectional_to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
         raise ValueError(f"{at}: merge_mode=None has no flax counterpart; expected 'concat', 'sum', 'ave' or 'mul'.")
     if not isinstance(params, (tuple, list)) or len(params) != 2:
         raise ValueError(f"{at}: params must be BidirectionalParams(forward, backward); got {type(params).__name__}.")
+    return kf, kb
+
+
+def _bidirectional_to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
+    fwd, bwd = layer.forward_layer, layer.backward_layer
+    kf, kb = check_bidirectional_exportable(layer, params, at)
     cf, tf = kf.to_flax(nn, fwd.cell, L.check_cell_params(fwd.cell, params[0]), at + ".forward_layer")
     cb, tb = kb.to_flax(nn, bwd.cell, L.check_cell_params(bwd.cell, params[1]), at + ".backward_layer")
     kwargs = {} if layer.merge_mode == "concat" else {"merge_fn": MERGE_FNS[layer.merge_mode]}

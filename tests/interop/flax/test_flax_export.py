@@ -118,7 +118,7 @@ def _variables(module, x=None):
         ),
         (nn.Dense(2, precision="highest"), r"\(Dense\): precision='highest' is not supported; expected its default"),
         (nn.Sequential([nn.Dropout(0.5, deterministic=False)]), r"deterministic=False drops at every call"),
-        (nn.Sequential([nn.RNN(nn.GRUCell(2)), jax.nn.relu]), r"function relu\): a function in an nn.Sequential"),
+        (nn.Sequential([nn.RNN(nn.GRUCell(2)), jax.nn.relu]), r"function relu\): a function in a flax Sequential"),
         (nn.Sequential([nn.Dense(2), jax.nn.gelu]), r"function=gelu has no rnncore equivalent"),
         (nn.Conv(2, (3,)), r"\(Conv\) is not supported; expected one of nn.RNN, nn.Bidirectional"),
         (
@@ -153,5 +153,7 @@ def test_from_flax_refuses_bad_variables():
     with pytest.raises(ValueError, match=r"return_carry=True\) but is not the last"):
         seq = nn.Sequential([nn.RNN(nn.GRUCell(2), return_carry=True), nn.RNN(nn.GRUCell(2))])
         rc.from_flax(seq, {"params": {"layers_0": variables["params"], "layers_1": variables["params"]}})
-    with pytest.raises(ValueError, match=r"module must be a flax linen Module; got Sequential"):
+    with pytest.raises(
+        ValueError, match=r"module must be a flax linen Module \(or an nnx one, without variables\); got Sequential"
+    ):
         rc.from_flax(rc.Sequential([L.GRU(2)]), variables)
