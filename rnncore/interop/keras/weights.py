@@ -139,10 +139,11 @@ class LiveWeights:
         self.layers = {layer.name: layer for layer in model.layers}
 
     def get(self, name: str, cls: str, part: Optional[str] = None) -> list:
-        """The weight arrays of layer ``name`` (``part``: ``forward_layer``/``backward_layer``)."""
+        """The weight arrays of layer ``name`` (``part``: the path of a wrapped layer inside it, e.g.
+        ``forward_layer``, ``layer`` or ``layer/backward_layer``)."""
         layer = self.layers[name]
-        if part:
-            layer = getattr(layer, part)
+        for attr in part.split("/") if part else ():
+            layer = getattr(layer, attr)
         return [np.asarray(w) for w in layer.get_weights()]
 
 
