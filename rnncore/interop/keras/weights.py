@@ -44,11 +44,19 @@ def _first_input_shape(who: str, at: str, kind: LayerKind, layer: Any, arrays: l
     return kind.input_shape_from(layer, np.asarray(kernel))
 
 
+def _fits(got: Optional[tuple], shape: Optional[tuple]) -> bool:
+    """Whether an array of shape ``got`` (None: absent) is the weight of shape ``shape``, whose None
+    sizes (an input size the model leaves unknown, e.g. a Dense after a Flatten of unknown time) fit any."""
+    if got is None or shape is None:
+        return got is None and shape is None
+    return len(got) == len(shape) and all(s is None or g == s for g, s in zip(got, shape))
+
+
 def _checked_arrays(who: str, at: str, layer: Any, arrays: list, expected: list) -> list:
     out = []
     for (field, a), (_, shape) in zip(arrays, expected):
         got = None if a is None else tuple(np.shape(a))
-        if got != shape:
+        if not _fits(got, shape):
             raise ValueError(
                 f"{who}: {at} ({type(layer).__name__}).{field} must be "
                 f"{'None (use_bias=False)' if shape is None else f'shape {shape}'}; got {_shape_of(a)}."
