@@ -35,7 +35,7 @@ def test_time_distributed_layers_before_a_masked_lstm(keras, tmp_path):
     )
 
 
-O, I = 3, 5  # outer and inner steps
+OUTER, INNER = 3, 5  # outer and inner steps
 
 
 def _masked_nested_inputs(shape, seed=0):
@@ -51,8 +51,8 @@ def _masked_nested_inputs(shape, seed=0):
 
 def _token_inputs(seed=0):
     rng = np.random.default_rng(seed)
-    ids = rng.integers(1, 9, size=(B, O, I)).astype("int32")
-    ids[rng.random((B, O, I)) < 0.3] = 0
+    ids = rng.integers(1, 9, size=(B, OUTER, INNER)).astype("int32")
+    ids[rng.random((B, OUTER, INNER)) < 0.3] = 0
     ids[1, 1] = 0
     return ids
 
@@ -60,25 +60,33 @@ def _token_inputs(seed=0):
 def _lstm_masked(keras):
     L = keras.layers
     layers = [L.Masking(), L.TimeDistributed(L.LSTM(3, use_cudnn=False)), L.Flatten(), L.Dense(2)]
-    return keras.Sequential([keras.Input((O, I, F)), *layers]), _masked_nested_inputs((B, O, I, F)), True
+    return (
+        keras.Sequential([keras.Input((OUTER, INNER, F)), *layers]),
+        _masked_nested_inputs((B, OUTER, INNER, F)),
+        True,
+    )
 
 
 def _embedded_bidirectional(keras):
     L = keras.layers
     inner = L.Bidirectional(L.GRU(2, return_sequences=True, reset_after=False, use_cudnn=False), merge_mode="sum")
     layers = [L.Embedding(9, 3, mask_zero=True), L.TimeDistributed(inner), L.TimeDistributed(L.Dense(1))]
-    return keras.Sequential([keras.Input((O, I), dtype="int32"), *layers]), _token_inputs(), False
+    return keras.Sequential([keras.Input((OUTER, INNER), dtype="int32"), *layers]), _token_inputs(), False
 
 
 def _nested(keras):
     L = keras.layers
     inner = L.TimeDistributed(L.RNN(L.SimpleRNNCell(2, activation="relu"), go_backwards=True, return_sequences=True))
-    layers = [L.Masking(), L.TimeDistributed(inner), L.Reshape((2, O * I * 2)), L.LSTM(2, use_cudnn=False)]
-    return keras.Sequential([keras.Input((2, O, I, F)), *layers]), _masked_nested_inputs((B, 2, O, I, F)), True
+    layers = [L.Masking(), L.TimeDistributed(inner), L.Reshape((2, OUTER * INNER * 2)), L.LSTM(2, use_cudnn=False)]
+    return (
+        keras.Sequential([keras.Input((2, OUTER, INNER, F)), *layers]),
+        _masked_nested_inputs((B, 2, OUTER, INNER, F)),
+        True,
+    )
 
 
 CASES = {
-    "masking_lstm": _lstm_masked,
+    "masking_lstm": pytest.param(_lstm_masked, marks=pytest.mark.slow),
     "embedding_mask_zero_bidirectional": _embedded_bidirectional,
     "nested_rnn": pytest.param(_nested, marks=pytest.mark.slow),
 }
@@ -99,9 +107,9 @@ def test_recurrent_layers_inside_time_distributed_equal_keras(keras, tmp_path, m
 def test_the_mask_time_distributed_passes_on_is_keras_and_a_recurrent_layer_after_it_refuses_it(keras):
     L = keras.layers
     km = randomize(
-        keras.Sequential([keras.Input((O, I, F)), L.Masking(), L.TimeDistributed(L.GRU(2, use_cudnn=False))])
+        keras.Sequential([keras.Input((OUTER, INNER, F)), L.Masking(), L.TimeDistributed(L.GRU(2, use_cudnn=False))])
     )
-    x = _masked_nested_inputs((B, O, I, F))
+    x = _masked_nested_inputs((B, OUTER, INNER, F))
     model, params = rc.from_keras(km)
     # Keras passes the (batch, outer, inner) mask on unchanged, though one vector per outer step comes out
     _, _, out_mask = model.apply_with_mask(params, x)
@@ -110,7 +118,7 @@ def test_the_mask_time_distributed_passes_on_is_keras_and_a_recurrent_layer_afte
     # a recurrent layer after it gets that mask: Keras's scan masks an outer step whose inner steps all
     # are; rnncore refuses it, naming the shapes, rather than guessing
     after = rc.Sequential([*model.layers, rc.layers.LSTM(2)])
-    after_params = after.init(jax.random.PRNGKey(0), (O, I, F))
+    after_params = after.init(jax.random.PRNGKey(0), (OUTER, INNER, F))
     with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\) = \(3, 3\); got shape \(3, 3, 5\)"):
         after.apply(after_params, x)
 
@@ -144,7 +152,7 @@ def test_time_distributed_refusals(keras, tmp_path):
     ):
         rc.from_keras(bad)
     # Keras cannot build a TimeDistributed of a layer with several outputs; a file may still hold one
-    km = keras.Sequential([keras.Input((O, I, F)), L.TimeDistributed(L.LSTM(2, use_cudnn=False), name="td")])
+    km = keras.Sequential([keras.Input((OUTER, INNER, F)), L.TimeDistributed(L.LSTM(2, use_cudnn=False), name="td")])
 
     def with_state(config):
         config["config"]["layers"][1]["config"]["layer"]["config"]["return_state"] = True
@@ -155,4 +163,4 @@ def test_time_distributed_refusals(keras, tmp_path):
         rc.from_keras(_edited_keras_file(km, tmp_path, with_state))
     model = rc.Sequential([rc.layers.TimeDistributed(rc.layers.RNN(rc.cells.LayerNormLSTM(2))), rc.layers.Flatten()])
     with pytest.raises(ValueError, match=r"layers\[0\].layer \(RNN with cell LayerNormLSTM\) has no Keras counterpart"):
-        rc.to_keras(model, model.init(jax.random.PRNGKey(0), (O, I, F)))
+        rc.to_keras(model, model.init(jax.random.PRNGKey(0), (OUTER, INNER, F)))

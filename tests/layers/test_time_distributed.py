@@ -149,7 +149,7 @@ def test_bad_arguments_and_inputs():
 
 # --- recurrent layers inside: (batch, outer, inner, features) -------------------------------------------
 
-O, I, F = 3, 5, 4  # outer steps, inner steps, features
+OUTER, INNER, F = 3, 5, 4  # outer steps, inner steps, features
 
 
 def _nested_inputs(shape, rng, dtype="float32"):
@@ -166,7 +166,7 @@ RECURRENT_CASES = {
     "lstm_last": (
         lambda: layers.TimeDistributed(layers.LSTM(3)),
         lambda k: k.layers.TimeDistributed(k.layers.LSTM(3, use_cudnn=False)),
-        (B, O, I, F),
+        (B, OUTER, INNER, F),
     ),
     "gru_sequences_backwards": (
         lambda: layers.TimeDistributed(
@@ -177,17 +177,17 @@ RECURRENT_CASES = {
                 2, return_sequences=True, go_backwards=True, reset_after=False, activation="relu", use_cudnn=False
             )
         ),
-        (B, O, I, F),
+        (B, OUTER, INNER, F),
     ),
     "bidirectional": (
         lambda: layers.TimeDistributed(layers.Bidirectional(layers.SimpleRNN(2, return_sequences=True), "ave")),
         lambda k: k.layers.TimeDistributed(k.layers.Bidirectional(k.layers.SimpleRNN(2, return_sequences=True), "ave")),
-        (B, O, I, F),
+        (B, OUTER, INNER, F),
     ),
     "nested": (
         lambda: layers.TimeDistributed(layers.TimeDistributed(layers.LSTM(2, unroll=True))),
         lambda k: k.layers.TimeDistributed(k.layers.TimeDistributed(k.layers.LSTM(2, unroll=True, use_cudnn=False))),
-        (B, 2, O, I, F),
+        (B, 2, OUTER, INNER, F),
     ),
 }
 

@@ -140,7 +140,9 @@ def _bidirectional_arrays(layer: L.Bidirectional, entry: Any, at: str) -> list:
 def _bidirectional_read(ctx: Context, source: Any, layer: L.Bidirectional, entry: dict, expected: list) -> list:
     name, config = entry_name(entry), entry["config"]
     fwd_expected = [(f, s) for f, s in expected if f.startswith("forward.")]
-    arrays = RNN_KIND.read(ctx, Scoped(source, name, "forward_layer"), layer.forward_layer, config["layer"], fwd_expected)
+    arrays = RNN_KIND.read(
+        ctx, Scoped(source, name, "forward_layer"), layer.forward_layer, config["layer"], fwd_expected
+    )
     n_fwd = len(arrays)
     back = config.get("backward_layer") or config["layer"]
     bwd_expected = [(f, s) for f, s in expected if f.startswith("backward.")]
