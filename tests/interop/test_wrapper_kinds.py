@@ -7,6 +7,7 @@ import pytest
 from keras_round_trip import check_keras_model, gradient_errors, randomize
 
 import rnncore as rc
+from rnncore.interop.errors import relative_error
 
 B, T, F = 3, 6, 4
 
@@ -164,3 +165,20 @@ def test_time_distributed_refusals(keras, tmp_path):
     model = rc.Sequential([rc.layers.TimeDistributed(rc.layers.RNN(rc.cells.LayerNormLSTM(2))), rc.layers.Flatten()])
     with pytest.raises(ValueError, match=r"layers\[0\].layer \(RNN with cell LayerNormLSTM\) has no Keras counterpart"):
         rc.to_keras(model, model.init(jax.random.PRNGKey(0), (OUTER, INNER, F)))
+
+
+@pytest.mark.slow
+def test_time_distributed_lstm_in_a_graph(keras, tmp_path):
+    L = keras.layers
+    a, b = keras.Input((OUTER, INNER, F), name="a"), keras.Input((OUTER, 2), name="b")
+    h = L.TimeDistributed(L.LSTM(2, use_cudnn=False))(L.Masking()(a))
+    km = randomize(keras.Model([a, b], [L.Dense(1)(h), L.Dense(1)(b)]))
+    xa, xb = _masked_nested_inputs((B, OUTER, INNER, F)), np.random.default_rng(1).normal(size=(B, OUTER, 2))
+    xb = xb.astype("float32")
+    model, params = rc.from_keras(km)
+    assert isinstance(model, rc.Model)
+    want = km([xa, xb])
+    for ours in (model.apply(params, {"a": xa, "b": xb}), rc.to_keras(model, params)([xa, xb])):
+        assert max(relative_error(u, v) for u, v in zip(ours, want)) <= 1e-6
+    km.save(tmp_path / "g.keras")
+    assert rc.from_keras(tmp_path / "g.keras")[0] == model

@@ -106,6 +106,8 @@ def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirect
     if merge_mode not in ("concat", "sum", "ave", "mul", None):
         raise ctx.error(f"{at}: merge_mode={merge_mode!r}; expected 'concat', 'sum', 'ave', 'mul' or None.")
     inner = config.get("layer")
+    if not isinstance(inner, dict):
+        raise ctx.error(f"{at}: malformed config (no layer).")
     fwd = RNN_KIND.from_config(ctx, inner, f"{at}, forward layer {entry_name(inner)!r}")
     back = config.get("backward_layer")
     bwd = (
