@@ -111,7 +111,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
     list in exactly ``keras_model.get_weights()`` order.
 
     Per layer: a recurrent layer gives ``kernel, recurrent_kernel[, bias]``; ``Bidirectional`` the
-    forward layer's arrays, then the backward layer's; ``Dense`` gives ``kernel[, bias]``;
+    forward layer's arrays, then the backward layer's (each a stack's cells in turn); a
+    ``TimeDistributed`` its inner layer's; ``Dense`` gives ``kernel[, bias]``;
     ``Masking``/``Dropout`` nothing. A ``None`` bias (``use_bias=False``) is left out, as Keras has
     no such weight. Every shape is checked against the model.
 
