@@ -112,6 +112,7 @@ def test_the_mask_time_distributed_passes_on_is_keras_and_a_recurrent_layer_afte
     )
     x = _masked_nested_inputs((B, OUTER, INNER, F))
     model, params = rc.from_keras(km)
+    assert relative_error(model.apply(params, x), km(x)) <= 1e-6
     # Keras passes the (batch, outer, inner) mask on unchanged, though one vector per outer step comes out
     _, _, out_mask = model.apply_with_mask(params, x)
     keras_mask = km.layers[1].compute_mask(x, km.layers[0].compute_mask(x, None))

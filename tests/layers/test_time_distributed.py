@@ -205,8 +205,9 @@ def _inner_recurrent_params(r, weights):
     return inner.cell.params_type(*w)
 
 
-# the default run keeps an LSTM inside (a Bidirectional inside is in tests/interop/test_wrapper_kinds.py)
-SLOW = {"gru_sequences_backwards", "bidirectional", "nested"}
+# slow checks all: the default run compares a Bidirectional(GRU) inside with Keras's, with gradients, in
+# tests/interop/test_wrapper_kinds.py, and a GRU inside there too
+SLOW = set(RECURRENT_CASES)
 
 
 @pytest.mark.parametrize(
