@@ -46,6 +46,7 @@ __all__ = [
     "GradientFlow",
     "Verdict",
     "gradient_flow",
+    "refuse_wrapped_recurrent",
     "loss_function",
     "lyapunov_spectrum",
     "singular_values_by_lag",
@@ -218,6 +219,42 @@ def _padded(rows: list) -> jax.Array:
     return jnp.stack([jnp.pad(r, ((0, 0), (0, longest - r.shape[-1])), constant_values=jnp.nan) for r in rows])
 
 
+def _wrapped_name(layer) -> Optional[str]:
+    """``TimeDistributed(LSTM)`` for a ``TimeDistributed`` with a recurrent layer somewhere inside, else None."""
+    if not isinstance(layer, layers.TimeDistributed):
+        return None
+    inner = layer.layer
+    if layers.is_recurrent(inner):
+        return f"TimeDistributed({type(inner).__name__})"
+    deeper = _wrapped_name(inner)
+    return None if deeper is None else f"TimeDistributed({deeper})"
+
+
+def refuse_wrapped_recurrent(model, who: str) -> None:
+    """A ValueError naming the first layer of ``model`` that runs a recurrent layer inside
+    ``TimeDistributed``: the analyses follow the chain through time of the model's own recurrent
+    layers, and such a layer runs a separate chain for every outer step, which they do not cover.
+
+    Example:
+        >>> import rnncore as rc
+        >>> model = rc.Sequential([rc.layers.TimeDistributed(rc.layers.LSTM(3)), rc.layers.LSTM(2)])
+        >>> rc.analysis.refuse_wrapped_recurrent(model, "gradient_flow")
+        Traceback (most recent call last):
+        ...
+        ValueError: gradient_flow: layers[0] is TimeDistributed(LSTM), a recurrent layer run once per outer step; ...
+    """
+    names = [f"layer {n!r}" for n in model.names] if hasattr(model, "names") else None
+    names = names or [f"layers[{i}]" for i in range(len(model.layers))]
+    for name, layer in zip(names, model.layers):
+        wrapped = _wrapped_name(layer)
+        if wrapped is not None:
+            raise ValueError(
+                f"{who}: {name} is {wrapped}, a recurrent layer run once per outer step; the analyses "
+                "follow recurrent layers of the model itself (SimpleRNN, LSTM, GRU, RNN, Bidirectional), "
+                "not recurrent layers inside TimeDistributed."
+            )
+
+
 def _rows(model):
     """``(index, name, sublayer)`` per recurrent direction."""
     rows = []
@@ -332,6 +369,7 @@ def gradient_flow(
         >>> flow.state_norms.shape, flow.layer_names
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
+    refuse_wrapped_recurrent(model, "gradient_flow")
     run = compilation.jit_static(_gradient_flow, model=model, loss=loss, training=training)
     with highest_precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)

@@ -54,7 +54,7 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
-from . import data, diagnosis, initializers
+from . import analysis, data, diagnosis, initializers
 from . import layers as L
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -144,6 +144,7 @@ def _cmd_diagnose(args) -> int:
         if args.data is None:
             raise UsageError("--model needs --data (the inputs to analyse it on: .npy, .npz or .csv).")
         model, params = _load_model(args.model, args.arch)
+        analysis.refuse_wrapped_recurrent(model, f"--model {args.model}")
         if not diagnosis.has_recurrent_layer(model):
             raise ValueError(
                 f"--model {args.model}: the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or "

@@ -377,6 +377,7 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
     lags = tuple(checks.integer("lags", k) for k in lags)
     seed = checks.integer("seed", seed)
     k_singular = checks.positive_int("k_singular", k_singular)
+    analysis.refuse_wrapped_recurrent(model, "diagnose")
     if not has_recurrent_layer(model):
         raise ValueError(
             "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."

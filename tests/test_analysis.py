@@ -507,3 +507,21 @@ def test_gradient_flow_takes_a_zero_one_mask_of_any_dtype_as_the_boolean_one():
     as_bool = analysis.gradient_flow(model, params, x, y, mask=m.astype(bool))
     np.testing.assert_array_equal(as_float.state_norms, as_bool.state_norms)
     assert np.all(np.asarray(as_bool.state_norms)[0, 0, 3:] == 0.0)  # the mask took effect
+
+
+def test_gradient_flow_refuses_a_recurrent_layer_inside_time_distributed():
+    # the inner LSTM runs one chain per outer step: no row would be right, so the layer is named instead
+    model = rc.Sequential(
+        [
+            rc.layers.TimeDistributed(rc.layers.TimeDistributed(rc.layers.LSTM(2))),
+            rc.layers.Flatten(),
+            rc.layers.Dense(1),
+        ]
+    )
+    params = model.init(jax.random.PRNGKey(0), (2, 3, 4, 5))
+    x, y = jnp.ones((1, 2, 3, 4, 5)), jnp.zeros((1, 1))
+    with pytest.raises(
+        ValueError,
+        match=r"gradient_flow: layers\[0\] is TimeDistributed\(TimeDistributed\(LSTM\)\), a recurrent layer run",
+    ):
+        analysis.gradient_flow(model, params, x, y)

@@ -136,6 +136,10 @@ def saved_models(tmp_path_factory):
     model.save(d / "rnn.keras")
     dense = keras.Sequential([keras.Input((5, 3)), keras.layers.Dense(2)])
     dense.save(d / "dense.keras")
+    inside = keras.Sequential(
+        [keras.Input((5, 4, 3)), keras.layers.TimeDistributed(keras.layers.GRU(2)), keras.layers.GRU(1)]
+    )
+    inside.save(d / "inside.keras")
     return d
 
 
@@ -213,6 +217,13 @@ def _bad(tmp_path, saved_models, case):
         "missing model file": ["diagnose", "--model", str(tmp_path / "none.keras"), "--data", str(wrong)],
         "wrong shape": ["diagnose", "--model", model, "--data", str(wrong)],
         "no recurrent layer": ["diagnose", "--model", str(saved_models / "dense.keras"), "--data", str(wrong)],
+        "recurrent inside TimeDistributed": [
+            "diagnose",
+            "--model",
+            str(saved_models / "inside.keras"),
+            "--data",
+            str(wrong),
+        ],
         "model without data": ["diagnose", "--model", model],
         "unknown file type": ["diagnose", "--model", model, "--data", str(saved_models / "rnn.keras")],
         "unknown task": ["train", "--task", "parity"],
@@ -230,6 +241,7 @@ def _bad(tmp_path, saved_models, case):
         "missing model file",
         "wrong shape",
         "no recurrent layer",
+        "recurrent inside TimeDistributed",
         "model without data",
         "unknown file type",
         "unknown task",
@@ -247,6 +259,8 @@ def test_bad_arguments_and_files_give_one_line_and_status_2(capsys, tmp_path, sa
         assert "(batch, time, 3)" in err and "(2, 12, 5)" in err
     if case == "no recurrent layer":
         assert "no recurrent layer" in err
+    if case == "recurrent inside TimeDistributed":
+        assert "layers[0] is TimeDistributed(GRU), a recurrent layer run once per outer step" in err
 
 
 def test_diagnose_a_torch_state_dict_with_its_description(capsys, tmp_path):

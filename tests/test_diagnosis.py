@@ -164,3 +164,12 @@ def test_diagnosis_is_library_code():
             imported |= {base} | {f"{base}.{a.name}" if node.module else f"{base}{a.name}" for a in node.names}
     forbidden = {"keras", "matplotlib", ".cli", ".plot", ".keras", ".train", ".interop"}
     assert not {name for name in imported if any(name == f or name.startswith(f + ".") for f in forbidden)}
+
+
+def test_a_recurrent_layer_inside_time_distributed_is_refused_by_name():
+    model = rc.Sequential([rc.layers.TimeDistributed(rc.layers.GRU(2)), rc.layers.LSTM(2)])
+    params = model.init(jax.random.PRNGKey(0), (3, 4, 2))
+    with pytest.raises(
+        ValueError, match=r"diagnose: layers\[0\] is TimeDistributed\(GRU\), a recurrent layer run once"
+    ):
+        diagnosis.diagnose_model(model, params, jnp.ones((2, 3, 4, 2)))

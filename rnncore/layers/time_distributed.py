@@ -6,8 +6,15 @@ Keras 3, the inner layer sees one time step at a time (a wrapped ``BatchNormaliz
 batch statistics over the ``B`` examples of each step), gets ``mask[:, t]`` when a mask is given, and
 while training draws its own noise at each step (``rng`` is split into ``T`` keys).
 
+The inner layer may take sequences itself: ``TimeDistributed(LSTM(u))`` maps inputs
+``(B, T, T', F)`` to ``(B, T, u)`` (``(B, T, T', u)`` with ``return_sequences``), running the LSTM
+over the inner time axis ``T'`` of each of the ``T`` outer steps, with ``mask[:, t]`` ``(B, T')`` as
+its mask. As in Keras, the wrapped layer must return one array: a recurrent layer with
+``return_state``, a ``Bidirectional`` with ``merge_mode=None`` or a ``stateful`` one is refused.
+
 The params *are* the inner layer's params (Keras's weights of a ``TimeDistributed`` are its inner
-layer's). The mask passes through unchanged.
+layer's). The mask passes through unchanged, as Keras passes it (``(B, T, T')`` even where the
+inner layer returns one vector per outer step).
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -43,6 +50,21 @@ class TimeDistributed:
             raise ValueError(
                 f"TimeDistributed layer={self.layer!r}; expected an rnncore layer (with init, apply and "
                 "compute_output_shape)."
+            )
+        several = [
+            flag
+            for flag, value in (
+                ("return_state=True", getattr(self.layer, "return_state", False)),
+                ("merge_mode=None", getattr(self.layer, "merge_mode", "concat") is None),
+                ("stateful=True", getattr(getattr(self.layer, "forward_layer", self.layer), "stateful", False)),
+            )
+            if value
+        ]
+        if several:
+            raise ValueError(
+                f"TimeDistributed layer={type(self.layer).__name__}({', '.join(several)}); expected a layer "
+                "that returns one array and keeps no state between calls (Keras's TimeDistributed stacks "
+                "one output per step)."
             )
 
     def _child_shape(self, input_shape) -> tuple:

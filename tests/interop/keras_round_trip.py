@@ -46,3 +46,39 @@ def check_keras_model(km, x, tmp_path, input_shape=None, tol=1e-5):
     assert again == model
     assert max(errs) <= tol, errs
     return max(errs)
+
+
+def gradient_errors(km, model, params, x, wrt_x=True, seed=7):
+    """Largest relative errors (``rnncore.interop.errors.relative_error``) of the rnncore model against
+    the Keras one for ``L = sum(y * v)`` with a fixed random ``v``: ``{"output", "inputs", "weights"}``
+    (the gradient with respect to the inputs, and the worst of the gradients with respect to every
+    weight, compared in ``get_weights()`` order through ``rc.keras_weights``). Both sides are jitted."""
+    import jax.numpy as jnp
+
+    from rnncore.interop.errors import relative_error
+
+    trainable = [v.value for v in km.trainable_variables]
+    frozen = [v.value for v in km.non_trainable_variables]
+    assert len(trainable) == len(km.get_weights()), "a model with non-trainable weights needs another order"
+    y = km(x, training=False)
+    v = jnp.asarray(np.random.default_rng(seed).normal(size=np.shape(y)).astype(np.asarray(y).dtype))
+    argnums = (0, 1) if wrt_x else 0
+
+    def keras_loss(tv, x):
+        return jnp.sum(km.stateless_call(tv, frozen, x, training=False)[0] * v)
+
+    def rc_loss(p, x):
+        return jnp.sum(model.apply(p, x) * v)
+
+    kg = jax.jit(jax.grad(keras_loss, argnums=argnums))(trainable, x)
+    rg = jax.jit(jax.grad(rc_loss, argnums=argnums))(params, jnp.asarray(x))
+    kw, rw = (kg[0], rg[0]) if wrt_x else (kg, rg)
+    ours = rc.keras_weights(model, rw)
+    assert len(ours) == len(kw)
+    errors = {
+        "output": relative_error(jax.jit(model.apply)(params, jnp.asarray(x)), y),
+        "weights": max(relative_error(a, b) for a, b in zip(ours, kw)),
+    }
+    if wrt_x:
+        errors["inputs"] = relative_error(rg[1], kg[1])
+    return errors

@@ -19,21 +19,24 @@ from .weights import flat_checked
 __all__ = ["to_keras"]
 
 
-def _inferred_input_shape(model: Sequential, kinds: list, params: Any) -> Optional[tuple]:
-    """The input shape the first kernel tells, if the layers before it keep their input's shape."""
+def _inferred_input_shape(model: Sequential, kinds: list, params: Any) -> tuple:
+    """``(shape, exact_rank)``: the input shape the first kernel tells, if the layers before it keep
+    their input's shape (else None), and whether inputs must have exactly its rank (a recurrent first
+    layer) or may have more leading axes (a Dense or an Embedding applies to any)."""
     for i, (kind, layer, entry) in enumerate(zip(kinds, model.layers, params)):
         arrays = [a for _, a in kind.arrays(layer, entry, f"layers[{i}]") if a is not None]
         if arrays:
             shape = kind.input_shape_from(layer, np.asarray(arrays[0]))
             before = model.layers[:i]
-            return shape if all(tuple(lay.compute_output_shape(shape)) == shape for lay in before) else None
-    return None
+            kept = all(tuple(lay.compute_output_shape(shape)) == shape for lay in before)
+            return (shape if kept else None), kind.sequences
+    return None, True
 
 
 def _input_shape(model: Sequential, kinds: list, params: Any, input_shape: Optional[tuple]) -> tuple:
     """The model's input shape without the batch: ``input_shape`` checked against the first kernel,
     or the one the first kernel tells (``(None, F)`` for a recurrent or Dense first layer)."""
-    inferred = _inferred_input_shape(model, kinds, params)
+    inferred, exact_rank = _inferred_input_shape(model, kinds, params)
     if input_shape is None:
         if inferred is None:
             raise ValueError(
@@ -47,9 +50,14 @@ def _input_shape(model: Sequential, kinds: list, params: Any, input_shape: Optio
             f"to_keras: input_shape={input_shape}; expected the shape without the batch, e.g. (T, F), "
             "with positive or None sizes."
         )
-    known_differ = inferred is not None and any(i is not None and i != d for i, d in zip(inferred, input_shape))
-    if inferred is not None and (len(inferred) != len(input_shape) or known_differ):
-        raise ValueError(f"to_keras: input_shape={input_shape}; the first kernel expects inputs of shape {inferred}.")
+    if inferred is not None:
+        extra = len(input_shape) - len(inferred)
+        trailing = input_shape[extra:] if extra >= 0 else input_shape
+        known_differ = any(i is not None and i != d for i, d in zip(inferred, trailing))
+        if extra < 0 or (extra > 0 and exact_rank) or known_differ:
+            raise ValueError(
+                f"to_keras: input_shape={input_shape}; the first kernel expects inputs of shape {inferred}."
+            )
     return input_shape
 
 

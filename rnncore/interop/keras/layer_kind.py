@@ -6,12 +6,12 @@ The entries themselves and their table are in :mod:`~rnncore.interop.keras.layer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .config import construct, entry_name, parse_args
 from .context import Context
 
-__all__ = ["LayerKind", "kind_str", "fields_of", "no_arrays", "weightless"]
+__all__ = ["LayerKind", "Scoped", "kind_str", "fields_of", "no_arrays", "weightless"]
 
 
 def kind_str(entry: Any) -> str:
@@ -36,6 +36,26 @@ def no_arrays(layer: Any, entry: Any, at: str) -> list:
     if not (entry is None or (isinstance(entry, (tuple, list)) and len(entry) == 0)):
         raise ValueError(f"{at} ({type(layer).__name__}) has no weights; expected (); got {kind_str(entry)}.")
     return []
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """A weights source as a wrapper's inner layer sees it: every layer name reads as the wrapper's
+    ``name``, every ``part`` under ``scope`` (``layer`` inside a ``TimeDistributed``,
+    ``forward_layer`` inside a ``Bidirectional``), so an inner kind's ``read`` finds its weights
+    wherever it is nested (in ``model.weights.h5``: ``layers/<wrapper>/<scope>/[<part>/]...``)."""
+
+    source: Any
+    name: str
+    scope: str
+
+    def get(self, name: str, cls: Any, part: Optional[str] = None) -> list:
+        return self.source.get(self.name, cls, self.scope + (f"/{part}" if part else ""))
+
+    @property
+    def h5(self) -> Any:
+        """The file's ``h5`` where the weights come from a file (an AttributeError for a live model)."""
+        return self.source.h5
 
 
 def _read(ctx: Context, source: Any, layer: Any, entry: dict, expected: list) -> list:

@@ -46,7 +46,7 @@ from .config import construct, entry_name, keras_activation, keras_initializer, 
 from .context import Context, where
 from .conv_kinds import CONV1D, POOLING_KINDS
 from .embedding_kinds import EMBEDDING
-from .layer_kind import LayerKind, fields_of, kind_str, weightless
+from .layer_kind import LayerKind, Scoped, fields_of, kind_str, weightless
 from .merging_kinds import MERGE_KINDS
 from .normalization_kinds import BATCH_NORMALIZATION, LAYER_NORMALIZATION
 from .weightless_kinds import (
@@ -91,6 +91,11 @@ def _recurrent_kind(keras_class: str, rnncore_type: type, h5_group: str) -> Laye
 # --- Bidirectional ------------------------------------------------------------------------------------------
 
 
+RNN_KIND = stacked_kinds.rnn_kind(_recurrent_kind("RNN", L.RNN, "rnn"))
+"""The ``RNN`` kind; its functions serve any recurrent layer (over one cell or a stack of cells), so
+``Bidirectional`` reads and writes its two layers through them."""
+
+
 def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirectional:
     config = entry.get("config")
     if not isinstance(config, dict):
@@ -101,45 +106,50 @@ def _bidirectional_from_config(ctx: Context, entry: dict, at: str) -> L.Bidirect
     if merge_mode not in ("concat", "sum", "ave", "mul", None):
         raise ctx.error(f"{at}: merge_mode={merge_mode!r}; expected 'concat', 'sum', 'ave', 'mul' or None.")
     inner = config.get("layer")
-    fwd = recurrent.recurrent_layer(ctx, inner, f"{at}, forward layer {entry_name(inner)!r}")
+    if not isinstance(inner, dict):
+        raise ctx.error(f"{at}: malformed config (no layer).")
+    fwd = RNN_KIND.from_config(ctx, inner, f"{at}, forward layer {entry_name(inner)!r}")
     back = config.get("backward_layer")
     bwd = (
         replace(fwd, go_backwards=True)
         if back is None
-        else recurrent.recurrent_layer(ctx, back, f"{at}, backward layer {entry_name(back)!r}")
+        else RNN_KIND.from_config(ctx, back, f"{at}, backward layer {entry_name(back)!r}")
     )
     return construct(ctx, at, L.Bidirectional, fwd, merge_mode=merge_mode, backward_layer=bwd)
 
 
 def _bidirectional_shapes(layer: L.Bidirectional, input_shape: tuple) -> list:
-    fwd = recurrent.weight_shapes(layer.forward_layer, input_shape)
-    bwd = recurrent.weight_shapes(layer.backward_layer, input_shape)
+    fwd = RNN_KIND.weight_shapes(layer.forward_layer, input_shape)
+    bwd = RNN_KIND.weight_shapes(layer.backward_layer, input_shape)
     return [("forward." + n, s) for n, s in fwd] + [("backward." + n, s) for n, s in bwd]
 
 
 def _bidirectional_params(layer: L.Bidirectional, arrays: list) -> L.BidirectionalParams:
-    nf = sum(1 for _, s in recurrent.weight_shapes(layer.forward_layer, (None, 1)) if s is not None)
+    nf = sum(1 for _, s in RNN_KIND.weight_shapes(layer.forward_layer, (None, 1)) if s is not None)
     return L.BidirectionalParams(
-        recurrent.params_from_arrays(layer.forward_layer, arrays[:nf]),
-        recurrent.params_from_arrays(layer.backward_layer, arrays[nf:]),
+        RNN_KIND.params(layer.forward_layer, arrays[:nf]), RNN_KIND.params(layer.backward_layer, arrays[nf:])
     )
 
 
 def _bidirectional_arrays(layer: L.Bidirectional, entry: Any, at: str) -> list:
     if not isinstance(entry, (tuple, list)) or len(entry) != 2:
         raise ValueError(f"{at} (Bidirectional) needs BidirectionalParams(forward, backward); got {kind_str(entry)}.")
-    rnn_arrays = fields_of(("kernel", "recurrent_kernel", "bias"))
-    return [("forward." + n, a) for n, a in rnn_arrays(layer.forward_layer, entry[0], at + ".forward")] + [
-        ("backward." + n, a) for n, a in rnn_arrays(layer.backward_layer, entry[1], at + ".backward")
+    return [("forward." + n, a) for n, a in RNN_KIND.arrays(layer.forward_layer, entry[0], at + ".forward")] + [
+        ("backward." + n, a) for n, a in RNN_KIND.arrays(layer.backward_layer, entry[1], at + ".backward")
     ]
 
 
 def _bidirectional_read(ctx: Context, source: Any, layer: L.Bidirectional, entry: dict, expected: list) -> list:
     name, config = entry_name(entry), entry["config"]
-    arrays = source.get(name, config["layer"]["class_name"], "forward_layer")
+    fwd_expected = [(f, s) for f, s in expected if f.startswith("forward.")]
+    arrays = RNN_KIND.read(
+        ctx, Scoped(source, name, "forward_layer"), layer.forward_layer, config["layer"], fwd_expected
+    )
     n_fwd = len(arrays)
-    arrays += source.get(name, (config.get("backward_layer") or config["layer"])["class_name"], "backward_layer")
-    n_want_fwd = sum(1 for f, s in expected if s is not None and f.startswith("forward."))
+    back = config.get("backward_layer") or config["layer"]
+    bwd_expected = [(f, s) for f, s in expected if f.startswith("backward.")]
+    arrays += RNN_KIND.read(ctx, Scoped(source, name, "backward_layer"), layer.backward_layer, back, bwd_expected)
+    n_want_fwd = sum(1 for _, s in fwd_expected if s is not None)
     if n_fwd != n_want_fwd:
         raise ctx.error(
             f"{where(name, 'Bidirectional')}: the forward layer has {n_fwd} weights; expected {n_want_fwd}."
@@ -148,13 +158,13 @@ def _bidirectional_read(ctx: Context, source: Any, layer: L.Bidirectional, entry
 
 
 def _bidirectional_exportable(layer: L.Bidirectional, at: str) -> None:
-    recurrent.keras_cell_type(layer.forward_layer, at + ".forward_layer")
-    recurrent.keras_cell_type(layer.backward_layer, at + ".backward_layer")
+    RNN_KIND.exportable(layer.forward_layer, at + ".forward_layer")
+    RNN_KIND.exportable(layer.backward_layer, at + ".backward_layer")
 
 
 def _bidirectional_to_keras(keras: Any, layer: L.Bidirectional, dtype: str, at: str) -> Any:
-    fwd = recurrent.keras_recurrent(keras, layer.forward_layer, dtype, at + ".forward_layer")
-    bwd = recurrent.keras_recurrent(keras, layer.backward_layer, dtype, at + ".backward_layer")
+    fwd = RNN_KIND.to_keras(keras, layer.forward_layer, dtype, at + ".forward_layer")
+    bwd = RNN_KIND.to_keras(keras, layer.backward_layer, dtype, at + ".backward_layer")
     return keras.layers.Bidirectional(fwd, merge_mode=layer.merge_mode, backward_layer=bwd, dtype=dtype)
 
 
@@ -177,8 +187,8 @@ BIDIRECTIONAL = LayerKind(
     exportable=_bidirectional_exportable,
     read=_bidirectional_read,
     sequences=True,
-    first_weights=lambda source, entry: source.get(
-        entry_name(entry), entry["config"]["layer"]["class_name"], "forward_layer"
+    first_weights=lambda source, entry: RNN_KIND.first_weights(
+        Scoped(source, entry_name(entry), "forward_layer"), entry["config"]["layer"]
     ),
     output_count=_bidirectional_outputs,
 )
@@ -250,7 +260,7 @@ KINDS: dict = {
         _recurrent_kind("SimpleRNN", L.SimpleRNN, "simple_rnn"),
         _recurrent_kind("LSTM", L.LSTM, "lstm"),
         _recurrent_kind("GRU", L.GRU, "gru"),
-        stacked_kinds.rnn_kind(_recurrent_kind("RNN", L.RNN, "rnn")),
+        RNN_KIND,
         BIDIRECTIONAL,
         DENSE,
         DROPOUT,

@@ -98,8 +98,8 @@ def _rnn_of_cell(ctx: Context, config: Any, at: str) -> L.RNN:
     cell_cls = check_origin(ctx, cell_entry, cell_at) if isinstance(cell_entry, dict) else type(cell_entry).__name__
     if cell_cls not in RNN_CELLS:
         raise ctx.error(
-            f"{at}: cell {cell_cls} is not supported; expected one of {', '.join(RNN_CELLS)} "
-            "(a list of cells, i.e. StackedRNNCells, is not supported)."
+            f"{at}: cell {cell_cls} is not supported; expected one of {', '.join(RNN_CELLS)}, "
+            "or a list (StackedRNNCells) of them."
         )
     cell_at = f"{at}, cell {entry_name(cell_entry)!r} ({cell_cls})"
     cell_type = RNN_CELLS[cell_cls]

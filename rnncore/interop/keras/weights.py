@@ -44,11 +44,19 @@ def _first_input_shape(who: str, at: str, kind: LayerKind, layer: Any, arrays: l
     return kind.input_shape_from(layer, np.asarray(kernel))
 
 
+def _fits(got: Optional[tuple], shape: Optional[tuple]) -> bool:
+    """Whether an array of shape ``got`` (None: absent) is the weight of shape ``shape``, whose None
+    sizes (an input size the model leaves unknown, e.g. a Dense after a Flatten of unknown time) fit any."""
+    if got is None or shape is None:
+        return got is None and shape is None
+    return len(got) == len(shape) and all(s is None or g == s for g, s in zip(got, shape))
+
+
 def _checked_arrays(who: str, at: str, layer: Any, arrays: list, expected: list) -> list:
     out = []
     for (field, a), (_, shape) in zip(arrays, expected):
         got = None if a is None else tuple(np.shape(a))
-        if got != shape:
+        if not _fits(got, shape):
             raise ValueError(
                 f"{who}: {at} ({type(layer).__name__}).{field} must be "
                 f"{'None (use_bias=False)' if shape is None else f'shape {shape}'}; got {_shape_of(a)}."
@@ -103,7 +111,8 @@ def keras_weights(model: Sequential, tree: Any) -> list:
     list in exactly ``keras_model.get_weights()`` order.
 
     Per layer: a recurrent layer gives ``kernel, recurrent_kernel[, bias]``; ``Bidirectional`` the
-    forward layer's arrays, then the backward layer's; ``Dense`` gives ``kernel[, bias]``;
+    forward layer's arrays, then the backward layer's (each a stack's cells in turn); a
+    ``TimeDistributed`` its inner layer's; ``Dense`` gives ``kernel[, bias]``;
     ``Masking``/``Dropout`` nothing. A ``None`` bias (``use_bias=False``) is left out, as Keras has
     no such weight. Every shape is checked against the model.
 
@@ -139,10 +148,11 @@ class LiveWeights:
         self.layers = {layer.name: layer for layer in model.layers}
 
     def get(self, name: str, cls: str, part: Optional[str] = None) -> list:
-        """The weight arrays of layer ``name`` (``part``: ``forward_layer``/``backward_layer``)."""
+        """The weight arrays of layer ``name`` (``part``: the path of a wrapped layer inside it, e.g.
+        ``forward_layer``, ``layer`` or ``layer/backward_layer``)."""
         layer = self.layers[name]
-        if part:
-            layer = getattr(layer, part)
+        for attr in part.split("/") if part else ():
+            layer = getattr(layer, attr)
         return [np.asarray(w) for w in layer.get_weights()]
 
 

@@ -1,7 +1,11 @@
 """The Keras layer kind of ``TimeDistributed``: its weights are its inner layer's (in a
-``model.weights.h5``, under ``layers/time_distributed[_k]/layer/vars``), sized for one time step's
-input shape. Any layer kind without a time axis of its own may be wrapped (not a recurrent layer,
-``Bidirectional`` or another ``TimeDistributed``).
+``model.weights.h5``, under ``layers/time_distributed[_k]/layer/...``, the inner layer's own layout),
+sized for one time step's input shape. Any layer kind of the table may be wrapped, a recurrent layer
+(over one cell or a stack of cells), ``Bidirectional`` and another ``TimeDistributed`` among them:
+``TimeDistributed(LSTM(u))`` takes ``(batch, outer, inner, features)`` and runs the LSTM over the
+inner time axis of each outer step. A wrapped layer must return one array (Keras's
+``TimeDistributed`` stacks one output per step): a recurrent layer with ``return_state``, a
+``Bidirectional`` with ``merge_mode=None`` and a ``stateful`` one are refused.
 
 The kind reads the table of kinds it wraps through the :class:`Table` it is made with (the table in
 :mod:`~rnncore.interop.keras.layer_kinds` holds this kind, so it is handed in rather than imported).
@@ -10,6 +14,8 @@ The kind reads the table of kinds it wraps through the :class:`Table` it is made
 >>> from rnncore.interop.keras.layer_kinds import KINDS
 >>> KINDS["TimeDistributed"].weight_shapes(layers.TimeDistributed(layers.Dense(2)), (None, 5))
 [('kernel', (5, 2)), ('bias', (2,))]
+>>> KINDS["TimeDistributed"].weight_shapes(layers.TimeDistributed(layers.SimpleRNN(2)), (None, 4, 5))
+[('kernel', (5, 2)), ('recurrent_kernel', (2, 2)), ('bias', (2,))]
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any, Callable
 from ... import layers as L
 from .config import check_origin, construct, entry_name, parse_args
 from .context import Context
-from .layer_kind import LayerKind
+from .layer_kind import LayerKind, Scoped
 
 __all__ = ["Table", "time_distributed_kind"]
 
@@ -34,12 +40,16 @@ class Table:
     for_layer: Callable[[Any, str], LayerKind]
 
     def wrappable(self) -> list:
-        """The Keras layer classes ``TimeDistributed`` may wrap."""
-        return [cls for cls, kind in self.kinds().items() if not kind.sequences and cls != "TimeDistributed"]
+        """The Keras layer classes ``TimeDistributed`` may wrap (every kind of the table)."""
+        return list(self.kinds())
+
+
+def _inner_entry(entry: dict) -> dict:
+    return entry["config"]["layer"]
 
 
 def _inner_class(entry: dict) -> str:
-    return entry["config"]["layer"]["class_name"]
+    return _inner_entry(entry)["class_name"]
 
 
 def time_distributed_kind(table: Table) -> LayerKind:
@@ -67,11 +77,22 @@ def time_distributed_kind(table: Table) -> LayerKind:
         return keras.layers.TimeDistributed(inner, dtype=dtype)
 
     def exportable(layer: L.TimeDistributed, at: str) -> None:
-        if inner_kind(layer, at).keras_class not in table.wrappable():
-            raise ValueError(
-                f"{at}.layer ({type(layer.layer).__name__}) cannot be wrapped in Keras's TimeDistributed by "
-                f"rnncore; expected one of {', '.join(table.wrappable())}."
-            )
+        inner_kind(layer, at)  # refuses an inner layer Keras cannot represent, naming it
+
+    def read(ctx: Context, source: Any, layer: L.TimeDistributed, entry: dict, expected: list) -> list:
+        inner = Scoped(source, entry_name(entry), "layer")
+        return inner_kind(layer, "layer").read(ctx, inner, layer.layer, _inner_entry(entry), expected)
+
+    def first_weights(source: Any, entry: dict) -> list:
+        kind = table.kinds()[_inner_class(entry)]
+        return kind.first_weights(Scoped(source, entry_name(entry), "layer"), _inner_entry(entry))
+
+    def input_shape_from(layer: L.TimeDistributed, kernel: Any) -> tuple:
+        # the inner layer's reading of its kernel: (None, F) for a Dense (sequences of F features), and
+        # one time axis more for an inner layer that takes sequences itself
+        shape = tuple(inner_kind(layer, "layer").input_shape_from(layer.layer, kernel))
+        takes_sequences = L.is_recurrent(layer.layer) or isinstance(layer.layer, L.TimeDistributed)
+        return (None, *shape) if takes_sequences else shape
 
     return LayerKind(
         keras_class="TimeDistributed",
@@ -85,8 +106,7 @@ def time_distributed_kind(table: Table) -> LayerKind:
         arrays=lambda layer, entry, at: inner_kind(layer, at).arrays(layer.layer, entry, at + ".layer"),
         to_keras=to_keras,
         exportable=exportable,
-        read=lambda ctx, source, layer, entry, expected: source.get(entry_name(entry), _inner_class(entry), "layer"),
-        first_weights=lambda source, entry: source.get(entry_name(entry), _inner_class(entry), "layer"),
-        # the inner layer's reading of its kernel, (None, F) for a Dense: sequences of F features
-        input_shape_from=lambda layer, kernel: inner_kind(layer, "layer").input_shape_from(layer.layer, kernel),
+        read=read,
+        first_weights=first_weights,
+        input_shape_from=input_shape_from,
     )
