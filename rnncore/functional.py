@@ -465,7 +465,8 @@ def _per_call(model: Model) -> PerCall:
     if not split:
         return PerCall(model, tuple(range(len(model.layers))))
     seen: dict = {}
-    calls, origin_of = [], {}
+    calls: list = []
+    origin_of: dict = {}
     for call in model.calls:
         origin = model.names.index(call.name)
         if call.name in split:
