@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import activations, bptt, cells, checks, compilation, depth, layers, losses
+from . import activations, bptt, cells, checks, compilation, depth, functional, layers, losses
 from .cells import contract
 
 __all__ = [
@@ -194,9 +194,12 @@ class GradientFlow(NamedTuple):
     ``state_norms (R, B, T)``: :math:`\\lVert\\partial L/\\partial s^{(r)}_t\\rVert_2` with
     ``[r, b, t-1]`` for step t of row r in its processing order; ``hidden_norms (R, B, T)``: the
     same for the ``h`` part of the state (equal to ``state_norms`` for SimpleRNN and GRU, whose
-    state is ``h``); ``layer_names``: R names such as ``"1:LSTM"`` or
-    ``"2:Bidirectional(GRU).backward"`` (the index in ``model.layers`` first); ``layer_indices``:
-    R indices into ``model.layers``; ``go_backwards``: R flags (a backward row's step t consumes
+    state is ``h``); ``layer_names``: R names, for a ``Sequential`` such as ``"1:LSTM"`` or
+    ``"2:Bidirectional(GRU).backward"`` (the index in ``model.layers`` first), for a graph
+    (:class:`rnncore.Model`) the layer's name, ``"encoder"`` or ``"bi.backward"``, and
+    ``"siamese (call 2)"`` for the second call of a recurrent layer called more than once (one
+    row per call, :meth:`rnncore.Model.per_call`); ``layer_indices``: R indices into
+    ``model.layers`` (the calls of one layer share it); ``go_backwards``: R flags (a backward row's step t consumes
     input position T − t + 1); ``loss``: the loss value; ``steps``: R lengths, each row's number
     of steps (a graph's layers may run over sequences of different lengths: a shorter row is
     NaN after its last step; empty where every row has T steps).
@@ -255,16 +258,20 @@ def refuse_wrapped_recurrent(model, who: str) -> None:
             )
 
 
-def _rows(model):
-    """``(index, name, sublayer)`` per recurrent direction."""
+def _rows(model, origins=None):
+    """``(index, name, sublayer)`` per recurrent direction of ``model`` (a graph's split one,
+    :func:`rnncore.depth.per_call`, whose layer j is layer ``origins[j]`` of the original)."""
+    graph = isinstance(model, functional.Model)
     rows = []
-    for i, layer in enumerate(model.layers):
+    for j, layer in enumerate(model.layers):
+        i = j if origins is None else origins[j]
         if layers.is_bidirectional(layer):
             inner = type(layer.forward_layer).__name__
-            rows.append((i, f"{i}:Bidirectional({inner}).forward", layer.forward_layer))
-            rows.append((i, f"{i}:Bidirectional({inner}).backward", layer.backward_layer))
+            name = model.names[j] if graph else f"{i}:Bidirectional({inner})"
+            rows.append((i, f"{name}.forward", layer.forward_layer))
+            rows.append((i, f"{name}.backward", layer.backward_layer))
         elif hasattr(layer, "cell"):
-            rows.append((i, f"{i}:{type(layer).__name__}", layer))
+            rows.append((i, model.names[j] if graph else f"{i}:{type(layer).__name__}", layer))
     return rows
 
 
@@ -349,9 +356,10 @@ def gradient_flow(
     reaches :math:`c_t`, the constant-error carousel (Hochreiter & Schmidhuber 1997).
 
     Args:
-        model: an :class:`rnncore.Sequential`.
+        model: an :class:`rnncore.Sequential` or a graph :class:`rnncore.Model` (a recurrent layer
+            called more than once gives a row per call).
         params: its params.
-        x: inputs ``(B, T, F)``; y: targets as the loss expects them.
+        x: inputs ``(B, T, F)`` (a graph's: one array per input); y: targets as the loss expects them.
         mask, training, rng, initial_states: as ``model.apply`` takes them.
 
     Returns:
@@ -370,10 +378,11 @@ def gradient_flow(
         ((2, 2, 6), ('0:SimpleRNN', '1:LSTM'))
     """
     refuse_wrapped_recurrent(model, "gradient_flow")
+    model, params, initial_states, origins = depth.per_call(model, params, initial_states)
     run = compilation.jit_static(_gradient_flow, model=model, loss=loss, training=training)
     with highest_precision():
         states, hidden, value = run(params=params, x=x, y=y, mask=mask, rng=rng, initial_states=initial_states)
-    rows = _rows(model)
+    rows = _rows(model, origins)
     consumed = jax.eval_shape(lambda: model.run(params, x, depth.as_mask(mask), initial_states=initial_states).consumed)
     lengths = [
         int(d.xs.shape[1])

@@ -9,7 +9,12 @@ follows that chain through depth.
   and step, the total one (through time and through the layers above).
 * :func:`cross_layer_jacobians`: :math:`\\partial s^{(l)}/\\partial s^{(l-1)}` at every position,
   the direct coupling between consecutive recurrent layers, which together with the per-step
-  Jacobians of :func:`rnncore.bptt.step_jacobians` gives the stacked network's Jacobian.
+  Jacobians of :func:`rnncore.bptt.step_jacobians` gives the stacked network's Jacobian
+  (a ``Sequential``'s stack).
+
+On a graph (:class:`rnncore.Model`) a recurrent layer called more than once is measured call by
+call: :func:`per_call` gives the graph with one layer per recurrent call
+(:meth:`rnncore.Model.per_call`), which the analyses run on.
 
 Both run the model's own forward, :meth:`rnncore.models.Sequential.run`, which records what each
 recurrent layer consumed (:class:`rnncore.layers.Consumed`) and takes zero "taps" added to each
@@ -24,16 +29,32 @@ from typing import Any, NamedTuple, Optional, cast
 import jax
 import jax.numpy as jnp
 
-from . import bptt, compilation, layers
+from . import bptt, compilation, functional, layers
 from .layers import Directions
 
-__all__ = ["CrossLayerJacobian", "Directions", "as_mask", "model_state_gradients", "cross_layer_jacobians"]
+__all__ = ["CrossLayerJacobian", "Directions", "as_mask", "per_call", "model_state_gradients", "cross_layer_jacobians"]
 
 
 def as_mask(mask) -> Optional[jax.Array]:
     """A mask as the analyses of a model take it: None, or any ``(B, T)`` array, True where nonzero
     (a 0/1 float mask is the boolean one)."""
     return None if mask is None else jnp.asarray(mask).astype(bool)
+
+
+def per_call(model, params, initial_states=None) -> tuple:
+    """``(model, params, initial_states, origins)`` as the analyses read a model: a graph
+    (:class:`rnncore.Model`) whose recurrent layer is called more than once becomes its split graph
+    :meth:`rnncore.Model.per_call`, one layer per call with the layer's params (and its
+    ``initial_states`` entry) in each; ``origins`` gives, per layer of the returned model, the
+    index of the layer of ``model`` it is. Any other model is returned as it is (``origins`` the
+    identity)."""
+    if not isinstance(model, functional.Model):
+        return model, params, initial_states, tuple(range(len(model.layers)))
+    view = model.per_call()
+    if view.model is model:
+        return model, params, initial_states, view.origins
+    model.check_params(params)
+    return view.model, view.params(params), view.per_layer(initial_states), view.origins
 
 
 class CrossLayerJacobian(NamedTuple):
@@ -99,6 +120,11 @@ def model_state_gradients(
     ``truncate_gradient`` gives the truncated gradients its training pass uses, in its own scan and
     in the layers below it.
 
+    On a graph (:class:`rnncore.Model`) the gradients run along its calls; a recurrent layer called
+    more than once gives one entry per call: the entries are those of :func:`per_call`'s model,
+    ``model.per_call().model.layers`` (where every recurrent layer is called once, that is
+    ``model.layers`` itself).
+
     Returns:
         A tuple with one entry per layer of ``model.layers``: ``None`` for a non-recurrent layer;
         ``(B, T, S_l)`` for a recurrent one, ``[:, t-1]`` = :math:`\\partial L/\\partial s^{(l)}_t`
@@ -117,6 +143,7 @@ def model_state_gradients(
         [(2, 5, 6), (2, 5, 2), None]
     """
     mask = as_mask(mask)
+    model, params, initial_states, _ = per_call(model, params, initial_states)
     out_shape = jax.eval_shape(lambda: model.run(params, x, mask, training, rng, initial_states=initial_states).output)
     if isinstance(d_output, list):
         d_output = tuple(d_output)
@@ -233,6 +260,11 @@ def cross_layer_jacobians(
     nothing), so both describe the same perturbation of :math:`s^{(l-1)}_{p(\\tau)}`. A masked
     position gives 0: layer l carries its state there.
 
+    A ``Sequential`` only: a graph (:class:`rnncore.Model`) is refused with a ``ValueError``, as
+    its recurrent layers need not feed one another position by position (an encoder's final state
+    starting a decoder, two branches merged); :func:`model_state_gradients` and
+    :func:`rnncore.analysis.gradient_flow` measure the gradient through a graph's depth.
+
     Returns:
         A tuple of :class:`CrossLayerJacobian` ``(lower, upper, jacobian)``, one per pair, in
         order; ``jacobian`` is ``(B, T, S_l, S_{l-1})`` with ``[:, τ-1]`` = :math:`C^{(l)}_\\tau`,
@@ -249,6 +281,13 @@ def cross_layer_jacobians(
         >>> c.lower, c.upper, c.jacobian.shape
         (0, 1, (2, 5, 4, 3))
     """
+    if isinstance(model, functional.Model):
+        raise ValueError(
+            "model is a graph (rnncore.Model); cross_layer_jacobians follows a stack of layers, each consuming the "
+            "sequence the one before returns: supported: rnncore.Sequential (recurrent layers with Dense, Dropout or "
+            "Masking between them). For a graph, rnncore.depth.model_state_gradients and "
+            "rnncore.analysis.gradient_flow measure the gradient through depth."
+        )
     mask = as_mask(mask)
     recurrent = [i for i, layer in enumerate(model.layers) if layers.is_recurrent(layer)]
     jacobians = compilation.jit_static(_cross_layer_jacobians, model=model)(

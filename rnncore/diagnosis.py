@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import analysis, checks, compilation, data
+from . import analysis, checks, compilation, data, depth
 from . import layers as L
 
 __all__ = [
@@ -295,6 +295,8 @@ def initial_state_gradient_norms(model, params, x, v) -> list:
     :math:`10^{-20}` underflow.
     """
 
+    model, params, _, _ = depth.per_call(model, params)
+
     def loss(s0):
         return projection_loss(model.apply(params, x, initial_states=s0), v)
 
@@ -356,9 +358,12 @@ def horizon_and_verdict(log_norms, fraction: float = 0.01, low: float = 1e-3, hi
 def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 0, k_singular: int = 8) -> tuple:
     r"""Diagnose every recurrent layer of ``model`` on inputs ``x (B, T, F)``.
 
-    Returns ``(rows, results)``. ``rows`` holds one dict per recurrent direction:
+    Returns ``(rows, results)``. ``rows`` holds one dict per recurrent direction (of a graph, per
+    call and direction: a recurrent layer called more than once is measured in each call,
+    :meth:`rnncore.Model.per_call`):
 
-    * ``layer``: its name in :func:`rnncore.analysis.gradient_flow` (``"0:LSTM"``);
+    * ``layer``: its name in :func:`rnncore.analysis.gradient_flow` (``"0:LSTM"``; in a graph the
+      layer's name, ``"encoder"``, ``"siamese (call 2)"``);
     * ``grad_norm_by_lag``: {k: batch mean of :math:`\lVert\partial L/\partial s_{T-k}\rVert`} for
       the lags :math:`1 \le k \le T` (k = T is :math:`s_0`), for :math:`L` = :func:`projection_loss`
       on the directions of :func:`output_directions` (drawn from ``seed``);
@@ -383,6 +388,7 @@ def diagnose_model(model, params, x, *, lags: Sequence[int] = LAGS, seed: int = 
             "the model has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or Bidirectional); nothing to diagnose."
         )
     x = tuple(jnp.asarray(a) for a in x) if isinstance(x, (tuple, list)) else jnp.asarray(x)
+    model, params, _, _ = depth.per_call(model, params)
     v = output_directions(model, params, x, seed)
     flow = analysis.gradient_flow(model, params, x, v, loss=projection_loss)
     s0_norms = initial_state_gradient_norms(model, params, x, v)
@@ -436,9 +442,11 @@ def _fmt_lag(value) -> str:
 
 def format_table(rows: list, lags: Sequence[int]) -> str:
     """The diagnosis as a text table: a heading, then one line per row of :func:`diagnose_model`
-    with a ``model`` key added (a lag the row lacks shows as ``—``)."""
+    with a ``model`` key added (a lag the row lacks shows as ``—``); the layer column is as wide as
+    its longest name, 22 at least."""
+    width = max([22] + [len(str(r["layer"])) for r in rows])
     head = (
-        f"{'model':<14} {'layer':<22} "
+        f"{'model':<14} {'layer':<{width}} "
         + " ".join(f"{'k=' + str(k):>9}" for k in lags)
         + f" {'horizon':>8} {'λ_max':>8} {'saturated':>9}  verdict"
     )
@@ -446,7 +454,7 @@ def format_table(rows: list, lags: Sequence[int]) -> str:
     for r in rows:
         sat = "—" if r["saturation"] is None else f"{r['saturation']:.1%}"
         lines.append(
-            f"{r['model']:<14} {r['layer']:<22} "
+            f"{r['model']:<14} {r['layer']:<{width}} "
             + " ".join(f"{_fmt_lag(r['grad_norm_by_lag'].get(k)):>9}" for k in lags)
             + f" {r['memory_horizon']:>8.1f} {r['lyapunov_max']:>+8.4f} {sat:>9}  {r['verdict']}"
         )

@@ -12,8 +12,10 @@ a recurrent layer's returned states carry none.
 Params are a tuple with one entry per distinct layer (``model.layers``, named ``model.names``), in
 the order the calls first use them; :meth:`Model.run` records what every recurrent layer consumed,
 as :meth:`rnncore.Sequential.run` does, so the analyses of :mod:`rnncore.depth` and
-:mod:`rnncore.analysis` run on a graph too (a recurrent layer called more than once is measured
-only where the analysis is told which call: they refuse it).
+:mod:`rnncore.analysis` run on a graph too. A recurrent layer called more than once (a shared,
+siamese encoder) consumed something different in each call; the analyses read the graph through
+:meth:`Model.per_call`, the same graph with one layer per recurrent call (the calls' params the
+same arrays), so that every call is a row of its own.
 
 Example (an encoder-decoder: the encoder's final ``(h, c)`` starts the decoder):
     >>> import jax, jax.numpy as jnp
@@ -44,7 +46,7 @@ import numpy as np
 from . import layers as L
 from .models import ModelRun
 
-__all__ = ["Input", "Call", "Op", "Model", "OPS"]
+__all__ = ["Input", "Call", "Op", "Model", "PerCall", "OPS"]
 
 
 class Input(NamedTuple):
@@ -279,6 +281,36 @@ class Model:
                 f"got {n}."
             )
 
+    def per_call(self) -> PerCall:
+        """This graph as the analyses read it: one layer per call of a recurrent layer.
+
+        A recurrent layer called n > 1 times becomes n layers, named ``"name (call k)"`` for its
+        k-th call in the order of :attr:`calls` (k = 1 … n), each the same layer object, their params
+        the same arrays (:meth:`PerCall.params`); every other layer, a shared ``Dense`` or merge
+        included, is kept as it is. The split graph computes exactly what this one does (the same
+        calls in the same order, the same dropout keys), and each of its recurrent layers is called
+        once, so :meth:`run` records what every call consumed and takes a tap per call. A graph
+        whose recurrent layers are each called once is its own view (``origins`` the identity).
+
+        Example (one LSTM reading two sequences, a siamese encoder):
+            >>> import jax, jax.numpy as jnp
+            >>> import rnncore as rc
+            >>> model = rc.Model(
+            ...     inputs={"a": (None, 3), "b": (None, 3)},
+            ...     calls=[rc.Call("shared", rc.layers.LSTM(4), "a", outputs="ha"),
+            ...            rc.Call("shared", None, "b", outputs="hb"),
+            ...            rc.Call("diff", rc.layers.Subtract(), ["ha", "hb"], outputs="y")],
+            ...     outputs="y")
+            >>> view = model.per_call()
+            >>> view.model.names, view.origins
+            (('shared (call 1)', 'shared (call 2)', 'diff'), (0, 0, 1))
+            >>> params = model.init(jax.random.PRNGKey(0))
+            >>> x = (jnp.ones((2, 5, 3)), jnp.zeros((2, 7, 3)))
+            >>> bool(jnp.array_equal(view.model.apply(view.params(params), x), model.apply(params, x)))
+            True
+        """
+        return _per_call(self)
+
     # --- the forward ----------------------------------------------------------------------------
 
     def _inputs(self, x: Any, what: str = "x") -> tuple:
@@ -319,7 +351,10 @@ class Model:
         :class:`~rnncore.models.ModelRun` whose ``consumed`` and ``input_masks`` have one entry per
         layer of ``model.layers`` (see :meth:`rnncore.Sequential.run`; ``initial_states`` and
         ``taps`` likewise, one entry per layer, an initial state given here replacing the one the
-        graph wires in)."""
+        graph wires in, in every call of its layer). A recurrent layer called more than once has no
+        single consumption: its ``consumed`` entry (and final state) is None, its ``input_masks``
+        entry its first call's, and it takes no tap; :meth:`per_call` splits it into one layer per
+        call, each recorded."""
         self.check_params(params)
         xs = self._inputs(x)
         masks = (None,) * len(xs) if mask is None else self._inputs(mask, "mask")
@@ -355,8 +390,8 @@ class Model:
                 tap = None if taps is None else taps[i]
                 if tap is not None and calls_of[call.name] > 1:
                     raise ValueError(
-                        f"layer {call.name!r} is called {calls_of[call.name]} times; the analyses follow a recurrent "
-                        "layer called once."
+                        f"taps[{i}]: layer {call.name!r} is called {calls_of[call.name]} times; a tap follows a "
+                        "recurrent layer called once: run model.per_call().model, one layer per call."
                     )
                 s0 = self._initial_state(call, values, initial_states, i)
                 out, final, c = layer.run(p, h, m, training, key, s0, tap=tap)
@@ -402,3 +437,44 @@ def _state_shapes(layer: Any) -> list:
         probe = sub.cell.initial_state(1)
         out += [tuple(np.shape(s)[1:]) for s in probe]
     return out
+
+
+class PerCall(NamedTuple):
+    """A graph with one layer per recurrent call (:meth:`Model.per_call`): ``model``, the split
+    graph; ``origins``, per layer of ``model.layers`` the index of the layer of the original graph
+    it is."""
+
+    model: Model
+    origins: tuple
+
+    def params(self, params: Sequence[Any]) -> tuple:
+        """The split graph's params from the original's: each call's entry is its layer's params."""
+        return tuple(params[i] for i in self.origins)
+
+    def per_layer(self, entries: Optional[Sequence[Any]]) -> Optional[tuple]:
+        """``initial_states`` (or any one-entry-per-layer argument) of the original graph for the
+        split one: each call gets its layer's entry (None stays None)."""
+        return None if entries is None else tuple(entries[i] for i in self.origins)
+
+
+def _per_call(model: Model) -> PerCall:
+    counts: dict = {}
+    for call in model.calls:
+        counts[call.name] = counts.get(call.name, 0) + 1
+    split = {n for n, k in counts.items() if k > 1 and L.is_recurrent(model.layers[model.names.index(n)])}
+    if not split:
+        return PerCall(model, tuple(range(len(model.layers))))
+    seen: dict = {}
+    calls: list = []
+    origin_of: dict = {}
+    for call in model.calls:
+        origin = model.names.index(call.name)
+        if call.name in split:
+            seen[call.name] = seen.get(call.name, 0) + 1
+            call = call._replace(name=f"{call.name} (call {seen[call.name]})", layer=model.layers[origin])
+        origin_of.setdefault(call.name, origin)
+        calls.append(call)
+    inputs = dict(zip(model.input_names, model.input_specs))
+    outputs: Refs = model.output_names[0] if model.single_output else list(model.output_names)
+    view = Model(inputs, calls, outputs)
+    return PerCall(view, tuple(origin_of[n] for n in view.names))

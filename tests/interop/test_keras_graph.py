@@ -55,7 +55,32 @@ def _masked_concatenate(keras):
     return _randomize(keras.Model([a, b], L.Dense(2, name="head")(y)), seed=3)
 
 
-GRAPHS = {"encoder_decoder": _encoder_decoder, "shared_and_masked": _shared, "masked_concatenate": _masked_concatenate}
+def _siamese(keras, bidirectional=True):
+    """One LSTM and one Bidirectional(GRU) each applied to both (masked) inputs, params shared; the
+    two encodings subtracted, joined with the first, then a Dense (without the Bidirectional: the
+    LSTM's two final h subtracted, then the Dense)."""
+    L = keras.layers
+    a, b = keras.Input((None, 3), name="left"), keras.Input((None, 3), name="right")
+    pad = L.Masking(name="pad")
+    lstm = L.LSTM(5, return_sequences=bidirectional, use_cudnn=False, name="siamese_lstm")
+    za, zb = lstm(pad(a)), lstm(pad(b))
+    if bidirectional:
+        bigru = L.Bidirectional(L.GRU(3, use_cudnn=False), name="siamese_bigru")
+        za, zb = bigru(za), bigru(zb)
+    joined = L.Subtract(name="diff")([za, zb])
+    if bidirectional:
+        joined = L.Concatenate(name="join")([joined, za])
+    return _randomize(keras.Model([a, b], L.Dense(2, name="head")(joined)), seed=4)
+
+
+GRAPHS = {
+    "encoder_decoder": _encoder_decoder,
+    "shared_and_masked": _shared,
+    "masked_concatenate": _masked_concatenate,
+    "siamese": _siamese,
+}
+# the siamese graph's parity runs with the slow checks (its outputs are checked by default, below)
+CASES = [pytest.param(n, marks=pytest.mark.slow) if n == "siamese" else n for n in sorted(GRAPHS)]
 
 
 def _inputs(km, seed=0):
@@ -71,7 +96,7 @@ def _inputs(km, seed=0):
     return xs
 
 
-@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("name", CASES)
 def test_graph_outputs_and_gradients_equal_keras(keras, name):
     km = GRAPHS[name](keras)
     model, params = rc.from_keras(km)
@@ -104,7 +129,7 @@ def test_graph_outputs_and_gradients_equal_keras(keras, name):
         assert max_rel_err(a, b) < TOL
 
 
-@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("name", CASES)
 def test_graph_from_file_and_back_through_to_keras(keras, tmp_path, name):
     km = GRAPHS[name](keras)
     path = tmp_path / f"{name}.keras"
@@ -191,10 +216,38 @@ def test_gradient_flow_on_a_graph_against_a_loop_of_cell_steps(keras, x64):
         return jnp.mean((y_pred[0] - y[0]) ** 2) + jnp.mean((y_pred[1] - y[1]) ** 2)
 
     flow = rc.analysis.gradient_flow(model, params, (src, tgt), (y_target, h_target), loss=loss)
-    assert flow.layer_names == (f"{names['encoder']}:LSTM", f"{names['decoder']}:LSTM")
+    assert flow.layer_names == ("encoder", "decoder")
+    assert flow.layer_indices == (names["encoder"], names["decoder"])
     assert flow.steps == (src.shape[1], tgt.shape[1])
     np.testing.assert_allclose(flow.state_norms[0], np.linalg.norm(g_enc, axis=-1), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(
         flow.state_norms[1, :, : tgt.shape[1]], np.linalg.norm(g_dec, axis=-1), rtol=1e-10, atol=1e-14
     )
     assert np.isnan(flow.state_norms[1, :, tgt.shape[1] :]).all()
+
+
+@pytest.mark.parametrize("bidirectional", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_rnncore_diagnose_measures_each_call_of_a_siamese_keras_model(keras, tmp_path, capsys, bidirectional):
+    """A .keras graph whose LSTM (and Bidirectional(GRU)) is called on two inputs: the command prints
+    one row per call (and direction), named by the Keras layer and the call, and draws them."""
+    from rnncore import cli
+
+    km = _siamese(keras, bidirectional)
+    path = str(tmp_path / "siamese.keras")
+    km.save(path)
+    left, right = _inputs(km)
+    right = np.concatenate([right, left[:, :2]], axis=1)  # both of 8 steps: the calls share compiled kernels
+    model, params = rc.from_keras(path)
+    assert max_rel_err(model.apply(params, (left, right)), km([left, right], training=False)) < TOL
+    np.savez(tmp_path / "pair.npz", left=left, right=right)
+    picture = tmp_path / "siamese.png"
+    argv = ["diagnose", "--model", path, "--data", str(tmp_path / "pair.npz"), "--out", str(picture)]
+    assert cli.main(argv + ["--lags", "1", "8"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("siamese.keras ")]
+    names = ["siamese_lstm (call 1)", "siamese_lstm (call 2)"]
+    if bidirectional:
+        names += [f"siamese_bigru (call {k}).{d}" for k in (1, 2) for d in ("forward", "backward")]
+    assert [r[len("siamese.keras ") :].strip().split("  ")[0] for r in rows] == names
+    assert all(r.split()[-1] in ("vanishing", "exploding", "healthy") for r in rows)
+    assert all(r.split()[-5] != "—" for r in rows)  # lag 8: the gradient reaching s_0
+    assert picture.stat().st_size > 10_000
