@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import optax
 
 from . import compilation, meshes
+from . import layers as L
 
 __all__ = [
     "Samples",
@@ -55,6 +56,8 @@ __all__ = [
     "tree_norm",
     "slice_time",
     "sharded",
+    "trainable",
+    "with_non_trainable",
     "make_train_step",
     "make_eval_step",
     "cached",
@@ -165,6 +168,22 @@ def _health(health: Health, loss_ok, grad_ok, param_ok, step_index) -> Health:
     )
 
 
+def trainable(model: Any, params: Any) -> Any:
+    """``params`` with every layer's non-trainable fields (moving statistics) set to None: the tree the
+    gradient and the optimizer see, as Keras's optimizer sees only ``trainable_variables``; ``params``
+    itself for a model without any."""
+    if not any(L.non_trainable_fields(layer) for layer in model.layers):
+        return params
+    return tuple(L.trainable_part(layer, p) for layer, p in zip(model.layers, params))
+
+
+def with_non_trainable(model: Any, train_params: Any, params: Any) -> Any:
+    """``train_params`` with the non-trainable fields of ``params`` put back (the inverse of :func:`trainable`)."""
+    if not any(L.non_trainable_fields(layer) for layer in model.layers):
+        return train_params
+    return tuple(L.with_non_trainable(layer, t, p) for layer, t, p in zip(model.layers, train_params, params))
+
+
 def make_train_step(
     model: Any, loss: Any, metrics: tuple, optimizer: Any, training: bool, chunked: bool, mesh: Optional[Any] = None
 ) -> Callable:
@@ -174,17 +193,25 @@ def make_train_step(
     final states, ``norms`` the per-layer gradient norms. ``state`` (a :class:`TrainState`) is
     donated; ``length`` is static."""
 
-    def compute(params, batch: Samples, rng, s0):
-        y_pred, finals, out_mask = model.apply_with_mask(params, batch.x, batch.mask, training, rng, s0)
-        return loss(batch.y, y_pred, batch.sample_weight, out_mask), (y_pred, finals, out_mask)
+    updates_statistics = training and any(L.has_moving_statistics(layer) for layer in model.layers)
+
+    def compute(train_params, params, batch: Samples, rng, s0):
+        full = with_non_trainable(model, train_params, params)
+        if updates_statistics:
+            y_pred, finals, out_mask, full = model.apply_and_update(full, batch.x, batch.mask, rng, s0)
+        else:
+            y_pred, finals, out_mask = model.apply_with_mask(full, batch.x, batch.mask, training, rng, s0)
+        return loss(batch.y, y_pred, batch.sample_weight, out_mask), (y_pred, finals, out_mask, full)
 
     def step(state: TrainState, data: Samples, idx, t0, rng, s0, step_index, length):
         batch = _batch(data, idx, t0, length, chunked, mesh)
-        (value, (y_pred, finals, out_mask)), grads = jax.value_and_grad(compute, has_aux=True)(
-            state.params, batch, rng, s0
+        train_params = trainable(model, state.params)
+        (value, (y_pred, finals, out_mask, after)), grads = jax.value_and_grad(compute, has_aux=True)(
+            train_params, state.params, batch, rng, s0
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
+        updates, opt_state = optimizer.update(grads, state.opt_state, train_params)
+        # the trained fields from the optimizer, the moving statistics from this step's forward
+        new_params = with_non_trainable(model, optax.apply_updates(train_params, updates), after)
         loss_ok = jnp.isfinite(value)
         health = _health(
             state.health,

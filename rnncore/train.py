@@ -654,7 +654,7 @@ def fit(
     chunked = chunk_length is not None
 
     params = _copy(params)  # the step donates its input
-    start = _Start(model, params, optimizer.init(params), initial_epoch, checkpoint, resume)
+    start = _Start(model, params, optimizer.init(steps.trainable(model, params)), initial_epoch, checkpoint, resume)
     start.params, start.opt_state = meshes.replicated((start.params, start.opt_state), mesh)
     steps_per_epoch = -(-train_data.x.shape[0] // batch_size) * len(chunks)
     history = start.history
