@@ -9,7 +9,9 @@ steps from ``t0``), and in one program computes
     L = \mathrm{loss}(y, \hat y(\theta), w, m), \qquad g = \nabla_\theta L, \qquad
     \theta' = \theta + \mathrm{update}(g, \text{opt state}, \theta),
 
-the metric updates and the per-layer gradient norms :math:`\|g_\ell\|_2` (in float32). It also
+(:math:`\theta` the trainable params only, :func:`trainable`; the moving statistics of a
+``BatchNormalization`` are replaced by those its training forward assigns), the metric updates
+and the per-layer gradient norms :math:`\|g_\ell\|_2` (in float32). It also
 checks that :math:`L`, every layer's :math:`g_\ell` and :math:`\theta'` are finite: a step that is
 not keeps params, optimizer state, loss total and metrics as they were and records in
 :class:`Health` the first bad step, what was bad (an index into

@@ -14,7 +14,14 @@ number (with :mod:`rnncore.optimizers` and ``shuffle=False`` a Keras model and i
   :math:`\sum_b n_b L_b / \sum_b n_b`, each :math:`L_b` taken before its update; metrics
   accumulate over every sample of the epoch (:mod:`rnncore.metrics`; ``metrics`` unweighted,
   ``weighted_metrics`` weighted by ``sample_weight``, as Keras does); ``"val_*"`` the same over the
-  validation batches with the params at the end of the epoch, ``training=False``.
+  validation batches with the params at the end of the epoch, ``training=False``;
+* **moving statistics** (``BatchNormalization``, also inside ``TimeDistributed``; see
+  :mod:`rnncore.layers.statistics`) are Keras's non-trainable variables: the gradient and the
+  optimizer see only :func:`rnncore.steps.trainable` of the params (no slots, no weight decay, no
+  share of ``global_clipnorm``'s norm), and each step writes back the statistics Keras assigns
+  after its training forward, :math:`\bar m \leftarrow \rho\,\bar m + (1-\rho)\,m_{\text{batch}}`
+  (mask-aware; once per call of a layer called several times in a graph). Validation uses them.
+  With ``training=False`` they are used and never assigned.
 
 On top of Keras:
 
@@ -34,11 +41,13 @@ On top of Keras:
   batch of sequences into chunks of k1 steps, one optimizer step per chunk, the final states of
   one chunk the initial states of the next (Keras's ``stateful`` pattern; states reset to zero at
   each new batch); ``truncate_gradient=k2`` cuts the gradient's chain every k2 steps inside each
-  chunk. ``y`` then has a time axis, sliced like ``x``. The validation loss is taken on whole
-  sequences (the chunked forward pass with carried states equals the whole one).
-* **Checkpoints**: ``checkpoint=path`` saves params, optimizer state, epoch, step and history
-  atomically at the end of every epoch (:mod:`rnncore.checkpoints`); ``resume=True`` continues
-  from the file if it exists. Shuffling (permutation ``fold_in(PRNGKey(seed), epoch)``) and
+  chunk. ``y`` then has a time axis, sliced like ``x``. Moving statistics are assigned once per
+  chunk, from that chunk's batch statistics (what Keras's ``train_on_batch`` on each chunk does).
+  The validation loss is taken on whole sequences (the chunked forward pass with carried states
+  equals the whole one).
+* **Checkpoints**: ``checkpoint=path`` saves params (moving statistics included), optimizer state,
+  epoch, step and history atomically at the end of every epoch (:mod:`rnncore.checkpoints`);
+  ``resume=True`` continues from the file if it exists. Shuffling (permutation ``fold_in(PRNGKey(seed), epoch)``) and
   dropout (key ``fold_in(fold_in(PRNGKey(seed), 1 << 30), step)``) depend only on the epoch and
   step, so a resumed run equals an uninterrupted one.
 * **Data parallel over devices**: ``mesh=`` (a ``jax.sharding.Mesh``, or a sequence of devices,
@@ -47,6 +56,8 @@ On top of Keras:
   and params, optimizer state and the data replicated; GSPMD inserts the all-reduce of the
   gradient (Xu et al. 2021, arXiv:2105.04663). Results equal the single-device run up to the
   order of the sums across shards (float32: ~1e-6 relative after a few epochs; float64: ~1e-15).
+  Batch statistics (``BatchNormalization``) are those of the whole global batch, as on one
+  device, not of each shard.
   ``batch_size`` must be a multiple of the device count (a ``ValueError`` otherwise); a smaller
   last batch that is not runs replicated, every device computing all of it, so results never
   depend on the device count. Validation batches are sharded the same way.
@@ -602,7 +613,7 @@ def fit(
     r"""Train ``model`` from ``params``; returns ``(params, history)`` (see the module docstring).
 
     Args:
-        model: an :class:`rnncore.Sequential`.
+        model: an :class:`rnncore.Sequential`, or an :class:`rnncore.Model` of one input.
         params: its params (not modified; the run works on a copy).
         x: ``(N, T, F)``.
         y: targets with ``N`` rows, as the loss expects them.
