@@ -51,6 +51,7 @@ from . import layers as L
 __all__ = [
     "Samples",
     "Health",
+    "n_samples",
     "TrainState",
     "take",
     "on_device",
@@ -68,7 +69,8 @@ __all__ = [
 
 
 class Samples(NamedTuple):
-    """Inputs ``x (N, T, F)``, targets ``y (N, ...)``, ``sample_weight (N,)`` or ``(N, T)`` or None,
+    """Inputs ``x (N, T, F)`` (a tuple of such arrays, in the model's input order, for a graph of
+    several inputs), targets ``y (N, ...)``, ``sample_weight (N,)`` or ``(N, T)`` or None,
     ``mask (N, T)`` bool or None: NumPy arrays after the checks, JAX arrays on the device."""
 
     x: Any
@@ -77,14 +79,19 @@ class Samples(NamedTuple):
     mask: Any
 
 
+def n_samples(samples: Samples) -> int:
+    """The number of samples ``N`` (the leading size of the inputs)."""
+    return int(jax.tree_util.tree_leaves(samples.x)[0].shape[0])
+
+
 def take(samples: Samples, index: Any) -> Samples:
-    """The rows ``index`` (an index array or a slice) of every array present."""
-    return Samples(*(None if a is None else a[index] for a in samples))
+    """The rows ``index`` (an index array or a slice) of every array present, every input together."""
+    return Samples(*(None if a is None else jax.tree_util.tree_map(lambda v: v[index], a) for a in samples))
 
 
 def on_device(samples: Samples) -> Samples:
     """Every array present as a JAX array."""
-    return Samples(*(None if a is None else jnp.asarray(a) for a in samples))
+    return Samples(*(None if a is None else jax.tree_util.tree_map(jnp.asarray, a) for a in samples))
 
 
 class Health(NamedTuple):
@@ -143,14 +150,21 @@ def slice_time(a: Any, t0: Any, length: int) -> Any:
 def sharded(batch: Samples, mesh: Optional[Any]) -> Samples:
     """The batch split along its sample axis over every mesh axis; replicated where the batch size
     is not a multiple of the device count (a smaller last batch)."""
-    if mesh is None or batch.x.shape[0] % mesh.size:
+    if mesh is None or n_samples(batch) % mesh.size:
         return batch
     spec = meshes.leading_axis_sharding(mesh)
-    return Samples(*(None if a is None else jax.lax.with_sharding_constraint(a, spec) for a in batch))
+    return Samples(
+        *(
+            None if a is None else jax.tree_util.tree_map(lambda v: jax.lax.with_sharding_constraint(v, spec), a)
+            for a in batch
+        )
+    )
 
 
 def _batch(data: Samples, idx, t0, length, chunked: bool, mesh) -> Samples:
-    batch = Samples(*(None if a is None else jnp.take(a, idx, axis=0) for a in data))
+    batch = Samples(
+        *(None if a is None else jax.tree_util.tree_map(lambda v: jnp.take(v, idx, axis=0), a) for a in data)
+    )
     if chunked:
         batch = Samples(*(slice_time(a, t0, length) for a in batch))
     return sharded(batch, mesh)
@@ -227,7 +241,7 @@ def make_train_step(
         def keep(new, old):
             return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
-        n = jnp.asarray(batch.x.shape[0], state.loss_total.dtype)
+        n = jnp.asarray(n_samples(batch), state.loss_total.dtype)
         metric_states = tuple(
             m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, state.metric_states)
         )
@@ -259,7 +273,7 @@ def make_eval_step(model: Any, loss: Any, metrics: tuple, mesh: Optional[Any] = 
         y_pred, _, out_mask = model.apply_with_mask(params, batch.x, batch.mask, False, None, None)
         value = loss(batch.y, y_pred, batch.sample_weight, out_mask)
         total, count, metric_states = totals
-        n = jnp.asarray(batch.x.shape[0], total.dtype)
+        n = jnp.asarray(n_samples(batch), total.dtype)
         metric_states = tuple(
             m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, metric_states)
         )
