@@ -355,6 +355,17 @@ class Model:
         single consumption: its ``consumed`` entry (and final state) is None, its ``input_masks``
         entry its first call's, and it takes no tap; :meth:`per_call` splits it into one layer per
         call, each recorded."""
+        return self._forward(params, x, mask, training, rng, initial_states, taps, update=False)[0]
+
+    def apply_and_update(self, params, x, mask=None, rng=None, initial_states=None):
+        """``(y, final_states, output_mask, params')``: the training forward and the params with the
+        moving statistics Keras assigns after it, as :meth:`rnncore.Sequential.apply_and_update`; a
+        layer called more than once is assigned once per call, in call order, as in Keras."""
+        run, updated = self._forward(params, x, mask, True, rng, initial_states, None, update=True)
+        return run.output, run.final_states, run.output_mask, updated
+
+    def _forward(self, params, x, mask, training, rng, initial_states, taps, update: bool):
+        """``(ModelRun, params')``; ``params'`` carries the updated moving statistics when ``update``."""
         self.check_params(params)
         xs = self._inputs(x)
         masks = (None,) * len(xs) if mask is None else self._inputs(mask, "mask")
@@ -372,6 +383,7 @@ class Model:
         calls_of = {nm: sum(c.name == nm for c in self.calls) for nm in self.names}
         consumed: list = [None] * n
         masks_in: list = [None] * n
+        updated = list(params)
         seen: set = set()
         for call, key in zip(self.calls, keys):
             i = index[call.name]
@@ -401,6 +413,9 @@ class Model:
                     out = out + flat
                 if calls_of[call.name] == 1:
                     consumed[i] = c
+            elif update and L.has_moving_statistics(layer):
+                y, updated[i] = layer.apply_and_update(updated[i], h, m)
+                out = (y,)
             else:
                 out = (layer.apply(p, h, m, training, key),)
             out_mask = layer.compute_mask(h, m)
@@ -412,8 +427,8 @@ class Model:
         outs = tuple(values[o] for o in self.output_names)
         out_masks = tuple(carried[o] for o in self.output_names)
         if self.single_output:
-            return ModelRun(outs[0], tuple(consumed), tuple(masks_in), out_masks[0])
-        return ModelRun(outs, tuple(consumed), tuple(masks_in), out_masks)
+            return ModelRun(outs[0], tuple(consumed), tuple(masks_in), out_masks[0]), tuple(updated)
+        return ModelRun(outs, tuple(consumed), tuple(masks_in), out_masks), tuple(updated)
 
     def _initial_state(self, call: Call, values: dict, initial_states: Optional[Sequence[Any]], i: int) -> Any:
         if initial_states is not None and initial_states[i] is not None:

@@ -184,6 +184,36 @@ class Sequential:
             >>> run.output.shape, run.consumed[0].outputs.shape, run.consumed[1]
             ((2, 4, 1), (2, 4, 3), None)
         """
+        return self._forward(params, x, mask, training, rng, initial_states, taps, update=False)[0]
+
+    def apply_and_update(
+        self,
+        params,
+        x,
+        mask: Optional[jax.Array] = None,
+        rng: Optional[jax.Array] = None,
+        initial_states: Optional[Sequence[Any]] = None,
+    ):
+        """The training forward and the params after it: ``(y, final_states, output_mask, params')``,
+        :meth:`apply_with_mask` with ``training=True``, where ``params'`` holds, for every layer with
+        moving statistics (:mod:`rnncore.layers.statistics`, e.g. ``BatchNormalization``), the
+        statistics Keras assigns after this forward, from the same batch statistics; every other
+        entry is ``params``'s own.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> import rnncore as rc
+            >>> model = rc.Sequential([rc.layers.BatchNormalization(momentum=0.5), rc.layers.Dense(1)])
+            >>> params = model.init(jax.random.PRNGKey(0), input_shape=(2,))
+            >>> y, _, _, new = model.apply_and_update(params, jnp.array([[1.0, 2.0], [3.0, 6.0]]))
+            >>> new[0].moving_mean, new[1] is params[1]
+            (Array([1., 2.], dtype=float32), True)
+        """
+        run, updated = self._forward(params, x, mask, True, rng, initial_states, None, update=True)
+        return run.output, run.final_states, run.output_mask, updated
+
+    def _forward(self, params, x, mask, training, rng, initial_states, taps, update: bool):
+        """``(ModelRun, params')``; ``params'`` carries the updated moving statistics when ``update``."""
         self.check_params(params)
         x = L.check_sequences(x) if isinstance(self.layers[0], L.RECURRENT) else L.check_inputs(x)
         mask = L.check_mask(mask, x)
@@ -194,6 +224,7 @@ class Sequential:
         if taps is not None and len(taps) != n:
             raise ValueError(f"taps must have one entry per layer ({n}); got {len(taps)}.")
         consumed, masks_in = [], []
+        updated = list(params)
         h = x
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             masks_in.append(mask)
@@ -206,9 +237,11 @@ class Sequential:
                     flat = tuple(final) if isinstance(layer, L.RNN) else tuple(final[0]) + tuple(final[1])
                     out = out + flat
                 out = out[0] if len(out) == 1 else out
+            elif update and L.has_moving_statistics(layer):
+                (out, updated[i]), c = layer.apply_and_update(p, h, mask), None
             else:
                 out, c = layer.apply(p, h, mask, training, keys[i]), None
             consumed.append(c)
             mask = layer.compute_mask(h, mask)
             h = out
-        return ModelRun(h, tuple(consumed), tuple(masks_in), mask)
+        return ModelRun(h, tuple(consumed), tuple(masks_in), mask), tuple(updated)

@@ -9,7 +9,9 @@ steps from ``t0``), and in one program computes
     L = \mathrm{loss}(y, \hat y(\theta), w, m), \qquad g = \nabla_\theta L, \qquad
     \theta' = \theta + \mathrm{update}(g, \text{opt state}, \theta),
 
-the metric updates and the per-layer gradient norms :math:`\|g_\ell\|_2` (in float32). It also
+(:math:`\theta` the trainable params only, :func:`trainable`; the moving statistics of a
+``BatchNormalization`` are replaced by those its training forward assigns), the metric updates
+and the per-layer gradient norms :math:`\|g_\ell\|_2` (in float32). It also
 checks that :math:`L`, every layer's :math:`g_\ell` and :math:`\theta'` are finite: a step that is
 not keeps params, optimizer state, loss total and metrics as they were and records in
 :class:`Health` the first bad step, what was bad (an index into
@@ -44,10 +46,12 @@ import jax.numpy as jnp
 import optax
 
 from . import compilation, meshes
+from . import layers as L
 
 __all__ = [
     "Samples",
     "Health",
+    "n_samples",
     "TrainState",
     "take",
     "on_device",
@@ -55,6 +59,8 @@ __all__ = [
     "tree_norm",
     "slice_time",
     "sharded",
+    "trainable",
+    "with_non_trainable",
     "make_train_step",
     "make_eval_step",
     "cached",
@@ -63,7 +69,8 @@ __all__ = [
 
 
 class Samples(NamedTuple):
-    """Inputs ``x (N, T, F)``, targets ``y (N, ...)``, ``sample_weight (N,)`` or ``(N, T)`` or None,
+    """Inputs ``x (N, T, F)`` (a tuple of such arrays, in the model's input order, for a graph of
+    several inputs), targets ``y (N, ...)``, ``sample_weight (N,)`` or ``(N, T)`` or None,
     ``mask (N, T)`` bool or None: NumPy arrays after the checks, JAX arrays on the device."""
 
     x: Any
@@ -72,14 +79,19 @@ class Samples(NamedTuple):
     mask: Any
 
 
+def n_samples(samples: Samples) -> int:
+    """The number of samples ``N`` (the leading size of the inputs)."""
+    return int(jax.tree_util.tree_leaves(samples.x)[0].shape[0])
+
+
 def take(samples: Samples, index: Any) -> Samples:
-    """The rows ``index`` (an index array or a slice) of every array present."""
-    return Samples(*(None if a is None else a[index] for a in samples))
+    """The rows ``index`` (an index array or a slice) of every array present, every input together."""
+    return Samples(*(None if a is None else jax.tree_util.tree_map(lambda v: v[index], a) for a in samples))
 
 
 def on_device(samples: Samples) -> Samples:
     """Every array present as a JAX array."""
-    return Samples(*(None if a is None else jnp.asarray(a) for a in samples))
+    return Samples(*(None if a is None else jax.tree_util.tree_map(jnp.asarray, a) for a in samples))
 
 
 class Health(NamedTuple):
@@ -138,14 +150,21 @@ def slice_time(a: Any, t0: Any, length: int) -> Any:
 def sharded(batch: Samples, mesh: Optional[Any]) -> Samples:
     """The batch split along its sample axis over every mesh axis; replicated where the batch size
     is not a multiple of the device count (a smaller last batch)."""
-    if mesh is None or batch.x.shape[0] % mesh.size:
+    if mesh is None or n_samples(batch) % mesh.size:
         return batch
     spec = meshes.leading_axis_sharding(mesh)
-    return Samples(*(None if a is None else jax.lax.with_sharding_constraint(a, spec) for a in batch))
+    return Samples(
+        *(
+            None if a is None else jax.tree_util.tree_map(lambda v: jax.lax.with_sharding_constraint(v, spec), a)
+            for a in batch
+        )
+    )
 
 
 def _batch(data: Samples, idx, t0, length, chunked: bool, mesh) -> Samples:
-    batch = Samples(*(None if a is None else jnp.take(a, idx, axis=0) for a in data))
+    batch = Samples(
+        *(None if a is None else jax.tree_util.tree_map(lambda v: jnp.take(v, idx, axis=0), a) for a in data)
+    )
     if chunked:
         batch = Samples(*(slice_time(a, t0, length) for a in batch))
     return sharded(batch, mesh)
@@ -165,6 +184,22 @@ def _health(health: Health, loss_ok, grad_ok, param_ok, step_index) -> Health:
     )
 
 
+def trainable(model: Any, params: Any) -> Any:
+    """``params`` with every layer's non-trainable fields (moving statistics) set to None: the tree the
+    gradient and the optimizer see, as Keras's optimizer sees only ``trainable_variables``; ``params``
+    itself for a model without any."""
+    if not any(L.non_trainable_fields(layer) for layer in model.layers):
+        return params
+    return tuple(L.trainable_part(layer, p) for layer, p in zip(model.layers, params))
+
+
+def with_non_trainable(model: Any, train_params: Any, params: Any) -> Any:
+    """``train_params`` with the non-trainable fields of ``params`` put back (the inverse of :func:`trainable`)."""
+    if not any(L.non_trainable_fields(layer) for layer in model.layers):
+        return train_params
+    return tuple(L.with_non_trainable(layer, t, p) for layer, t, p in zip(model.layers, train_params, params))
+
+
 def make_train_step(
     model: Any, loss: Any, metrics: tuple, optimizer: Any, training: bool, chunked: bool, mesh: Optional[Any] = None
 ) -> Callable:
@@ -174,17 +209,25 @@ def make_train_step(
     final states, ``norms`` the per-layer gradient norms. ``state`` (a :class:`TrainState`) is
     donated; ``length`` is static."""
 
-    def compute(params, batch: Samples, rng, s0):
-        y_pred, finals, out_mask = model.apply_with_mask(params, batch.x, batch.mask, training, rng, s0)
-        return loss(batch.y, y_pred, batch.sample_weight, out_mask), (y_pred, finals, out_mask)
+    updates_statistics = training and any(L.has_moving_statistics(layer) for layer in model.layers)
+
+    def compute(train_params, params, batch: Samples, rng, s0):
+        full = with_non_trainable(model, train_params, params)
+        if updates_statistics:
+            y_pred, finals, out_mask, full = model.apply_and_update(full, batch.x, batch.mask, rng, s0)
+        else:
+            y_pred, finals, out_mask = model.apply_with_mask(full, batch.x, batch.mask, training, rng, s0)
+        return loss(batch.y, y_pred, batch.sample_weight, out_mask), (y_pred, finals, out_mask, full)
 
     def step(state: TrainState, data: Samples, idx, t0, rng, s0, step_index, length):
         batch = _batch(data, idx, t0, length, chunked, mesh)
-        (value, (y_pred, finals, out_mask)), grads = jax.value_and_grad(compute, has_aux=True)(
-            state.params, batch, rng, s0
+        train_params = trainable(model, state.params)
+        (value, (y_pred, finals, out_mask, after)), grads = jax.value_and_grad(compute, has_aux=True)(
+            train_params, state.params, batch, rng, s0
         )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
+        updates, opt_state = optimizer.update(grads, state.opt_state, train_params)
+        # the trained fields from the optimizer, the moving statistics from this step's forward
+        new_params = with_non_trainable(model, optax.apply_updates(train_params, updates), after)
         loss_ok = jnp.isfinite(value)
         health = _health(
             state.health,
@@ -198,7 +241,7 @@ def make_train_step(
         def keep(new, old):
             return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
-        n = jnp.asarray(batch.x.shape[0], state.loss_total.dtype)
+        n = jnp.asarray(n_samples(batch), state.loss_total.dtype)
         metric_states = tuple(
             m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, state.metric_states)
         )
@@ -230,7 +273,7 @@ def make_eval_step(model: Any, loss: Any, metrics: tuple, mesh: Optional[Any] = 
         y_pred, _, out_mask = model.apply_with_mask(params, batch.x, batch.mask, False, None, None)
         value = loss(batch.y, y_pred, batch.sample_weight, out_mask)
         total, count, metric_states = totals
-        n = jnp.asarray(batch.x.shape[0], total.dtype)
+        n = jnp.asarray(n_samples(batch), total.dtype)
         metric_states = tuple(
             m.update(s, batch.y, y_pred, batch.sample_weight, out_mask) for m, s in zip(metrics, metric_states)
         )

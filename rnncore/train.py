@@ -14,7 +14,14 @@ number (with :mod:`rnncore.optimizers` and ``shuffle=False`` a Keras model and i
   :math:`\sum_b n_b L_b / \sum_b n_b`, each :math:`L_b` taken before its update; metrics
   accumulate over every sample of the epoch (:mod:`rnncore.metrics`; ``metrics`` unweighted,
   ``weighted_metrics`` weighted by ``sample_weight``, as Keras does); ``"val_*"`` the same over the
-  validation batches with the params at the end of the epoch, ``training=False``.
+  validation batches with the params at the end of the epoch, ``training=False``;
+* **moving statistics** (``BatchNormalization``, also inside ``TimeDistributed``; see
+  :mod:`rnncore.layers.statistics`) are Keras's non-trainable variables: the gradient and the
+  optimizer see only :func:`rnncore.steps.trainable` of the params (no slots, no weight decay, no
+  share of ``global_clipnorm``'s norm), and each step writes back the statistics Keras assigns
+  after its training forward, :math:`\bar m \leftarrow \rho\,\bar m + (1-\rho)\,m_{\text{batch}}`
+  (mask-aware; once per call of a layer called several times in a graph). Validation uses them.
+  With ``training=False`` they are used and never assigned.
 
 On top of Keras:
 
@@ -34,11 +41,13 @@ On top of Keras:
   batch of sequences into chunks of k1 steps, one optimizer step per chunk, the final states of
   one chunk the initial states of the next (Keras's ``stateful`` pattern; states reset to zero at
   each new batch); ``truncate_gradient=k2`` cuts the gradient's chain every k2 steps inside each
-  chunk. ``y`` then has a time axis, sliced like ``x``. The validation loss is taken on whole
-  sequences (the chunked forward pass with carried states equals the whole one).
-* **Checkpoints**: ``checkpoint=path`` saves params, optimizer state, epoch, step and history
-  atomically at the end of every epoch (:mod:`rnncore.checkpoints`); ``resume=True`` continues
-  from the file if it exists. Shuffling (permutation ``fold_in(PRNGKey(seed), epoch)``) and
+  chunk. ``y`` then has a time axis, sliced like ``x``. Moving statistics are assigned once per
+  chunk, from that chunk's batch statistics (what Keras's ``train_on_batch`` on each chunk does).
+  The validation loss is taken on whole sequences (the chunked forward pass with carried states
+  equals the whole one).
+* **Checkpoints**: ``checkpoint=path`` saves params (moving statistics included), optimizer state,
+  epoch, step and history atomically at the end of every epoch (:mod:`rnncore.checkpoints`);
+  ``resume=True`` continues from the file if it exists. Shuffling (permutation ``fold_in(PRNGKey(seed), epoch)``) and
   dropout (key ``fold_in(fold_in(PRNGKey(seed), 1 << 30), step)``) depend only on the epoch and
   step, so a resumed run equals an uninterrupted one.
 * **Data parallel over devices**: ``mesh=`` (a ``jax.sharding.Mesh``, or a sequence of devices,
@@ -47,6 +56,8 @@ On top of Keras:
   and params, optimizer state and the data replicated; GSPMD inserts the all-reduce of the
   gradient (Xu et al. 2021, arXiv:2105.04663). Results equal the single-device run up to the
   order of the sums across shards (float32: ~1e-6 relative after a few epochs; float64: ~1e-15).
+  Batch statistics (``BatchNormalization``) are those of the whole global batch, as on one
+  device, not of each shard.
   ``batch_size`` must be a multiple of the device count (a ``ValueError`` otherwise); a smaller
   last batch that is not runs replicated, every device computing all of it, so results never
   depend on the device count. Validation batches are sharded the same way.
@@ -166,7 +177,61 @@ def _check_mask(mask, x_shape: tuple, prefix: str) -> Optional[np.ndarray]:
     return mask.astype(bool)
 
 
-def _check_data(x, y, sample_weight, mask, prefix: str = "") -> Samples:
+def _input_names(model) -> tuple:
+    """The input names of a graph of several inputs; ``()`` for a model of one input."""
+    names = tuple(getattr(model, "input_names", ()) or ())
+    return names if len(names) > 1 else ()
+
+
+def _check_inputs(x, names: tuple, prefix: str) -> tuple:
+    """Several inputs (a dict by name, or a list/tuple in the model's order, as Keras's ``fit`` takes
+    them) as a tuple of arrays with one sample count, checked one by one."""
+    if isinstance(x, dict):
+        missing = [k for k in names if k not in x]
+        extra = [k for k in x if k not in names]
+        if missing or extra:
+            raise ValueError(
+                f"{prefix}x has the inputs {list(x)}; expected {list(names)} (missing {missing}, unknown {extra})."
+            )
+        x = [x[k] for k in names]
+    elif not isinstance(x, (list, tuple)) or len(x) != len(names):
+        got = f"{len(x)} arrays" if isinstance(x, (list, tuple)) else type(x).__name__
+        raise ValueError(
+            f"{prefix}x must hold one array per input of the model, {list(names)} (a dict by name or a list "
+            f"in that order); got {got}."
+        )
+    arrays = tuple(_check_one_input(a, f"{prefix}x[{k!r}]") for k, a in zip(names, x))
+    counts = {k: a.shape[0] for k, a in zip(names, arrays)}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"{prefix}x's inputs have different sample counts {counts}; expected one count for all.")
+    return arrays
+
+
+def _check_one_input(x, name: str) -> np.ndarray:
+    x = _array(x, name)
+    token_ids = x.ndim == 2 and np.issubdtype(x.dtype, np.integer)
+    if x.ndim != 3 and not token_ids:
+        raise ValueError(
+            f"{name} must be (samples, time, features), or integer token ids (samples, time); got shape {x.shape}."
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape}); fit needs at least one sample.")
+    _first_nonfinite(x, name)
+    return x
+
+
+def _check_data(x, y, sample_weight, mask, prefix: str = "", names: tuple = ()) -> Samples:
+    if names:
+        xs = _check_inputs(x, names, prefix)
+        if mask is not None:
+            raise ValueError(
+                f"{prefix}mask: a model of several inputs ({list(names)}) takes its masks from its Masking or "
+                "Embedding layers; mask= is for a model of one input."
+            )
+        n = xs[0].shape[0]
+        y = _check_targets(y, n, xs[0].shape, prefix)
+        _first_nonfinite(y, f"{prefix}y")
+        return Samples(xs, y, _check_sample_weight(sample_weight, n, prefix), None)
     x = _array(x, f"{prefix}x")
     token_ids = x.ndim == 2 and np.issubdtype(x.dtype, np.integer)
     if x.ndim != 3 and not token_ids:
@@ -183,7 +248,7 @@ def _check_data(x, y, sample_weight, mask, prefix: str = "") -> Samples:
     return Samples(x, y, sample_weight, _check_mask(mask, x.shape, prefix))
 
 
-def _validation_data(validation_data) -> Samples:
+def _validation_data(validation_data, names: tuple = ()) -> Samples:
     if not isinstance(validation_data, (tuple, list)) or not 2 <= len(validation_data) <= 4:
         raise ValueError(
             "validation_data must be (x, y), (x, y, sample_weight) or (x, y, sample_weight, "
@@ -191,20 +256,22 @@ def _validation_data(validation_data) -> Samples:
             f"{len(validation_data) if isinstance(validation_data, (tuple, list)) else '-'}."
         )
     x, y, sample_weight, mask = list(validation_data) + [None] * (4 - len(validation_data))
-    return _check_data(x, y, sample_weight, mask, prefix="validation_data ")
+    return _check_data(x, y, sample_weight, mask, prefix="validation_data ", names=names)
 
 
-def _validation(validation_data, validation_split, data: Samples) -> tuple[Samples, Optional[Samples]]:
+def _validation(
+    validation_data, validation_split, data: Samples, names: tuple = ()
+) -> tuple[Samples, Optional[Samples]]:
     r"""``(training samples, validation samples or None)``, Keras's split: the last
     :math:`N - \lfloor N(1-v) \rfloor` samples, before any shuffling."""
     if validation_data is not None:
         if validation_split:
             raise ValueError("pass validation_data or validation_split, not both.")
-        return data, _validation_data(validation_data)
+        return data, _validation_data(validation_data, names)
     v = checks.real("validation_split", validation_split, 0, 1, high_open=True)
     if v == 0.0:
         return data, None
-    n = data.x.shape[0]
+    n = steps.n_samples(data)
     split_at = int(math.floor(n * (1.0 - v)))
     if split_at == 0 or split_at == n:
         raise ValueError(
@@ -230,7 +297,7 @@ def _check_arguments(
     """``(batch_size, chunk_length, truncate_gradient, mesh)`` after checking every scalar argument of
     :func:`fit`, in the order of its signature's meaning (the model and params first)."""
     if not hasattr(model, "apply_with_mask") or not hasattr(model, "layers"):
-        raise ValueError(f"model must be an rnncore.Sequential; got {type(model).__name__}.")
+        raise ValueError(f"model must be an rnncore.Sequential or rnncore.Model; got {type(model).__name__}.")
     model.check_params(params)
     batch_size = checks.positive_int("batch_size", batch_size)
     checks.integer("epochs", epochs, minimum=0)
@@ -273,6 +340,8 @@ def _chunks(model, chunk_length: Optional[int], y_shape, y: np.ndarray, n_steps:
 def _truncated(model, k2: Optional[int]):
     if k2 is None:
         return model
+    if hasattr(model, "calls"):  # a graph rnncore.Model
+        raise ValueError("truncate_gradient: a graph rnncore.Model is not supported; use an rnncore.Sequential.")
     layers = []
     for layer in model.layers:
         if isinstance(layer, L.Bidirectional):
@@ -296,7 +365,7 @@ def _layer_names(model) -> tuple:
 
 
 def _output_shape(model, params, x: np.ndarray):
-    return jax.eval_shape(lambda p, xb: model.apply(p, xb), params, jnp.asarray(x[:1]))
+    return jax.eval_shape(lambda p, xb: model.apply(p, xb), params, jax.tree_util.tree_map(lambda a: a[:1], x))
 
 
 # --- metrics as a run tracks them -------------------------------------------------------------------
@@ -372,7 +441,7 @@ def evaluate(
         >>> sorted(rc.train.evaluate(model, params, jnp.ones((5, 3, 1)), jnp.ones((5, 1)), metrics=["mae"]))
         ['loss', 'mae']
     """
-    data = _check_data(x, y, sample_weight, mask)
+    data = _check_data(x, y, sample_weight, mask, names=_input_names(model))
     batch_size = checks.positive_int("batch_size", batch_size)
     loss_obj = _losses.get(loss)
     metric_objs = _metric_objects(metrics, weighted_metrics, loss_obj, data, _output_shape(model, params, data.x))
@@ -383,7 +452,7 @@ def evaluate(
 def _evaluate(step, metric_objs, params, data: Samples, batch_size: int) -> dict:
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(params)[:1], jnp.float32)
     totals = (jnp.zeros([], dtype), jnp.zeros([], dtype), tuple(m.init() for m in metric_objs))
-    n = data.x.shape[0]
+    n = steps.n_samples(data)
     for i in range(0, n, batch_size):
         totals = step(params, totals, steps.take(data, slice(i, min(i + batch_size, n))))
     total, count, states = totals
@@ -416,7 +485,7 @@ class _Plan:
 
     @property
     def n_train(self) -> int:
-        return int(self.train_data.x.shape[0])
+        return steps.n_samples(self.train_data)
 
 
 class _Start:
@@ -602,9 +671,13 @@ def fit(
     r"""Train ``model`` from ``params``; returns ``(params, history)`` (see the module docstring).
 
     Args:
-        model: an :class:`rnncore.Sequential`.
+        model: an :class:`rnncore.Sequential` or a graph :class:`rnncore.Model`.
         params: its params (not modified; the run works on a copy).
-        x: ``(N, T, F)``.
+        x: ``(N, T, F)``; for a graph of several inputs, one such array per input, as a dict by
+            input name or a list in the model's input order (Keras's forms), every one with ``N``
+            samples: batches, shuffling and ``validation_split`` take the same rows of each
+            (``mask=`` and ``chunk_length`` are for one input, ``truncate_gradient`` for a
+            ``Sequential``).
         y: targets with ``N`` rows, as the loss expects them.
         loss: a Keras loss name, an :mod:`rnncore.losses` loss, or a callable
             ``(y_true, y_pred) -> per-sample values``.
@@ -645,18 +718,23 @@ def fit(
         checkpoint,
         mesh,
     )
-    train_data, val_data = _validation(validation_data, validation_split, _check_data(x, y, sample_weight, mask))
+    names = _input_names(model)
+    train_data, val_data = _validation(
+        validation_data, validation_split, _check_data(x, y, sample_weight, mask, names=names), names
+    )
     loss_obj = _losses.get(loss)
     optimizer = optimizers.get(optimizer)
     y_shape = _output_shape(model, params, train_data.x)
     metric_objs = _metric_objects(metrics, weighted_metrics, loss_obj, train_data, y_shape)
-    chunks = _chunks(model, chunk_length, y_shape, train_data.y, train_data.x.shape[1])
+    if names and chunk_length is not None:
+        raise ValueError(f"chunk_length: truncated BPTT trains a model of one input; this one has {list(names)}.")
+    chunks = _chunks(model, chunk_length, y_shape, train_data.y, jax.tree_util.tree_leaves(train_data.x)[0].shape[1])
     chunked = chunk_length is not None
 
     params = _copy(params)  # the step donates its input
-    start = _Start(model, params, optimizer.init(params), initial_epoch, checkpoint, resume)
+    start = _Start(model, params, optimizer.init(steps.trainable(model, params)), initial_epoch, checkpoint, resume)
     start.params, start.opt_state = meshes.replicated((start.params, start.opt_state), mesh)
-    steps_per_epoch = -(-train_data.x.shape[0] // batch_size) * len(chunks)
+    steps_per_epoch = -(-steps.n_samples(train_data) // batch_size) * len(chunks)
     history = start.history
     history.params = {
         "epochs": int(epochs),

@@ -115,6 +115,24 @@ def check_fit():
     )
     compiled = next(reversed(steps.COMPILED.values()))._cache_size()
     assert compiled == 1, compiled
+    # BatchNormalization: the batch statistics are those of the whole (global) batch, as on one device
+    x = np.random.default_rng(1).normal(size=(24, 5, 2))
+    model = rc.Sequential(
+        [rc.layers.GRU(3, return_sequences=True), rc.layers.BatchNormalization(momentum=0.7), rc.layers.Dense(1)]
+    )
+    params = jax.tree_util.tree_map(
+        lambda a: a.astype(np.float64), model.init(jax.random.PRNGKey(4), input_shape=(5, 2))
+    )
+    runs = [
+        rc.fit(model, params, x, x[:, :, :1], optimizer="adamw", epochs=2, batch_size=8, verbose=0, mesh=m)
+        for m in (None, mesh)
+    ]
+    bn_err = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(*(jax.tree_util.tree_leaves(r[0]) for r in runs))
+    )
+    assert bn_err <= 1e-12 and runs[0][0][1].moving_mean[0] != params[1].moving_mean[0], bn_err
+    print(f"fit ok: BatchNormalization over 4 devices {bn_err:.3g}")
     print(f"fit ok: uneven last batch {err:.3g}; indivisible batch_size raises; the step compiled once")
 
 

@@ -558,3 +558,61 @@ def test_a_second_fit_with_equal_settings_reuses_the_compiled_step():
     _close(a, b, 0)
     rc.fit(model, params, x, y, optimizer=rc.optimizers.adam(0.02, clipnorm=1.0), epochs=1, verbose=0)
     assert len(steps.COMPILED) == min(n + 1, 16)
+
+
+def _two_inputs():
+    model = rc.Model(
+        {"a": (4, 2), "b": (3, 1)},
+        [
+            rc.Call("enc", rc.layers.GRU(3, return_state=True), "a", ["_", "h"]),
+            rc.Call("dec", rc.layers.GRU(3), "b", "d", initial_state=["h"]),
+            rc.Call("out", rc.layers.Dense(1), "d", "y"),
+        ],
+        "y",
+    )
+    rng = np.random.default_rng(0)
+    xa, xb = rng.normal(size=(10, 4, 2)).astype("float32"), rng.normal(size=(10, 3, 1)).astype("float32")
+    return model, model.init(jax.random.PRNGKey(0)), xa, xb, rng.normal(size=(10, 1)).astype("float32")
+
+
+def test_fit_of_several_inputs_slices_them_together_and_shuffles_them_alike():
+    """A dict by name and a list in the model's order give the same run; with shuffling, each epoch
+    equals the unshuffled run on the inputs permuted by the same permutation."""
+    model, params, xa, xb, y = _two_inputs()
+    opt = rc.optimizers.sgd(0.1)
+    by_name, h1 = rc.fit(model, params, {"b": xb, "a": xa}, y, optimizer=opt, batch_size=4, seed=3, verbose=0)
+    in_order, h2 = rc.fit(model, params, [xa, xb], y, optimizer=opt, batch_size=4, seed=3, verbose=0)
+    assert h1.history == h2.history
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(3), 0), 10))
+    permuted, h3 = rc.fit(
+        model, params, (xa[perm], xb[perm]), y[perm], optimizer=opt, batch_size=4, shuffle=False, verbose=0
+    )
+    _close(by_name, in_order, 0.0)
+    _close(by_name, permuted, 1e-6)
+    np.testing.assert_allclose(h1.history["loss"], h3.history["loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (lambda xa, xb: {"a": xa}, r"x has the inputs \['a'\]; expected \['a', 'b'\] \(missing \['b'\]"),
+        (lambda xa, xb: [xa], r"x must hold one array per input of the model, \['a', 'b'\].*got 1 arrays"),
+        (lambda xa, xb: xa, r"x must hold one array per input.*got ndarray"),
+        (lambda xa, xb: [xa, xb[:7]], r"x's inputs have different sample counts \{'a': 10, 'b': 7\}"),
+        (lambda xa, xb: [xa, xb[..., 0]], r"x\['b'\] must be \(samples, time, features\)"),
+    ],
+)
+def test_several_inputs_are_checked_by_name(x, match):
+    model, params, xa, xb, y = _two_inputs()
+    with pytest.raises(ValueError, match=match):
+        rc.fit(model, params, x(xa, xb), y, verbose=0)
+
+
+def test_several_inputs_refuse_what_they_cannot_do():
+    model, params, xa, xb, y = _two_inputs()
+    with pytest.raises(ValueError, match="mask= is for a model of one input"):
+        rc.fit(model, params, [xa, xb], y, mask=np.ones((10, 4), bool), verbose=0)
+    with pytest.raises(ValueError, match="validation_data x must hold one array per input"):
+        rc.fit(model, params, [xa, xb], y, validation_data=(xa, y), verbose=0)
+    with pytest.raises(ValueError, match=r"x and y must have the same number of samples; got x \(10, 4, 2\)"):
+        rc.fit(model, params, [xa, xb], y[:9], verbose=0)

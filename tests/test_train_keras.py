@@ -222,3 +222,40 @@ def test_fit_matches_keras_text_classifier_on_padded_token_ids(keras):
         verbose=0,
     )
     _compare_runs(keras_model, theirs, model, params, history)
+
+
+def _encoder_decoder(keras):
+    keras.utils.set_random_seed(1)
+    src, tgt = keras.Input((6, 3), name="src"), keras.Input((5, 2), name="tgt")
+    _, h, c = keras.layers.LSTM(4, return_state=True, use_cudnn=False)(keras.layers.Masking(0.0)(src))
+    decoded = keras.layers.LSTM(4, return_sequences=True, use_cudnn=False)(tgt, initial_state=[h, c])
+    return keras.Model([src, tgt], keras.layers.Dense(1)(decoded))
+
+
+@pytest.mark.parametrize("as_dict", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_fit_matches_keras_on_an_encoder_decoder_of_two_inputs(keras, as_dict):
+    """Two inputs (the encoder's final state is the decoder's initial state), given by name or in the
+    model's order: every batch and the validation split slice both inputs together."""
+    rng = np.random.default_rng(8)
+    src = rng.normal(size=(30, 6, 3)).astype("float32")
+    src[np.arange(6)[None, :] >= rng.integers(2, 7, size=30)[:, None]] = 0.0  # padded sources
+    tgt, y = rng.normal(size=(30, 5, 2)).astype("float32"), rng.normal(size=(30, 5, 1)).astype("float32")
+    keras_model = _encoder_decoder(keras)
+    model, params = rc.from_keras(keras_model)
+    x = {"tgt": tgt, "src": src} if as_dict else [src, tgt]
+    keras_model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse", metrics=["mae"])
+    theirs = keras_model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, validation_split=0.2)
+    params, history = rc.fit(
+        model,
+        params,
+        x,
+        y,
+        optimizer=rc.optimizers.adam(0.02),
+        metrics=["mae"],
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_split=0.2,
+    )
+    _compare_runs(keras_model, theirs, model, params, history)

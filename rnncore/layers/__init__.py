@@ -80,6 +80,7 @@ from .recurrent import (
     split_bidirectional_state,
 )
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
+from .statistics import has_moving_statistics, non_trainable_fields, trainable_part, with_non_trainable
 from .time_distributed import TimeDistributed
 
 __all__ = [
@@ -129,9 +130,13 @@ __all__ = [
     "check_mask",
     "check_rng",
     "check_sequences",
+    "has_moving_statistics",
     "is_bidirectional",
     "is_recurrent",
     "merge_directions",
+    "non_trainable_fields",
     "shape_str",
     "split_bidirectional_state",
+    "trainable_part",
+    "with_non_trainable",
 ]

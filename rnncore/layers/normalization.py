@@ -238,6 +238,8 @@ class BatchNormalization:
     moving_variance_initializer: Any = "ones"
 
     supports_masking = True
+    # the params no gradient trains: assigned by each training forward (see rnncore.layers.statistics)
+    non_trainable = ("moving_mean", "moving_variance")
 
     # Keras's backend.epsilon(), added to the count of unmasked positions.
     MASK_FUZZ = 1e-7

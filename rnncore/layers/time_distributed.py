@@ -112,6 +112,17 @@ class TimeDistributed:
         )
         return y
 
+    @property
+    def non_trainable(self) -> tuple:
+        """The inner layer's non-trainable params fields (see :mod:`rnncore.layers.statistics`)."""
+        return tuple(getattr(self.layer, "non_trainable", ()) or ())
+
+    def apply_and_update(self, params, x, mask=None):
+        """The training forward and :meth:`moving_statistics` of the same inputs (an inner layer with
+        moving statistics only)."""
+        new_params = self.moving_statistics(params, x, mask)
+        return self.apply(params, x, mask, training=True), new_params
+
     def moving_statistics(self, params, x, mask=None):
         """For an inner layer with moving statistics (``BatchNormalization``): the params after Keras's
         one assignment per time step, in time order."""
