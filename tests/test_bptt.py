@@ -20,7 +20,6 @@ additive perturbation of each state). Against it:
 
 import dataclasses
 import functools
-import itertools
 import re
 from typing import NamedTuple
 
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err, random_like
+from covering import sweep
 from test_layers import _cotangent, fast_jit, inject_dropout_masks, keras_cell, keras_run, randomize
 
 import rnncore as rc
@@ -46,19 +46,6 @@ def make_cell(kind, units=U, **kw):
     if kind == "GRU_v1":
         return rc.cells.GRU(units, reset_after=False, **kw)
     return getattr(rc.cells, kind)(units, **kw)
-
-
-def sweep(*axes, default):
-    """Every combination of ``axes`` as ``pytest.param``s: those for which ``default(*indices)`` is
-    true run in the default suite, the others (same oracle, more combinations) with ``-m slow``.
-    ``default`` picks a covering subset (every value of every axis at least once), since each
-    combination compiles programs of its own."""
-    params = []
-    for combo in itertools.product(*(list(enumerate(a)) for a in axes)):
-        indices, values = zip(*combo)
-        marks = () if default(*indices) else (pytest.mark.slow,)
-        params.append(pytest.param(*values, marks=marks, id="-".join(map(str, values))))
-    return params
 
 
 # --- the state vector, written here ----------------------------------------------------------------
