@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import rnncore as rc
+from covering import diagonal
 
 TOL = 1e-5
 
@@ -60,8 +61,7 @@ _CLIPPING = {
 }
 
 
-@pytest.mark.parametrize("clip", list(_CLIPPING))
-@pytest.mark.parametrize("opt", list(_OPTIMIZERS))
+@pytest.mark.parametrize("opt, clip", diagonal(list(_OPTIMIZERS), list(_CLIPPING)))
 def test_fit_matches_keras(keras, opt, clip):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(44, 7, 3)).astype("float32")  # 44 = 3 batches of 12 + a partial one of 8 (+ 4 held out)
