@@ -471,10 +471,8 @@ def test_progress_lines_and_bar(monkeypatch):
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     lines = io.StringIO()
     monkeypatch.setattr("sys.stdout", lines)
-    # one batch size and metric throughout, so all three runs share one compiled step
-    rc.fit(
-        model, params, x, y, epochs=2, batch_size=2, metrics=["mae"], verbose="auto"
-    )  # not a terminal: a line per epoch
+    # one batch size and metric throughout, so all three runs share one compiled step; not a terminal: a line per epoch
+    rc.fit(model, params, x, y, epochs=2, batch_size=2, metrics=["mae"], verbose="auto")
     out = lines.getvalue().splitlines()
     assert len(out) == 2 and out[0].startswith("Epoch 1/2 - ") and " - loss: " in out[0] and " - mae: " in out[0]
 
