@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from covering import diagonal
 
 import rnncore as rc
 from rnncore import compilation
-from covering import diagonal
 
 KINDS = ("SimpleRNN", "LSTM", "GRU")
 SIZES = {"small": (3, 7, 5, 24), "wide": (32, 20, 8, 128)}  # (batch, time, features, units)

@@ -4,9 +4,9 @@ per-epoch logs and final weights (float32, 1e-5 relative)."""
 
 import numpy as np
 import pytest
+from covering import diagonal
 
 import rnncore as rc
-from covering import diagonal
 
 TOL = 1e-5
 
