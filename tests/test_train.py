@@ -100,9 +100,9 @@ def test_validation_split_takes_the_last_samples_like_keras():
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     opt = rc.optimizers.sgd(0.05)
     trained, history = rc.fit(
-        model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False, validation_split=0.25, verbose=0
-    )  # floor(10 * 0.75) = 7 for training
-    manual, _ = _manual_fit(model, params, jnp.asarray(x[:7]), jnp.asarray(y[:7]), opt, 4, 1)
+        model, params, x, y, optimizer=opt, batch_size=7, epochs=1, shuffle=False, validation_split=0.25, verbose=0
+    )  # floor(10 * 0.75) = 7 for training, in one batch
+    manual, _ = _manual_fit(model, params, jnp.asarray(x[:7]), jnp.asarray(y[:7]), opt, 7, 1)
     _close(trained, manual)
     val = float(_mse(model.apply(trained, x[7:]), y[7:]))
     np.testing.assert_allclose(history.history["val_loss"], [val], rtol=1e-6)
@@ -327,7 +327,7 @@ def test_early_stopping_needs_a_direction_for_unknown_metrics():
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    x, y = _problem(n=20)
+    x, y = _problem(n=16)  # two batches of 8 per epoch
     model = _model("LSTM")
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     opt = rc.optimizers.adam(0.01)
@@ -340,7 +340,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     _close(resumed, full, 0)
     assert history.history == full_history.history and history.epoch == [0, 1, 2, 3]
     ckpt = rc.checkpoints.load_checkpoint(path, model, params)
-    assert ckpt.epoch == 4 and ckpt.step == 12
+    assert ckpt.epoch == 4 and ckpt.step == 8
     _close(ckpt.params, full, 0)
 
 
@@ -581,12 +581,12 @@ def test_fit_of_several_inputs_slices_them_together_and_shuffles_them_alike():
     equals the unshuffled run on the inputs permuted by the same permutation."""
     model, params, xa, xb, y = _two_inputs()
     opt = rc.optimizers.sgd(0.1)
-    by_name, h1 = rc.fit(model, params, {"b": xb, "a": xa}, y, optimizer=opt, batch_size=4, seed=3, verbose=0)
-    in_order, h2 = rc.fit(model, params, [xa, xb], y, optimizer=opt, batch_size=4, seed=3, verbose=0)
+    by_name, h1 = rc.fit(model, params, {"b": xb, "a": xa}, y, optimizer=opt, batch_size=5, seed=3, verbose=0)
+    in_order, h2 = rc.fit(model, params, [xa, xb], y, optimizer=opt, batch_size=5, seed=3, verbose=0)
     assert h1.history == h2.history
     perm = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(3), 0), 10))
     permuted, h3 = rc.fit(
-        model, params, (xa[perm], xb[perm]), y[perm], optimizer=opt, batch_size=4, shuffle=False, verbose=0
+        model, params, (xa[perm], xb[perm]), y[perm], optimizer=opt, batch_size=5, shuffle=False, verbose=0
     )
     _close(by_name, in_order, 0.0)
     _close(by_name, permuted, 1e-6)
