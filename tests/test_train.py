@@ -405,6 +405,7 @@ def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
 
         return jax.value_and_grad(loss, has_aux=True)(q)
 
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     p, state, losses = params, opt.init(params), []
     for _ in range(2):
         total, count = 0.0, 0
@@ -413,8 +414,8 @@ def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
             for t0 in (0, 5, 10):
                 xc, yc = xb[:, t0 : t0 + 5], yb[:, t0 : t0 + 5]
                 (value, finals), g = chunk_value_and_grad(p, xc, yc, s)
-                updates, state = opt.update(g, state, p)
-                p, s = optax.apply_updates(p, updates), finals
+                p, state = update(g, state, p)
+                s = finals
                 total, count = total + float(value) * len(xb), count + len(xb)
         losses.append(total / count)
     _close(ours, p, 1e-5)
