@@ -35,13 +35,13 @@ def _manual_fit(model, params, x, y, opt, batch_size, epochs):
     update per batch, epoch loss = batch-size weighted mean of the batch losses before each update."""
     state, losses = opt.init(params), []
     value_and_grad = jax.jit(jax.value_and_grad(lambda p, xb, yb: _mse(model.apply(p, xb), yb)))
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     for _ in range(epochs):
         total, count = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             value, grads = value_and_grad(params, xb, yb)
-            updates, state = opt.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
+            params, state = update(grads, state, params)
             total, count = total + float(value) * len(xb), count + len(xb)
         losses.append(total / count)
     return params, losses
