@@ -121,12 +121,12 @@ def test_gradient_norms_are_the_per_layer_norms_of_each_steps_gradient():
     assert history.gradient_norms.shape == (4, 4)
     p, state, expected = params, opt.init(params), []
     grad = jax.jit(jax.grad(lambda q, xb, yb: _mse(model.apply(q, xb), yb)))
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     for _ in range(2):
         for i in (0, 4):
             g = grad(p, x[i : i + 4], y[i : i + 4])
             expected.append([float(optax.tree.norm(gl)) for gl in g])
-            updates, state = opt.update(g, state, p)
-            p = optax.apply_updates(p, updates)
+            p, state = update(g, state, p)
     np.testing.assert_allclose(history.gradient_norms, expected, rtol=1e-5, atol=1e-12)
     assert history.gradient_norms[0, 1] == 0.0  # Dropout has no params
     assert history.layer_names == ("0:LSTM", "1:Dropout", "2:GRU", "3:Dense")
