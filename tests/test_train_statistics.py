@@ -259,6 +259,7 @@ def _written_out_fit(model, params, x, y, mask, opt, batch_size, epochs, chunk=N
 
         return jax.value_and_grad(loss, has_aux=True)(trained)
 
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     trained = (params[0], (params[1].gamma, params[1].beta), params[2], params[3])
     moving = (params[1].moving_mean, params[1].moving_variance)
     state, losses = opt.init(trained), []
@@ -272,8 +273,7 @@ def _written_out_fit(model, params, x, y, mask, opt, batch_size, epochs, chunk=N
             for t0, length in chunks:
                 cut = slice(t0, t0 + length)
                 (value, (finals, (mean, var))), g = value_and_grad(trained, xb[:, cut], yb[:, cut], mb[:, cut], s0)
-                updates, state = opt.update(g, state, trained)
-                trained = optax.apply_updates(trained, updates)
+                trained, state = update(g, state, trained)
                 moving = (moving[0] * MOMENTUM + mean * (1 - MOMENTUM), moving[1] * MOMENTUM + var * (1 - MOMENTUM))
                 s0 = finals if chunk is not None else (None, None)
                 total, count = total + float(value) * len(xb), count + len(xb)
