@@ -1,6 +1,6 @@
 """Checks that need several devices, run by the tests in a fresh process started with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the device count is fixed when JAX
-initializes). ``python tests/multidevice_check.py sweeps|fit`` asserts and exits non-zero on failure."""
+initializes). ``python tests/multidevice_check.py sweeps|fit|fit-small`` asserts and exits non-zero on failure."""
 
 import pathlib
 import sys
@@ -56,6 +56,33 @@ def _fit(mesh, dtype, **kw):
         mesh=mesh,
         **kw,
     )
+
+
+def check_fit_small():
+    """The default suite's check: one float64 run on 4 devices, its uneven last batch sharded too,
+    equals the run on one device (params to 1e-12, logs to float32 metric rounding)."""
+    assert len(jax.devices()) == 4, jax.devices()
+    mesh = Mesh(np.array(jax.devices()), ("batch",))
+    x, y = rc.data.adding_problem(20, 5, seed=0)  # batches of 8, 8 and 4
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    model = rc.Sequential([rc.layers.GRU(3), rc.layers.Dense(1)])
+    params = jax.tree_util.tree_map(
+        lambda a: a.astype(np.float64), model.init(jax.random.PRNGKey(1), input_shape=(5, 2))
+    )
+    runs = [
+        rc.fit(model, params, x, y, optimizer="adam", metrics=["mae"], epochs=2, batch_size=8, verbose=0, mesh=m)
+        for m in (None, mesh)
+    ]
+    (p1, h1), (p4, h4) = runs
+    assert p4[0].kernel.sharding.is_fully_replicated and len(p4[0].kernel.sharding.device_set) == 4
+    perr = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p4))
+    )
+    herr = {k: max(abs(u - v) / max(1.0, abs(u)) for u, v in zip(h1.history[k], h4.history[k])) for k in h1.history}
+    # metric states accumulate in float32 whatever the params' dtype, as Keras's do
+    assert perr <= 1e-12 and all(e <= (1e-12 if "loss" in k else 1e-6) for k, e in herr.items()), (perr, herr)
+    print(f"fit-small ok: max |params 4 devices - 1 device| = {perr:.3g}, history {max(herr.values()):.3g}")
 
 
 def check_fit():
@@ -137,4 +164,4 @@ def check_fit():
 
 
 if __name__ == "__main__":
-    {"sweeps": check_sweeps, "fit": check_fit}[sys.argv[1]]()
+    {"sweeps": check_sweeps, "fit": check_fit, "fit-small": check_fit_small}[sys.argv[1]]()

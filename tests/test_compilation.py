@@ -11,11 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from covering import diagonal
 
 import rnncore as rc
 from rnncore import compilation
 
 KINDS = ("SimpleRNN", "LSTM", "GRU")
+SIZES = {"small": (3, 7, 5, 24), "wide": (32, 20, 8, 128)}  # (batch, time, features, units)
 UNKNOWN = {"xla_no_such_option_in_any_xla": 1}
 
 
@@ -23,10 +25,9 @@ def _model(kind, units=24, **kw):
     return rc.Sequential([getattr(rc.layers, kind)(units, return_sequences=True, **kw)])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("size", [(3, 7, 5, 24), (32, 20, 8, 128)], ids=["small", "wide"])
-def test_rc_jit_equals_jax_jit(kind, size):
-    b, t, f, h = size
+@pytest.mark.parametrize("size, kind", diagonal(list(SIZES), KINDS))
+def test_rc_jit_equals_jax_jit(size, kind):
+    b, t, f, h = SIZES[size]
     model = _model(kind, h)
     params = model.init(jax.random.PRNGKey(1), (t, f))
     x = jax.random.normal(jax.random.PRNGKey(2), (b, t, f))

@@ -35,13 +35,13 @@ def _manual_fit(model, params, x, y, opt, batch_size, epochs):
     update per batch, epoch loss = batch-size weighted mean of the batch losses before each update."""
     state, losses = opt.init(params), []
     value_and_grad = jax.jit(jax.value_and_grad(lambda p, xb, yb: _mse(model.apply(p, xb), yb)))
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     for _ in range(epochs):
         total, count = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             value, grads = value_and_grad(params, xb, yb)
-            updates, state = opt.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
+            params, state = update(grads, state, params)
             total, count = total + float(value) * len(xb), count + len(xb)
         losses.append(total / count)
     return params, losses
@@ -100,9 +100,9 @@ def test_validation_split_takes_the_last_samples_like_keras():
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     opt = rc.optimizers.sgd(0.05)
     trained, history = rc.fit(
-        model, params, x, y, optimizer=opt, batch_size=4, epochs=1, shuffle=False, validation_split=0.25, verbose=0
-    )  # floor(10 * 0.75) = 7 for training
-    manual, _ = _manual_fit(model, params, jnp.asarray(x[:7]), jnp.asarray(y[:7]), opt, 4, 1)
+        model, params, x, y, optimizer=opt, batch_size=7, epochs=1, shuffle=False, validation_split=0.25, verbose=0
+    )  # floor(10 * 0.75) = 7 for training, in one batch
+    manual, _ = _manual_fit(model, params, jnp.asarray(x[:7]), jnp.asarray(y[:7]), opt, 7, 1)
     _close(trained, manual)
     val = float(_mse(model.apply(trained, x[7:]), y[7:]))
     np.testing.assert_allclose(history.history["val_loss"], [val], rtol=1e-6)
@@ -121,12 +121,12 @@ def test_gradient_norms_are_the_per_layer_norms_of_each_steps_gradient():
     assert history.gradient_norms.shape == (4, 4)
     p, state, expected = params, opt.init(params), []
     grad = jax.jit(jax.grad(lambda q, xb, yb: _mse(model.apply(q, xb), yb)))
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     for _ in range(2):
         for i in (0, 4):
             g = grad(p, x[i : i + 4], y[i : i + 4])
             expected.append([float(optax.tree.norm(gl)) for gl in g])
-            updates, state = opt.update(g, state, p)
-            p = optax.apply_updates(p, updates)
+            p, state = update(g, state, p)
     np.testing.assert_allclose(history.gradient_norms, expected, rtol=1e-5, atol=1e-12)
     assert history.gradient_norms[0, 1] == 0.0  # Dropout has no params
     assert history.layer_names == ("0:LSTM", "1:Dropout", "2:GRU", "3:Dense")
@@ -327,7 +327,7 @@ def test_early_stopping_needs_a_direction_for_unknown_metrics():
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    x, y = _problem(n=20)
+    x, y = _problem(n=16)  # two batches of 8 per epoch
     model = _model("LSTM")
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     opt = rc.optimizers.adam(0.01)
@@ -340,7 +340,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     _close(resumed, full, 0)
     assert history.history == full_history.history and history.epoch == [0, 1, 2, 3]
     ckpt = rc.checkpoints.load_checkpoint(path, model, params)
-    assert ckpt.epoch == 4 and ckpt.step == 12
+    assert ckpt.epoch == 4 and ckpt.step == 8
     _close(ckpt.params, full, 0)
 
 
@@ -387,7 +387,7 @@ def _sequence_problem(n=6, t=12):
 
 
 def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
-    x, y = _sequence_problem()
+    x, y = _sequence_problem(n=8)  # two whole batches of 4: one batch shape, so few programs to compile
     model = rc.Sequential(
         [rc.layers.LSTM(4, return_sequences=True), rc.layers.GRU(3, return_sequences=True), rc.layers.Dense(1)]
     )
@@ -405,6 +405,7 @@ def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
 
         return jax.value_and_grad(loss, has_aux=True)(q)
 
+    update = jax.jit(lambda g, st, q: (lambda u, n: (optax.apply_updates(q, u), n))(*opt.update(g, st, q)))
     p, state, losses = params, opt.init(params), []
     for _ in range(2):
         total, count = 0.0, 0
@@ -413,8 +414,8 @@ def test_chunked_training_carries_the_state_like_a_written_out_stateful_loop():
             for t0 in (0, 5, 10):
                 xc, yc = xb[:, t0 : t0 + 5], yb[:, t0 : t0 + 5]
                 (value, finals), g = chunk_value_and_grad(p, xc, yc, s)
-                updates, state = opt.update(g, state, p)
-                p, s = optax.apply_updates(p, updates), finals
+                p, state = update(g, state, p)
+                s = finals
                 total, count = total + float(value) * len(xb), count + len(xb)
         losses.append(total / count)
     _close(ours, p, 1e-5)
@@ -471,7 +472,8 @@ def test_progress_lines_and_bar(monkeypatch):
     params = model.init(jax.random.PRNGKey(0), input_shape=(6, 3))
     lines = io.StringIO()
     monkeypatch.setattr("sys.stdout", lines)
-    rc.fit(model, params, x, y, epochs=2, metrics=["mae"], verbose="auto")  # not a terminal: a line per epoch
+    # one batch size and metric throughout, so all three runs share one compiled step; not a terminal: a line per epoch
+    rc.fit(model, params, x, y, epochs=2, batch_size=2, metrics=["mae"], verbose="auto")
     out = lines.getvalue().splitlines()
     assert len(out) == 2 and out[0].startswith("Epoch 1/2 - ") and " - loss: " in out[0] and " - mae: " in out[0]
 
@@ -481,12 +483,12 @@ def test_progress_lines_and_bar(monkeypatch):
 
     term = Terminal()
     monkeypatch.setattr("sys.stdout", term)
-    rc.fit(model, params, x, y, epochs=1, batch_size=2, verbose="auto")
+    rc.fit(model, params, x, y, epochs=1, batch_size=2, metrics=["mae"], verbose="auto")
     text = term.getvalue()
     assert text.startswith("Epoch 1/1\n") and "\r4/4 [==============================]" in text
     silent = io.StringIO()
     monkeypatch.setattr("sys.stdout", silent)
-    rc.fit(model, params, x, y, epochs=1, verbose=0)
+    rc.fit(model, params, x, y, epochs=1, batch_size=2, metrics=["mae"], verbose=0)
     assert silent.getvalue() == ""
 
 
@@ -580,12 +582,12 @@ def test_fit_of_several_inputs_slices_them_together_and_shuffles_them_alike():
     equals the unshuffled run on the inputs permuted by the same permutation."""
     model, params, xa, xb, y = _two_inputs()
     opt = rc.optimizers.sgd(0.1)
-    by_name, h1 = rc.fit(model, params, {"b": xb, "a": xa}, y, optimizer=opt, batch_size=4, seed=3, verbose=0)
-    in_order, h2 = rc.fit(model, params, [xa, xb], y, optimizer=opt, batch_size=4, seed=3, verbose=0)
+    by_name, h1 = rc.fit(model, params, {"b": xb, "a": xa}, y, optimizer=opt, batch_size=5, seed=3, verbose=0)
+    in_order, h2 = rc.fit(model, params, [xa, xb], y, optimizer=opt, batch_size=5, seed=3, verbose=0)
     assert h1.history == h2.history
     perm = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(3), 0), 10))
     permuted, h3 = rc.fit(
-        model, params, (xa[perm], xb[perm]), y[perm], optimizer=opt, batch_size=4, shuffle=False, verbose=0
+        model, params, (xa[perm], xb[perm]), y[perm], optimizer=opt, batch_size=5, shuffle=False, verbose=0
     )
     _close(by_name, in_order, 0.0)
     _close(by_name, permuted, 1e-6)

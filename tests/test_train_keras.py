@@ -4,6 +4,7 @@ per-epoch logs and final weights (float32, 1e-5 relative)."""
 
 import numpy as np
 import pytest
+from covering import diagonal
 
 import rnncore as rc
 
@@ -60,8 +61,7 @@ _CLIPPING = {
 }
 
 
-@pytest.mark.parametrize("clip", list(_CLIPPING))
-@pytest.mark.parametrize("opt", list(_OPTIMIZERS))
+@pytest.mark.parametrize("opt, clip", diagonal(list(_OPTIMIZERS), list(_CLIPPING)))
 def test_fit_matches_keras(keras, opt, clip):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(44, 7, 3)).astype("float32")  # 44 = 3 batches of 12 + a partial one of 8 (+ 4 held out)
