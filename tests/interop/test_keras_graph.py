@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err, random_like
+from covering import only
 
 import rnncore as rc
 
@@ -81,6 +82,10 @@ GRAPHS = {
 }
 # the siamese graph's parity runs with the slow checks (its outputs are checked by default, below)
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n == "siamese" else n for n in sorted(GRAPHS)]
+# outputs and gradients: the encoder-decoder by default (its masks, two inputs and a graph joined by a
+# merge); the masked and shared graphs' outputs are checked by default from their files, their
+# gradients with the slow checks
+GRADIENT_CASES = only(sorted(GRAPHS), keep=("encoder_decoder",))
 
 
 def _inputs(km, seed=0):
@@ -96,7 +101,7 @@ def _inputs(km, seed=0):
     return xs
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", GRADIENT_CASES)
 def test_graph_outputs_and_gradients_equal_keras(keras, name):
     km = GRAPHS[name](keras)
     model, params = rc.from_keras(km)
@@ -226,10 +231,13 @@ def test_gradient_flow_on_a_graph_against_a_loop_of_cell_steps(keras, x64):
     assert np.isnan(flow.state_norms[1, :, tgt.shape[1] :]).all()
 
 
-@pytest.mark.parametrize("bidirectional", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("bidirectional", [False, True])
 def test_rnncore_diagnose_measures_each_call_of_a_siamese_keras_model(keras, tmp_path, capsys, bidirectional):
     """A .keras graph whose LSTM (and Bidirectional(GRU)) is called on two inputs: the command prints
-    one row per call (and direction), named by the Keras layer and the call, and draws them."""
+    one row per call (and direction), named by the Keras layer and the call, and draws them. With the
+    slow checks: the per-call rows are checked by default against a loop of cell steps in
+    tests/test_functional_analysis.py, and diagnose of a .keras file in tests/test_user_models.py."""
     from rnncore import cli
 
     km = _siamese(keras, bidirectional)
