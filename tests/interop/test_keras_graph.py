@@ -183,9 +183,12 @@ def test_refuses_what_a_graph_cannot_be_read_as(keras):
         rc.from_keras(keras.Model(x, [y, y]))
 
 
+@pytest.mark.slow
 def test_gradient_flow_on_a_graph_against_a_loop_of_cell_steps(keras, x64):
     """||dL/ds_t|| of the encoder and decoder of a graph, against a float64 loop of cell steps with a
-    perturbation added to each state (no rnncore scan, mask or graph code in the oracle)."""
+    perturbation added to each state (no rnncore scan, mask or graph code in the oracle). With the
+    slow checks: gradient_flow on graphs (rows per call, unequal lengths) is checked by default in
+    tests/test_functional_analysis.py, and this graph's gradients against Keras's above."""
     km = _encoder_decoder(keras)
     model, params = rc.from_keras(km)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
@@ -231,13 +234,10 @@ def test_gradient_flow_on_a_graph_against_a_loop_of_cell_steps(keras, x64):
     assert np.isnan(flow.state_norms[1, :, tgt.shape[1] :]).all()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_rnncore_diagnose_measures_each_call_of_a_siamese_keras_model(keras, tmp_path, capsys, bidirectional):
     """A .keras graph whose LSTM (and Bidirectional(GRU)) is called on two inputs: the command prints
-    one row per call (and direction), named by the Keras layer and the call, and draws them. With the
-    slow checks: the per-call rows are checked by default against a loop of cell steps in
-    tests/test_functional_analysis.py, and diagnose of a .keras file in tests/test_user_models.py."""
+    one row per call (and direction), named by the Keras layer and the call, and draws them."""
     from rnncore import cli
 
     km = _siamese(keras, bidirectional)
