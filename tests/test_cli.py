@@ -269,7 +269,8 @@ def test_diagnose_a_torch_state_dict_with_its_description(capsys, tmp_path):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+            # as many features as units: both layers' cells see (B, T, 4) inputs and share compiled programs
+            self.lstm = torch.nn.LSTM(4, 4, num_layers=2, batch_first=True)
             self.fc = torch.nn.Linear(4, 1)
 
         def forward(self, x):
@@ -280,7 +281,7 @@ def test_diagnose_a_torch_state_dict_with_its_description(capsys, tmp_path):
     torch.save(net.state_dict(), tmp_path / "m.pt")
     arch = [{"type": "LSTM", "name": "lstm", "batch_first": True, "output": "last"}, {"type": "Linear", "name": "fc"}]
     (tmp_path / "arch.json").write_text(json.dumps(arch))
-    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(2, 12, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     argv = ["diagnose", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "x.npy"), "--json", "--no-plot"]
     code, out, err = _run(capsys, *argv, "--arch", str(tmp_path / "arch.json"))

@@ -31,7 +31,13 @@ def _first(y):
     return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+# a graph with two inputs and a token model in the default run; the others with the slow checks
+LOADED_BY_DEFAULT = ("encoder_decoder", "text_classifier")
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in LOADED_BY_DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in sorted(zoo.MODELS)]
+)
 def test_loads_live_and_from_its_file_and_equals_keras(keras, tmp_path, name):
     km = zoo.build(keras, name)
     x = _args(zoo.inputs(name))
@@ -67,8 +73,8 @@ def _data_file(folder, name: str) -> str:
     return path
 
 
-# two in the default run (a graph, a token model); the others with the slow checks
-DIAGNOSED_BY_DEFAULT = ("encoder_decoder", "text_classifier")
+# the token model in the default run (its loading is checked above); the others with the slow checks
+DIAGNOSED_BY_DEFAULT = ("text_classifier",)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err, random_like
+from covering import only
 
 import rnncore as rc
 
@@ -162,9 +163,25 @@ def _case_input(name):
 
 
 LIVE_CASES = [(n, "sequential") for n in CASES] + [(n, "functional") for n in FUNCTIONAL_CASES]
+# By default every zoo model once (as a Sequential, or as a functional chain where FILE_CASES loads
+# it from a file against Keras) and one functional chain with several outputs; the rest are slow.
+# bidirectional_custom_backward covers merge_mode "concat" and "mul".
+LIVE_BY_DEFAULT = (
+    "gru_reset_before_no_bias-sequential",
+    "lstm_depth3-sequential",
+    "rnn_cells-sequential",
+    "bidirectional_custom_backward-sequential",
+    "bidirectional_return_state-sequential",
+    "masking_stack-sequential",
+    "merge_sum-sequential",
+    "merge_ave-sequential",
+    "merge_none-functional",
+)
 
 
-@pytest.mark.parametrize("name,kind", LIVE_CASES)
+@pytest.mark.parametrize(
+    "name,kind", only(LIVE_CASES, keep=LIVE_BY_DEFAULT, ids=[f"{n}-{kind}" for n, kind in LIVE_CASES])
+)
 def test_from_keras_live_matches_keras(keras, name, kind):
     km = _build(keras, name, kind)
     model, params = rc.from_keras(km)
@@ -380,7 +397,8 @@ def _grad_model(keras, name):
     return _randomize(keras.Sequential([keras.Input((T, F)), *layers]))
 
 
-@pytest.mark.parametrize("name", ["masked_stack", "bidirectional"])
+# the Bidirectional's gradients in the default run: tests/interop/test_stacked_kinds.py (and the graphs')
+@pytest.mark.parametrize("name", ["masked_stack", pytest.param("bidirectional", marks=pytest.mark.slow)])
 def test_keras_weights_of_gradients_equal_keras_gradients(keras, name):
     km = _grad_model(keras, name)
     model, params = rc.from_keras(km)

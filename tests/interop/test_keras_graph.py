@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err, random_like
+from covering import only
 
 import rnncore as rc
 
@@ -81,6 +82,10 @@ GRAPHS = {
 }
 # the siamese graph's parity runs with the slow checks (its outputs are checked by default, below)
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n == "siamese" else n for n in sorted(GRAPHS)]
+# outputs and gradients: the encoder-decoder by default (its masks, two inputs and a graph joined by a
+# merge); the masked and shared graphs' outputs are checked by default from their files, their
+# gradients with the slow checks
+GRADIENT_CASES = only(sorted(GRAPHS), keep=("encoder_decoder",))
 
 
 def _inputs(km, seed=0):
@@ -96,7 +101,7 @@ def _inputs(km, seed=0):
     return xs
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", GRADIENT_CASES)
 def test_graph_outputs_and_gradients_equal_keras(keras, name):
     km = GRAPHS[name](keras)
     model, params = rc.from_keras(km)
@@ -178,9 +183,12 @@ def test_refuses_what_a_graph_cannot_be_read_as(keras):
         rc.from_keras(keras.Model(x, [y, y]))
 
 
+@pytest.mark.slow
 def test_gradient_flow_on_a_graph_against_a_loop_of_cell_steps(keras, x64):
     """||dL/ds_t|| of the encoder and decoder of a graph, against a float64 loop of cell steps with a
-    perturbation added to each state (no rnncore scan, mask or graph code in the oracle)."""
+    perturbation added to each state (no rnncore scan, mask or graph code in the oracle). With the
+    slow checks: gradient_flow on graphs (rows per call, unequal lengths) is checked by default in
+    tests/test_functional_analysis.py, and this graph's gradients against Keras's above."""
     km = _encoder_decoder(keras)
     model, params = rc.from_keras(km)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)

@@ -44,7 +44,8 @@ def test_unrolled_layers_load_and_reproduce_keras(keras, tmp_path):
         assert np.all(np.asarray(y_k)[0, :2] == 0) and np.all(np.asarray(y)[0, :2] == 0)
 
 
-@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+# the GRU's stateful chunks with the slow checks: the carried state is the same code for every kind
+@pytest.mark.parametrize("kind", ["LSTM", pytest.param("GRU", marks=pytest.mark.slow)])
 def test_stateful_layer_over_two_chunks_equals_keras(keras, tmp_path, kind):
     L = keras.layers
     km = keras.Sequential(
