@@ -198,7 +198,8 @@ def _bn_cases():
         values, marks = (case.values, case.marks) if hasattr(case, "values") else (case, ())
         for training in (False, True):
             slow = marks or (i >= 2 and not training)
-            out.append(pytest.param(*values, training, marks=(pytest.mark.slow,) if slow else ()))
+            marks = (pytest.mark.slow,) if slow else ()
+            out.append(pytest.param(*values, training, marks=marks, id=f"shape{i}-kwargs{i}-{values[2]}-{training}"))
     return out
 
 

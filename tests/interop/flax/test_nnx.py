@@ -31,6 +31,10 @@ def _all_cells(dtype=jnp.float32):
     return nnx.Sequential(*[nnx.RNN(_cell(name, f, u, dtype)) for name, (f, u) in zip(CELLS, sizes)])
 
 
+# slow: every cell is checked against nnx, with gradients, in float32 by default in this file's other tests
+# (SimpleCell, LSTMCell, GRUCell in test_stack_in_sequential, OptimizedLSTMCell in
+# test_bidirectional_merge_carry_time_major, GRUCell and SimpleCell in test_cell_activations)
+@pytest.mark.slow
 def test_every_cell_float32():
     module = randomize(_all_cells())
     model, _ = rc.from_flax(module)
