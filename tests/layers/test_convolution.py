@@ -45,8 +45,9 @@ def _conv_loop(x, kernel, bias, strides, padding, dilation, groups):
 CASE_IDS = [f"{c[3]}-k{c[1]}-s{c[2]}-d{c[4]}-g{c[5]}" for c in CASES]
 # by default every padding, kernel size, stride, dilation, group count, activation and use_bias
 DEFAULT_CASES = [
+    "same-k3-s1-d1-g1",
+    "same-k4-s2-d1-g2",
     "valid-k2-s3-d1-g1",
-    "causal-k3-s1-d2-g1",
     "causal-k2-s1-d1-g4",
     "same-k5-s1-d2-g2",
     "causal-k4-s2-d1-g1",

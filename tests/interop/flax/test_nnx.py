@@ -54,6 +54,7 @@ def test_each_cell(name, dtype):
         check(module, inputs(dtype=dtype), dtype=dtype)
 
 
+@pytest.mark.slow  # every function's mapping: test_flax_activations; relu and hard_sigmoid in a cell: test_nnx_export
 def test_cell_activations():
     cell = _cell("GRUCell", F, 3, gate_fn=jax.nn.hard_sigmoid, activation_fn=jax.nn.soft_sign)
     module = randomize(nnx.Sequential(nnx.RNN(cell), nnx.RNN(_cell("SimpleCell", 3, 2, activation_fn=jax.nn.relu))))
