@@ -19,9 +19,12 @@ CONFIGS = [  # (reset_after, activation, recurrent_activation, use_bias)
     (True, "selu", "hard_sigmoid", True),
     (False, "gelu", "softsign", True),
 ]
+COVERING = [  # the last four cover every value; the first two with -m slow
+    pytest.param(*c, marks=(pytest.mark.slow,) if i < 2 else ()) for i, c in enumerate(CONFIGS)
+]
 
 
-@pytest.mark.parametrize("reset_after,activation,recurrent_activation,use_bias", CONFIGS)
+@pytest.mark.parametrize("reset_after,activation,recurrent_activation,use_bias", COVERING)
 def test_jacobian_equals_jacfwd(x64, reset_after, activation, recurrent_activation, use_bias):
     rng = np.random.default_rng(30)
     cell = GRU(
@@ -35,7 +38,13 @@ def test_jacobian_equals_jacfwd(x64, reset_after, activation, recurrent_activati
 
 
 @pytest.mark.parametrize(
-    "reset_after,dropout,recurrent_dropout", [(True, 0.3, 0.4), (False, 0.3, 0.4), (True, 0.5, 0.0), (False, 0.0, 0.5)]
+    "reset_after,dropout,recurrent_dropout",
+    [
+        (True, 0.3, 0.4),
+        pytest.param(False, 0.3, 0.4, marks=pytest.mark.slow),  # its values: the other three cases
+        (True, 0.5, 0.0),
+        (False, 0.0, 0.5),
+    ],
 )
 def test_jacobian_with_dropout_masks(x64, reset_after, dropout, recurrent_dropout):
     rng = np.random.default_rng(31)

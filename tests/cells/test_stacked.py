@@ -34,7 +34,12 @@ def _mask():
 
 
 @pytest.mark.parametrize(
-    "wrap, go_backwards, unroll", [("list", False, False), ("list", True, False), ("StackedRNNCells", True, True)]
+    "wrap, go_backwards, unroll",
+    [
+        ("list", False, False),
+        pytest.param("list", True, False, marks=pytest.mark.slow),  # its values: the other two cases
+        ("StackedRNNCells", True, True),
+    ],
 )
 def test_rnn_over_stacked_cells_matches_keras(keras, wrap, go_backwards, unroll):
     rng = np.random.default_rng(int(go_backwards) + 2 * (wrap == "list"))

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err
+from covering import diagonal
 from keras_oracle import keras_run, projection, rc_run
 
 from rnncore import layers
@@ -23,8 +24,7 @@ def random_table(rng, dtype="float32"):
     return (rng.normal(size=(V, D)) * 0.7 + np.arange(V * D).reshape(V, D) * 0.01).astype(dtype)
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (4,), (2, 3, 2)])
-@pytest.mark.parametrize("mask_zero", [False, True])
+@pytest.mark.parametrize("mask_zero, shape", diagonal([False, True], [(3, 5), (4,), (2, 3, 2)]))
 def test_matches_keras_outputs_mask_and_gradient(keras, shape, mask_zero):
     rng = np.random.default_rng(1)
     table = random_table(rng)

@@ -190,8 +190,20 @@ def bn_case(keras, shape, kwargs, masked, seed=21):
     return k, r, p, x, mask
 
 
-@pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("shape,kwargs,masked", BN_CASES)
+def _bn_cases():
+    """BN_CASES with training=False and True: the first two (unmasked, masked) both ways by default,
+    the other default ones in training mode only (inference once more with ``-m slow``)."""
+    out = []
+    for i, case in enumerate(BN_CASES):
+        values, marks = (case.values, case.marks) if hasattr(case, "values") else (case, ())
+        for training in (False, True):
+            slow = marks or (i >= 2 and not training)
+            marks = (pytest.mark.slow,) if slow else ()
+            out.append(pytest.param(*values, training, marks=marks, id=f"shape{i}-kwargs{i}-{values[2]}-{training}"))
+    return out
+
+
+@pytest.mark.parametrize("shape,kwargs,masked,training", _bn_cases())
 def test_batch_normalization_matches_keras(keras, shape, kwargs, masked, training):
     k, r, p, x, mask = bn_case(keras, shape, kwargs, masked)
     call = {"training": training} if mask is None else {"training": training, "mask": mask}

@@ -23,12 +23,15 @@ CASES = [  # (rnncore layer, keras constructor name, args, kwargs, input shape w
     (layers.Permute((2, 1)), "Permute", ((2, 1),), {}, (3, 4, 5)),
     (layers.Permute((3, 1, 2)), "Permute", ((3, 1, 2),), {}, (3, 2, 4, 5)),
     (layers.Activation("relu"), "Activation", ("relu",), {}, (3, 4, 5)),
-    (layers.Activation("tanh"), "Activation", ("tanh",), {}, (3, 5)),
+    pytest.param(layers.Activation("tanh"), "Activation", ("tanh",), {}, (3, 5), marks=pytest.mark.slow),
     (layers.Activation("softmax"), "Activation", ("softmax",), {}, (3, 4, 5)),
-    (layers.Activation("elu"), "Activation", ("elu",), {}, (3, 4, 5)),
-    (layers.Activation("hard_sigmoid"), "Activation", ("hard_sigmoid",), {}, (3, 4, 5)),
+    pytest.param(layers.Activation("elu"), "Activation", ("elu",), {}, (3, 4, 5), marks=pytest.mark.slow),
+    pytest.param(
+        layers.Activation("hard_sigmoid"), "Activation", ("hard_sigmoid",), {}, (3, 4, 5), marks=pytest.mark.slow
+    ),
 ]
-IDS = [f"{c[1]}{c[2]}{c[3] or ''}-{c[4]}" for c in CASES]
+IDS = [f"{c[1]}{c[2]}{c[3] or ''}-{c[4]}" for c in (getattr(c, "values", c) for c in CASES)]
+# slow: the elementwise activations past relu (each one's values and derivatives: tests/test_activations.py)
 
 
 @pytest.mark.parametrize("layer,cls,args,kwargs,shape", CASES, ids=IDS)

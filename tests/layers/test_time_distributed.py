@@ -22,7 +22,14 @@ CASES = [  # (rnncore inner layer, keras inner factory, input shape with batch, 
     ),
     (layers.Dense(2, use_bias=False), lambda k: k.layers.Dense(2, use_bias=False), (B, T, 3), True, False),
     (layers.Dense(2), lambda k: k.layers.Dense(2), (B, T, 2, 3), False, False),
-    (layers.LayerNormalization(), lambda k: k.layers.LayerNormalization(), (B, T, 3), True, False),
+    pytest.param(  # a normalization inside with a mask by default: batchnorm_masked
+        layers.LayerNormalization(),
+        lambda k: k.layers.LayerNormalization(),
+        (B, T, 3),
+        True,
+        False,
+        marks=pytest.mark.slow,
+    ),
     pytest.param(
         layers.BatchNormalization(),
         lambda k: k.layers.BatchNormalization(),
@@ -248,9 +255,11 @@ def _loop_oracle(r, p, x, mask):
     return jnp.stack([_loop_oracle(r.layer, p, x[:, t], mask[:, t]) for t in range(x.shape[1])], axis=1)
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=[] if c == "lstm_last" else [pytest.mark.slow]) for c in RECURRENT_CASES]
-)
+# slow checks all: TimeDistributed's float64 oracle by default is test_float64_equals_a_loop_over_steps, and
+# recurrent layers inside it (masks over both axes, gradients) meet Keras by default in
+# tests/interop/test_wrapper_kinds.py
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(RECURRENT_CASES))
 def test_recurrent_layers_inside_float64_equal_a_loop_over_outer_steps(x64, case):
     make, _, shape = RECURRENT_CASES[case]
     rng = np.random.default_rng(54)

@@ -20,6 +20,7 @@ def _check(module, x, time_major=False, dtype="float32"):
     return variables
 
 
+@pytest.mark.slow  # reverse=True by default: test_return_carry, test_stack_in_sequential
 def test_reverse_is_go_backwards():
     """flax's reverse=True returns the outputs in processing order, as rnncore's go_backwards:
     y[:, 0] is the output after consuming x[:, -1]."""
@@ -80,7 +81,7 @@ def test_time_major():
 @pytest.mark.parametrize(
     "merge_fn, mode",
     [
-        (None, "concat"),
+        pytest.param(None, "concat", marks=pytest.mark.slow),  # by default: test_stack_in_sequential
         pytest.param(rc.interop.flax.merge_sum, "sum", marks=pytest.mark.slow),
         pytest.param(rc.interop.flax.merge_average, "ave", marks=pytest.mark.slow),
         pytest.param(jnp.multiply, "mul", marks=pytest.mark.slow),

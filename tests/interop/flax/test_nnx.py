@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import max_rel_err
+from covering import sweep
 from flax import nnx
 from nnx_oracles import F, check, inputs, randomize
 
@@ -30,6 +31,10 @@ def _all_cells(dtype=jnp.float32):
     return nnx.Sequential(*[nnx.RNN(_cell(name, f, u, dtype)) for name, (f, u) in zip(CELLS, sizes)])
 
 
+# slow: every cell is checked against nnx, with gradients, in float32 by default in this file's other tests
+# (SimpleCell, LSTMCell, GRUCell in test_stack_in_sequential, OptimizedLSTMCell in
+# test_bidirectional_merge_carry_time_major, GRUCell and SimpleCell in test_cell_activations)
+@pytest.mark.slow
 def test_every_cell_float32():
     module = randomize(_all_cells())
     model, _ = rc.from_flax(module)
@@ -37,19 +42,19 @@ def test_every_cell_float32():
     check(module, inputs())
 
 
+@pytest.mark.slow  # float64 by default: test_each_cell[GRUCell-float64]
 def test_every_cell_float64(x64):
     check(randomize(_all_cells(jnp.float64)), inputs(dtype="float64"), dtype="float64")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("name, dtype", sweep(CELLS, ["float32", "float64"], default=lambda n, d: (n, d) == (3, 1)))
 def test_each_cell(name, dtype):
     with jax.enable_x64(dtype == "float64"):
         module = randomize(nnx.RNN(_cell(name, F, 5, jnp.dtype(dtype))))
         check(module, inputs(dtype=dtype), dtype=dtype)
 
 
+@pytest.mark.slow  # every function's mapping: test_flax_activations; relu and hard_sigmoid in a cell: test_nnx_export
 def test_cell_activations():
     cell = _cell("GRUCell", F, 3, gate_fn=jax.nn.hard_sigmoid, activation_fn=jax.nn.soft_sign)
     module = randomize(nnx.Sequential(nnx.RNN(cell), nnx.RNN(_cell("SimpleCell", 3, 2, activation_fn=jax.nn.relu))))
@@ -109,6 +114,7 @@ def test_keep_order_is_refused_alone():
     assert max_rel_err(jnp.flip(model.apply(params, x), axis=1), kept(x)) < 1e-6
 
 
+@pytest.mark.slow  # by default: test_bidirectional_merge_carry_time_major, test_stack_in_sequential
 def test_bidirectional():
     module = randomize(nnx.Bidirectional(nnx.RNN(_cell("LSTMCell", F, 3)), nnx.RNN(_cell("GRUCell", F, 2))))
     check(module, inputs())

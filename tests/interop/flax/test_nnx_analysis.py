@@ -6,13 +6,14 @@ import jax
 import jax.numpy as jnp
 import pytest
 from conftest import max_rel_err
+from covering import only
 from flax import nnx
 from nnx_oracles import F, inputs, randomize
 
 import rnncore as rc
 
 
-@pytest.mark.parametrize("name", ["LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("name", only(["LSTMCell", "GRUCell"], keep=["LSTMCell"]))  # GRU: test_flax_analysis
 def test_step_jacobians_against_nnx_cell(name, x64):
     cell = randomize(getattr(nnx, name)(F, 3, param_dtype=jnp.float64, rngs=nnx.Rngs(0)))
     x = inputs(dtype="float64")
