@@ -362,7 +362,7 @@ def test_sequential_matches_keras_longer_search(keras, cfg):
 @pytest.mark.parametrize("kind", KINDS)
 def test_stateful_chunks_equal_keras_stateful(keras, kind):
     """A Keras model of ``stateful=True`` layers keeps its states between calls; rnncore returns them
-    (``return_states=True``) and takes them back (``initial_states``): two chunks agree, and
+    (``return_states=True``) and takes them back (``initial_states``): three chunks agree, and
     running the chunks equals running the whole sequence at once."""
     B, T, F = 2, 4, 3
     specs = [
@@ -376,7 +376,7 @@ def test_stateful_chunks_equal_keras_stateful(keras, kind):
     rng = np.random.default_rng(7)
     randomize(k_model, rng)
     params = params_from_keras(model, k_model)
-    chunks = [rng.normal(size=(B, T, F)).astype("float32") for _ in range(2)]
+    chunks = [rng.normal(size=(B, T, F)).astype("float32") for _ in range(3)]
     states = None
     for chunk in chunks:
         y_keras = np.asarray(k_model(chunk))
