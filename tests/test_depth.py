@@ -169,7 +169,7 @@ def test_model_state_gradients_equal_grad_of_state_perturbations(stack):
     def objective(e1, e2):
         return jnp.sum(so.stack_oracle(w, x, mask, e1, e2)[0] * d_out)
 
-    g1, g2 = jax.grad(objective, argnums=(0, 1))(*so.zeros_e([4, 6]))
+    g1, g2 = jax.jit(jax.grad(objective, argnums=(0, 1)))(*so.zeros_e([4, 6]))  # one program, not op by op
     np.testing.assert_allclose(got[0], jnp.swapaxes(g1, 0, 1), rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(got[1], jnp.swapaxes(g2, 0, 1), rtol=1e-11, atol=1e-13)
     # not vacuous: a masked step passes gradient on through the carried state (row 2, steps 1 and
@@ -183,7 +183,7 @@ def test_cross_layer_jacobians_equal_jacfwd_of_the_stacked_loop(stack):
     (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
     assert (pair.lower, pair.upper) == (0, 1)
     e1, e2 = so.zeros_e([4, 6])
-    full = jax.jacfwd(lambda e: so.stack_oracle(w, x, mask, e, e2)[1])(e1)  # (T, B, 6, T, B, 4)
+    full = jax.jit(jax.jacfwd(lambda e: so.stack_oracle(w, x, mask, e, e2)[1]))(e1)  # (T, B, 6, T, B, 4): one program
     want = np.stack([[full[t, b, :, t, b, :] for t in range(so.T)] for b in range(so.B)])
     assert pair.jacobian.shape == (so.B, so.T, 6, 4)
     np.testing.assert_allclose(pair.jacobian, want, rtol=1e-11, atol=1e-14)
@@ -211,7 +211,8 @@ def test_bidirectional_state_gradients_and_cross_layer(x64):
     d_out = jnp.asarray([[0.7], [-1.3], [0.4]])
     got = depth.model_state_gradients(model, params, x, d_out, mask)
     e = so.zeros_e([3, 3, 2])
-    gf, gb, g2 = jax.grad(lambda *e: jnp.sum(so.bidi_oracle(w, x, mask, *e)[0] * d_out), argnums=(0, 1, 2))(*e)
+    # the oracles are compiled as one program each (the same loops, not run op by op)
+    gf, gb, g2 = jax.jit(jax.grad(lambda *e: jnp.sum(so.bidi_oracle(w, x, mask, *e)[0] * d_out), argnums=(0, 1, 2)))(*e)
     assert isinstance(got[0], depth.Directions)
     np.testing.assert_allclose(got[0].forward, jnp.swapaxes(gf, 0, 1), rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(got[0].backward, jnp.swapaxes(gb, 0, 1), rtol=1e-11, atol=1e-14)
@@ -219,11 +220,11 @@ def test_bidirectional_state_gradients_and_cross_layer(x64):
     assert float(jnp.max(jnp.abs(gb))) > 1e-2
 
     (pair,) = depth.cross_layer_jacobians(model, params, x, mask)
-    jf = jax.jacfwd(lambda ef: so.bidi_oracle(w, x, mask, ef, e[1], e[2])[1])(e[0])  # (T, B, 2, T, B, 3)
+    jf = jax.jit(jax.jacfwd(lambda ef: so.bidi_oracle(w, x, mask, ef, e[1], e[2])[1]))(e[0])  # (T, B, 2, T, B, 3)
     # the direct coupling: the backward state at position t perturbs only the output it emits
     # there (its later steps would reach the upper layer at earlier positions, hence earlier upper
     # states, as well); position t is that direction's processing step T - t + 1 (0-based T - 1 - t)
-    jb = jax.jacfwd(lambda eo: so.bidi_oracle(w, x, mask, e[0], e[1], e[2], eo)[1])(e[1])
+    jb = jax.jit(jax.jacfwd(lambda eo: so.bidi_oracle(w, x, mask, e[0], e[1], e[2], eo)[1]))(e[1])
     want_f = np.stack([[jf[t, b, :, t, b, :] for t in range(so.T)] for b in range(so.B)])
     want_b = np.stack([[jb[t, b, :, so.T - 1 - t, b, :] for t in range(so.T)] for b in range(so.B)])
     np.testing.assert_allclose(pair.jacobian.forward, want_f, rtol=1e-11, atol=1e-14)
