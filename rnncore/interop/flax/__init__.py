@@ -6,6 +6,7 @@ module                what it knows
 ``fields``            a linen module's fields and variables: what is ignored, what is refused, arrays by path
 ``activations``       flax-side activation functions <-> rnncore activation names
 ``cells``             the linen cell table (``SimpleCell``, ``LSTMCell``, ...), params both ways
+``exportable``        what a layer must be for flax to hold it (the export refusals linen and nnx share)
 ``module_kind``       what one module entry holds (:class:`~rnncore.interop.flax.module_kind.ModuleKind`)
 ``recurrent``         ``nn.RNN`` and ``nn.Bidirectional`` entries (flags, merge functions, ``last_step``)
 ``normalization``     the ``nn.LayerNorm`` entry

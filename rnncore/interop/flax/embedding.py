@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from ... import layers as L
+from .exportable import check_embedding
 from .fields import array, check_dtype, check_fields
 from .module_kind import Converted, ModuleKind
 
@@ -30,12 +31,7 @@ def _to_rnncore(embed: Any, params: Any, at: str) -> Converted:
 
 
 def _to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
-    for arg, ok in (("mask_zero", not layer.mask_zero), ("padding_idx", layer.padding_idx is None)):
-        if not ok:
-            raise ValueError(
-                f"{at}: {arg}={getattr(layer, arg)!r} has no flax counterpart (nn.Embed has no masks and no frozen "
-                f"rows); expected {'False' if arg == 'mask_zero' else 'None'}."
-            )
+    check_embedding(layer, at, "nn.Embed")
     table = params.embeddings if isinstance(params, L.EmbeddingParams) else params[0]
     module = nn.Embed(layer.input_dim, layer.output_dim, param_dtype=jnp.asarray(table).dtype)
     return [module], {"embedding": table}

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from ... import layers as L
 from .activations import flax_function
 from .embedding import EMBED
+from .exportable import SUPPORTED_LAYERS, check_dropout, dense_arrays
 from .fields import array, check_dtype, check_fields
 from .module_kind import Converted, ModuleKind
 from .normalization import LAYER_NORM
@@ -55,9 +56,7 @@ def _dense_to_rnncore(dense: Any, params: Any, at: str) -> Converted:
 
 
 def _dense_to_flax(nn: Any, layer: L.Dense, params: Any, at: str) -> tuple:
-    if not isinstance(params, (tuple, list)) or len(params) != 2:
-        raise ValueError(f"{at}: params must be DenseParams(kernel, bias); got {type(params).__name__}.")
-    kernel, bias = params
+    kernel, bias = dense_arrays(params, at)
     tree = {"kernel": kernel} if bias is None else {"kernel": kernel, "bias": bias}
     modules: list = [nn.Dense(layer.units, use_bias=layer.use_bias, param_dtype=jnp.asarray(kernel).dtype)]
     if layer.activation is not None and layer.activation != "linear":
@@ -82,8 +81,7 @@ def _dropout_to_rnncore(dropout: Any, params: Any, at: str) -> Converted:
 
 
 def _dropout_to_flax(nn: Any, layer: L.Dropout, params: Any, at: str) -> tuple:
-    if layer.noise_shape is not None:
-        raise ValueError(f"{at}: noise_shape={layer.noise_shape!r} is not exported; expected None.")
+    check_dropout(layer, at)
     return [nn.Dropout(layer.rate, deterministic=True)], None
 
 
@@ -116,6 +114,5 @@ def for_layer(layer: Any, at: str) -> ModuleKind:
     """The kind of an rnncore layer flax can represent; a ``ValueError`` naming ``at`` otherwise."""
     kind = _BY_RNNCORE_TYPE.get(type(layer))
     if kind is None:
-        supported = "SimpleRNN, LSTM, GRU, RNN, Bidirectional, Dense, Dropout, LayerNormalization, Embedding"
-        raise ValueError(f"{at} ({type(layer).__name__}) has no flax counterpart; expected one of {supported}.")
+        raise ValueError(f"{at} ({type(layer).__name__}) has no flax counterpart; expected one of {SUPPORTED_LAYERS}.")
     return kind

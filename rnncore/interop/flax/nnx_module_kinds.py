@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from ... import layers as L
 from .activations import flax_function
+from .exportable import SUPPORTED_LAYERS, check_dropout, check_embedding, check_layer_norm, dense_arrays
 from .fields import check_dtype
 from .module_kind import Converted
 from .nnx_fields import check_settings, linear_params, param, set_param
@@ -46,10 +47,9 @@ def _linear_to_rnncore(linear: Any, at: str) -> Converted:
 def _linear_to_nnx(layer: L.Dense, params: Any, features: Any, at: str) -> tuple:
     from flax import nnx
 
-    if not isinstance(params, (tuple, list)) or len(params) != 2:
-        raise ValueError(f"{at}: params must be DenseParams(kernel, bias); got {type(params).__name__}.")
-    kernel = jnp.asarray(params[0])
-    bias = None if params[1] is None else jnp.asarray(params[1])
+    kernel, bias = dense_arrays(params, at)
+    kernel = jnp.asarray(kernel)
+    bias = None if bias is None else jnp.asarray(bias)
     linear = nnx.Linear(
         kernel.shape[0], layer.units, use_bias=layer.use_bias, param_dtype=kernel.dtype, rngs=nnx.Rngs(0)
     )
@@ -81,8 +81,7 @@ def _dropout_to_rnncore(dropout: Any, at: str) -> Converted:
 def _dropout_to_nnx(layer: L.Dropout, params: Any, features: Any, at: str) -> tuple:
     from flax import nnx
 
-    if layer.noise_shape is not None:
-        raise ValueError(f"{at}: noise_shape={layer.noise_shape!r} is not exported; expected None.")
+    check_dropout(layer, at)
     return [nnx.Dropout(layer.rate, deterministic=True, rngs=nnx.Rngs(dropout=0))], features
 
 
@@ -110,10 +109,7 @@ def _layer_norm_to_rnncore(norm: Any, at: str) -> Converted:
 def _layer_norm_to_nnx(layer: Any, params: Any, features: Optional[int], at: str) -> tuple:
     from flax import nnx
 
-    if layer.axis not in (-1, (-1,)):
-        raise ValueError(f"{at}: axis={layer.axis!r} is not exported; expected -1 (flax's default reduction axis).")
-    if layer.rms_scaling:
-        raise ValueError(f"{at}: rms_scaling=True has no flax nnx.LayerNorm counterpart; expected False.")
+    check_layer_norm(layer, at, "nnx.LayerNorm")
     gamma, beta = (None if a is None else jnp.asarray(a) for a in params)
     weights = [w for w in (gamma, beta) if w is not None]
     n = int(weights[0].shape[0]) if weights else features
@@ -150,12 +146,7 @@ def _embed_to_rnncore(embed: Any, at: str) -> Converted:
 def _embed_to_nnx(layer: Any, params: Any, features: Any, at: str) -> tuple:
     from flax import nnx
 
-    for arg, ok in (("mask_zero", not layer.mask_zero), ("padding_idx", layer.padding_idx is None)):
-        if not ok:
-            raise ValueError(
-                f"{at}: {arg}={getattr(layer, arg)!r} has no flax counterpart (nnx.Embed has no masks and no frozen "
-                f"rows); expected {'False' if arg == 'mask_zero' else 'None'}."
-            )
+    check_embedding(layer, at, "nnx.Embed")
     table = jnp.asarray(params.embeddings if isinstance(params, L.EmbeddingParams) else params[0])
     embed = nnx.Embed(layer.input_dim, layer.output_dim, param_dtype=table.dtype, rngs=nnx.Rngs(0))
     set_param(embed, "embedding", table)
@@ -190,6 +181,7 @@ def nnx_kind_for_layer(layer: Any, at: str) -> NnxKind:
     """The kind of an rnncore layer nnx can represent; a ``ValueError`` naming ``at`` otherwise."""
     kind = _BY_RNNCORE_TYPE.get(type(layer))
     if kind is None:
-        supported = "SimpleRNN, LSTM, GRU, RNN, Bidirectional, Dense, Dropout, LayerNormalization, Embedding"
-        raise ValueError(f"{at} ({type(layer).__name__}) has no flax nnx counterpart; expected one of {supported}.")
+        raise ValueError(
+            f"{at} ({type(layer).__name__}) has no flax nnx counterpart; expected one of {SUPPORTED_LAYERS}."
+        )
     return kind

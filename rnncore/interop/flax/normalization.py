@@ -20,6 +20,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from ... import layers as L
+from .exportable import check_layer_norm
 from .fields import check_dtype, check_fields
 from .module_kind import Converted, ModuleKind
 
@@ -47,10 +48,7 @@ def _to_rnncore(norm: Any, params: Any, at: str) -> Converted:
 
 
 def _to_flax(nn: Any, layer: Any, params: Any, at: str) -> tuple:
-    if layer.axis not in (-1, (-1,)):
-        raise ValueError(f"{at}: axis={layer.axis!r} is not exported; expected -1 (flax's default reduction axis).")
-    if layer.rms_scaling:
-        raise ValueError(f"{at}: rms_scaling=True has no flax nn.LayerNorm counterpart; expected False.")
+    check_layer_norm(layer, at, "nn.LayerNorm")
     gamma, beta = params
     tree = {}
     dtype = jnp.float32
